@@ -1,0 +1,138 @@
+// Command varta-beat sends VLP heartbeats to a varta-watch observer: the
+// agent side for shell scripts and smoke tests.
+//
+//	varta-beat --socket PATH [--status ok|degraded|critical] [--payload N]
+//	           [--count N] [--interval-ms MS] [--terminal]
+//
+// Exit status: 0 when every frame was sent, 1 when one could not be (no
+// observer at PATH, queue full, ...), 2 on a usage error.
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/varta-go/varta/vlp"
+)
+
+const usage = `usage: varta-beat --socket PATH [flags]
+
+Send VLP heartbeat frames to the varta-watch observer listening at PATH.
+
+  --socket PATH        the observer's Unix datagram socket (required)
+  --status S           ok, degraded or critical (default ok)
+  --payload N          opaque 32-bit application value (default 0)
+  --count N            frames to send (default 1)
+  --interval-ms MS     pause between frames (default 1000 when --count > 1)
+  --terminal           send the dying-gasp frame (critical, terminal nonce)
+                       after the beats
+  -h, --help           show this help
+
+Exit status: 0 sent, 1 could not send, 2 usage error.
+`
+
+type options struct {
+	socket   string
+	status   vlp.Status
+	payload  uint32
+	count    int
+	interval time.Duration
+	terminal bool
+}
+
+// errUsage marks errors that exit 2.
+type errUsage struct{ msg string }
+
+func (e errUsage) Error() string { return e.msg }
+
+func parse(args []string) (options, error) {
+	fs := flag.NewFlagSet("varta-beat", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	var o options
+	status := fs.String("status", "ok", "")
+	payload := fs.Uint64("payload", 0, "")
+	intervalMs := fs.Int64("interval-ms", -1, "")
+	fs.StringVar(&o.socket, "socket", "", "")
+	fs.IntVar(&o.count, "count", 1, "")
+	fs.BoolVar(&o.terminal, "terminal", false, "")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, errUsage{err.Error()}
+	}
+	st, ok := vlp.ParseStatus(*status)
+	switch {
+	case fs.NArg() > 0:
+		return o, errUsage{"unexpected argument " + strconv.Quote(fs.Arg(0))}
+	case o.socket == "":
+		return o, errUsage{"--socket PATH is required"}
+	case !ok:
+		return o, errUsage{"--status must be ok, degraded or critical, not " + strconv.Quote(*status)}
+	case *payload > 0xFFFFFFFF:
+		return o, errUsage{"--payload must fit in 32 bits (0..4294967295)"}
+	case o.count < 0 || (o.count == 0 && !o.terminal):
+		return o, errUsage{"--count must be at least 1 (or 0 with --terminal)"}
+	case *intervalMs < -1:
+		return o, errUsage{"--interval-ms must not be negative"}
+	}
+	o.status, o.payload = st, uint32(*payload)
+	o.interval = time.Duration(*intervalMs) * time.Millisecond
+	if *intervalMs == -1 {
+		o.interval = time.Second
+	}
+	return o, nil
+}
+
+// run sends the frames; it keeps going after a drop so a long --count run
+// still beats once the observer is back, and reports how many failed.
+func run(o options) error {
+	e, err := vlp.Dial(o.socket)
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	var last error
+	for i := 0; i < o.count; i++ {
+		if i > 0 {
+			time.Sleep(o.interval)
+		}
+		if err := e.Beat(o.status, o.payload); err != nil {
+			last = err
+		}
+	}
+	if o.terminal {
+		if err := e.Terminal(o.payload); err != nil {
+			last = err
+		}
+	}
+	if last != nil {
+		total := o.count
+		if o.terminal {
+			total++
+		}
+		return errors.New(strconv.FormatUint(e.Dropped(), 10) + " of " + strconv.Itoa(total) +
+			" frames not sent to " + o.socket + ": " + last.Error())
+	}
+	return nil
+}
+
+func main() {
+	o, err := parse(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		io.WriteString(os.Stdout, usage)
+		return
+	}
+	if err != nil {
+		io.WriteString(os.Stderr, "varta-beat: "+err.Error()+"; see --help\n")
+		os.Exit(2)
+	}
+	if err := run(o); err != nil {
+		io.WriteString(os.Stderr, "varta-beat: "+err.Error()+"\n")
+		os.Exit(1)
+	}
+}
