@@ -1,0 +1,315 @@
+package recovery
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// spawn starts the recovery child for entry e. The caller has checked
+// that a child slot is free. The child gets /dev/null as stdin, /dev/null
+// or a capture pipe as stdout and stderr, nothing else (every fd of ours
+// is close-on-exec and ForkExec passes only Files), the configured
+// environment, and its own process group so a timeout can kill all it
+// started. ForkExec returns once the child has exec'd (vfork-style), so
+// the loop is held for one fork/exec; SpawnsPerTick bounds how many.
+func (m *Manager) spawn(e int32, now int64) Outcome {
+	m.spawnLeft--
+	en := &m.pids.entries[e]
+	en.lastRun, en.hasRun = now, true
+	m.pids.unlink(e)
+
+	rfd := [2]int32{none, none}
+	m.files = [3]uintptr{uintptr(m.devnull), uintptr(m.devnull), uintptr(m.devnull)}
+	if m.capture > 0 {
+		for k := range rfd {
+			var p [2]int
+			err := unix.Pipe2(p[:], unix.O_CLOEXEC)
+			if err == nil {
+				err = unix.SetNonblock(p[0], true)
+				if err != nil {
+					unix.Close(p[0])
+					unix.Close(p[1])
+				}
+			}
+			if err != nil {
+				closeFds(rfd[:])
+				closeWrite(m.files[1:], m.devnull)
+				return m.spawnFailed(e, os.NewSyscallError("pipe2", err))
+			}
+			rfd[k] = int32(p[0])
+			m.files[1+k] = uintptr(p[1])
+		}
+	}
+	if m.closeRange {
+		cloexecFrom3() // cheap, and catches an fd someone opened without O_CLOEXEC since
+	}
+	argv := m.cmd.argv(en.pid)
+	cpid, err := syscall.ForkExec(m.cmd.Path, argv, &m.attr)
+	closeWrite(m.files[1:], m.devnull)
+	if err != nil {
+		closeFds(rfd[:])
+		return m.spawnFailed(e, err)
+	}
+
+	slot := m.freeKids[len(m.freeKids)-1]
+	m.freeKids = m.freeKids[:len(m.freeKids)-1]
+	c := &m.children[slot]
+	kept := c.kept[:0]
+	if m.capture > 0 && kept == nil {
+		kept = make([]byte, 0, m.capture)
+	}
+	*c = child{
+		pid:       cpid,
+		agent:     en.pid,
+		entry:     e,
+		pos:       int32(len(m.active)),
+		startTime: en.startTime,
+		spawned:   now,
+		deadline:  NoDeadline,
+		fds:       rfd,
+		kept:      kept,
+	}
+	if m.timeout > 0 {
+		c.deadline = now + m.timeout
+		if c.deadline < m.nextDue {
+			m.nextDue = c.deadline
+		}
+	}
+	m.active = append(m.active, slot)
+	en.child = slot
+	m.auditSpawn(c, len(argv))
+	return m.count(OutcomeSpawned)
+}
+
+func (m *Manager) spawnFailed(e int32, err error) Outcome {
+	m.pids.idle(e)
+	en := &m.pids.entries[e]
+	return m.refuse(en.pid, en.startTime, OutcomeSpawnFailed, "spawn_failed", err)
+}
+
+func closeFds(fds []int32) {
+	for i, fd := range fds {
+		if fd != none {
+			unix.Close(int(fd))
+			fds[i] = none
+		}
+	}
+}
+
+// closeWrite closes the parent's copies of the pipe write ends in files.
+func closeWrite(files []uintptr, devnull int) {
+	for i, fd := range files {
+		if int(fd) != devnull {
+			unix.Close(int(fd))
+			files[i] = uintptr(devnull)
+		}
+	}
+}
+
+// drain reads what the child wrote to its capture pipes, at most
+// drainPerTick bytes per pipe, never blocking (the read ends are
+// O_NONBLOCK). It keeps the first CaptureBytes, counts everything, and
+// discards the rest so a chatty child is never stalled on a full pipe.
+// A pipe at EOF or in error is closed.
+func (m *Manager) drain(c *child) {
+	for k, fd := range c.fds {
+		if fd == none {
+			continue
+		}
+		for budget := drainPerTick; budget > 0; {
+			dst := m.scratch
+			keep := len(c.kept) < m.capture
+			if keep {
+				dst = c.kept[len(c.kept):m.capture]
+			}
+			if len(dst) > budget {
+				dst = dst[:budget]
+			}
+			n, err := unix.Read(int(fd), dst)
+			if n > 0 {
+				if keep {
+					c.kept = c.kept[:len(c.kept)+n]
+				}
+				c.nbytes[k] += uint64(n)
+				budget -= n
+				continue
+			}
+			if err == unix.EINTR {
+				continue
+			}
+			if err != unix.EAGAIN {
+				unix.Close(int(fd)) // EOF: every writer is gone
+				c.fds[k] = none
+			}
+			break
+		}
+	}
+}
+
+// reap collects the child in slot if it has exited, with wait4(pid,
+// WNOHANG) on its own pid only (never -1, which would steal other
+// children of the process). It reports whether the slot was freed.
+func (m *Manager) reap(slot int32, now int64) bool {
+	c := &m.children[slot]
+	var ws unix.WaitStatus
+	var wpid int
+	var err error
+	for {
+		wpid, err = unix.Wait4(c.pid, &ws, unix.WNOHANG, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err == nil && wpid == 0 {
+		return false // still running
+	}
+	code, sig, o := -1, syscall.Signal(0), OutcomeReapedNonzero
+	switch {
+	case err != nil:
+		// ECHILD: someone reaped it behind our back (SIGCHLD set to
+		// SIG_IGN, or a wait on -1 elsewhere); the status is lost.
+	case ws.Exited():
+		code = ws.ExitStatus()
+		if code == 0 {
+			o = OutcomeReapedZero
+		}
+	case ws.Signaled():
+		sig = ws.Signal()
+	}
+	if c.killed {
+		o = OutcomeKilled
+	}
+	m.complete(slot, now, o, code, sig)
+	return true
+}
+
+// complete accounts for a reaped child and frees its slot.
+func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig syscall.Signal) {
+	c := &m.children[slot]
+	m.drain(c)
+	closeFds(c.fds[:])
+	dur := now - c.spawned
+	m.count(o)
+	m.durations.observe(dur)
+	m.auditComplete(c, o, code, sig, dur)
+	if m.onComplete != nil {
+		m.comp = Completion{
+			Agent:       c.agent,
+			StartTime:   c.startTime,
+			Child:       c.pid,
+			Outcome:     o,
+			ExitCode:    code,
+			Signal:      sig,
+			Duration:    time.Duration(dur),
+			StdoutBytes: c.nbytes[0],
+			StderrBytes: c.nbytes[1],
+			Captured:    c.kept,
+		}
+		m.onComplete(&m.comp)
+		m.comp.Captured = nil
+	}
+	m.pids.entries[c.entry].child = none
+	m.pids.idle(c.entry)
+	last := m.active[len(m.active)-1]
+	m.active[c.pos] = last
+	m.children[last].pos = c.pos
+	m.active = m.active[:len(m.active)-1]
+	m.freeKids = append(m.freeKids, slot)
+	c.pid, c.nbytes = 0, [2]uint64{}
+	c.kept = c.kept[:0]
+}
+
+func (m *Manager) auditBoot(reason string, repaired int64, prevHash string) {
+	a := m.audit
+	a.begin("boot")
+	a.int("observer_pid", int64(os.Getpid()))
+	a.int("observer_ns", m.clock())
+	a.str("reason", reason)
+	a.int("repaired_bytes", repaired)
+	a.str("prev_file_hash", prevHash)
+	a.str("program", m.cmd.Path)
+	a.int("argc", int64(len(m.cmd.Args)))
+	_ = a.commit() // counted in AuditStats
+}
+
+func (m *Manager) auditRefused(pid int32, startTime uint64, reason string, err error) {
+	a := m.audit
+	if a == nil {
+		return
+	}
+	a.begin("refused")
+	a.int("agent", int64(pid))
+	a.uint("start_time", startTime)
+	a.str("reason", reason)
+	if err != nil {
+		a.str("error", errText(err))
+	}
+	_ = a.commit()
+}
+
+// auditSpawn records the child; the program path and argument count only,
+// never the arguments, which may carry secrets.
+func (m *Manager) auditSpawn(c *child, argc int) {
+	a := m.audit
+	if a == nil {
+		return
+	}
+	a.begin("spawn")
+	a.int("agent", int64(c.agent))
+	a.uint("start_time", c.startTime)
+	a.int("child", int64(c.pid))
+	a.str("program", m.cmd.Path)
+	a.int("argc", int64(argc))
+	_ = a.commit()
+}
+
+func (m *Manager) auditComplete(c *child, o Outcome, code int, sig syscall.Signal, dur int64) {
+	a := m.audit
+	if a == nil {
+		return
+	}
+	a.begin("complete")
+	a.int("agent", int64(c.agent))
+	a.int("child", int64(c.pid))
+	if o == OutcomeKilled {
+		a.str("outcome", "killed")
+	} else {
+		a.str("outcome", "reaped")
+	}
+	switch {
+	case sig != 0:
+		a.str("signal", signalName(sig))
+	case code >= 0:
+		a.int("exit", int64(code))
+	default:
+		a.str("exit", "unknown")
+	}
+	a.int("duration_ms", dur/int64(time.Millisecond))
+	a.uint("stdout_bytes", c.nbytes[0])
+	a.uint("stderr_bytes", c.nbytes[1])
+	_ = a.commit()
+}
+
+func signalName(sig syscall.Signal) string {
+	if s := unix.SignalName(sig); s != "" {
+		return s
+	}
+	return strconv.Itoa(int(sig))
+}
+
+// errText names an errno by its symbol (ENOENT) and anything else by its
+// message.
+func errText(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if s := unix.ErrnoName(errno); s != "" {
+			return s
+		}
+	}
+	return err.Error()
+}

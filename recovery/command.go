@@ -1,0 +1,205 @@
+package recovery
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// PidPlaceholder is replaced by the stalled agent's pid wherever it occurs
+// inside an argument of the recovery command.
+const PidPlaceholder = "{pid}"
+
+// maxCommandFile bounds what LoadCommandFile reads: a command line is short,
+// and a multi-megabyte file is a mistake, not a command.
+const maxCommandFile = 64 << 10
+
+// Command is a parsed recovery command. It is run by execve(2) directly,
+// never through a shell.
+type Command struct {
+	// Path is the absolute path of the program, resolved at start-up.
+	Path string
+	// Args is the argument vector, Args[0] being the program as the
+	// operator wrote it. Every argument after Args[0] may contain
+	// PidPlaceholder; ParseCommand appends a lone placeholder when the
+	// operator wrote none, so the pid always reaches the program.
+	Args []string
+}
+
+// ParseCommand parses a --recovery-exec command line. The line is split on
+// white space (no quoting: there is no shell); PidPlaceholder inside any
+// argument after the program is replaced by the stalled pid at each run,
+// and when no argument contains it the pid is appended as the last
+// argument.
+//
+// The program is resolved once, here, at start-up: a name containing '/'
+// must be an absolute path; a bare name is looked up in the observer's
+// $PATH (only absolute PATH entries count, so "." or an empty entry never
+// makes a file in the working directory run). Either way it must be an
+// executable regular file now; if it later disappears, runs fail and are
+// counted as spawn_failed.
+func ParseCommand(line string) (Command, error) {
+	if strings.IndexByte(line, 0) >= 0 {
+		return Command{}, errors.New("recovery command: contains a NUL byte")
+	}
+	args := strings.Fields(line)
+	if len(args) == 0 {
+		return Command{}, errors.New("recovery command: empty; give a program and its arguments")
+	}
+	path, err := resolveProgram(args[0])
+	if err != nil {
+		return Command{}, err
+	}
+	hasPid := false
+	for _, a := range args[1:] {
+		if strings.Contains(a, PidPlaceholder) {
+			hasPid = true
+			break
+		}
+	}
+	if !hasPid {
+		args = append(args, PidPlaceholder)
+	}
+	return Command{Path: path, Args: args}, nil
+}
+
+// LoadCommandFile reads a --recovery-exec-file and parses its content with
+// ParseCommand. Lines whose first non-blank character is '#' are comments;
+// the remaining lines are joined, so a long command may span lines.
+//
+// The file is opened with O_NOFOLLOW (a symlink is refused) and must be a
+// regular file owned by the observer's effective uid with no group or
+// other permission bits (mode 0600 or stricter): whoever can write it
+// chooses what the observer executes.
+func LoadCommandFile(path string) (Command, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) {
+			return Command{}, fmt.Errorf("recovery command file %s: is a symlink; point the flag at the real file", path)
+		}
+		return Command{}, fmt.Errorf("recovery command file %s: %w", path, os.NewSyscallError("open", err))
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return Command{}, fmt.Errorf("recovery command file %s: %w", path, os.NewSyscallError("fstat", err))
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return Command{}, fmt.Errorf("recovery command file %s: not a regular file", path)
+	}
+	if euid := os.Geteuid(); int(st.Uid) != euid {
+		return Command{}, fmt.Errorf("recovery command file %s: owned by uid %d, must be owned by the observer's uid %d (chown %d %s)",
+			path, st.Uid, euid, euid, path)
+	}
+	if perm := st.Mode & 0o777; perm&0o077 != 0 {
+		return Command{}, fmt.Errorf("recovery command file %s: mode %04o gives group/other access, must be 0600 or stricter (chmod 600 %s)",
+			path, perm, path)
+	}
+	if st.Size > maxCommandFile {
+		return Command{}, fmt.Errorf("recovery command file %s: %d bytes, more than the %d a command line may have", path, st.Size, maxCommandFile)
+	}
+	buf := make([]byte, maxCommandFile+1)
+	n := 0
+	for n < len(buf) {
+		m, err := f.Read(buf[n:])
+		n += m
+		if err != nil {
+			break
+		}
+	}
+	if n > maxCommandFile {
+		return Command{}, fmt.Errorf("recovery command file %s: more than %d bytes", path, maxCommandFile)
+	}
+	var b strings.Builder
+	for _, ln := range strings.Split(string(buf[:n]), "\n") {
+		if t := strings.TrimSpace(ln); t == "" || t[0] == '#' {
+			continue
+		}
+		b.WriteString(ln)
+		b.WriteByte(' ')
+	}
+	cmd, err := ParseCommand(b.String())
+	if err != nil {
+		return Command{}, fmt.Errorf("recovery command file %s: %w", path, err)
+	}
+	return cmd, nil
+}
+
+// resolveProgram turns the program word into an absolute path of an
+// executable regular file, as described on ParseCommand.
+func resolveProgram(name string) (string, error) {
+	if strings.IndexByte(name, '/') >= 0 {
+		if name[0] != '/' {
+			return "", fmt.Errorf("recovery command: program %q is a relative path; give an absolute path (the observer's working directory is not a stable base)", name)
+		}
+		if err := checkExecutable(name); err != nil {
+			return "", fmt.Errorf("recovery command: program %s: %w", name, err)
+		}
+		return name, nil
+	}
+	pathEnv := os.Getenv("PATH")
+	if pathEnv == "" {
+		pathEnv = childPath
+	}
+	for _, dir := range strings.Split(pathEnv, ":") {
+		if dir == "" || dir[0] != '/' {
+			continue // relative entries would make the working directory matter
+		}
+		p := strings.TrimSuffix(dir, "/") + "/" + name
+		if checkExecutable(p) == nil {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("recovery command: program %q not found as an executable in PATH (%s); give an absolute path", name, pathEnv)
+}
+
+func checkExecutable(p string) error {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return os.NewSyscallError("stat", err)
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return errors.New("not a regular file")
+	}
+	if st.Mode&0o111 == 0 {
+		return errors.New("not executable (no x permission bit)")
+	}
+	return nil
+}
+
+// argv returns the argument vector for one run for agent pid. It allocates,
+// as the spawn that follows does anyway.
+func (c *Command) argv(pid int32) []string {
+	p := strconv.FormatInt(int64(pid), 10)
+	out := make([]string, len(c.Args))
+	out[0] = c.Args[0]
+	for i, a := range c.Args[1:] {
+		out[i+1] = strings.ReplaceAll(a, PidPlaceholder, p)
+	}
+	return out
+}
+
+// validate reports a Command that ParseCommand would not have produced.
+func (c *Command) validate() error {
+	if c.Path == "" || c.Path[0] != '/' {
+		return fmt.Errorf("recovery: command path %q is not absolute", c.Path)
+	}
+	if len(c.Args) == 0 {
+		return errors.New("recovery: command has no argv[0]")
+	}
+	for _, a := range c.Args {
+		if strings.IndexByte(a, 0) >= 0 {
+			return errors.New("recovery: command argument contains a NUL byte")
+		}
+	}
+	if strings.IndexByte(c.Path, 0) >= 0 {
+		return errors.New("recovery: command path contains a NUL byte")
+	}
+	return nil
+}

@@ -1,0 +1,518 @@
+package recovery
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Limits and defaults of Config.
+const (
+	MaxCapacity          = 65536
+	MinTimeout           = 100 * time.Millisecond
+	DefaultSpawnsPerTick = 4
+	MaxCaptureBytes      = 1 << 20
+	// NoDeadline is what NextDeadline returns when nothing is due.
+	NoDeadline int64 = math.MaxInt64
+)
+
+// childPath is the whole environment of a child unless configured
+// otherwise, and the search path when the observer has no $PATH.
+const childPath = "/usr/bin:/bin"
+
+// deferRetry is how soon the loop should tick again while stalls wait in
+// the deferred queue: soon, so the queue drains at SpawnsPerTick per
+// iteration, but not a busy spin.
+const deferRetry = int64(time.Millisecond)
+
+// drainPerTick bounds the bytes read from one capture pipe per Tick, so a
+// child that writes without end costs the loop a bounded amount of work.
+const drainPerTick = 64 << 10
+
+// Config configures a Manager. Durations of 0 disable the feature they
+// name; poll fills it from the --recovery-* flags.
+type Config struct {
+	Command  Command       // from ParseCommand or LoadCommandFile
+	Capacity int           // outstanding children plus deferred stalls; the pid table size (1..MaxCapacity)
+	Debounce time.Duration // --recovery-debounce-ms; 0 disables
+	Timeout  time.Duration // --recovery-timeout-ms; 0 = none, else >= MinTimeout
+
+	// SpawnsPerTick bounds spawn attempts between two Ticks (OnStall and
+	// the deferred queue together); 0 means DefaultSpawnsPerTick.
+	SpawnsPerTick int
+
+	Env        []string // --recovery-env K=V extras, applied last
+	InheritEnv bool     // --recovery-inherit-env
+
+	// CaptureBytes > 0 connects the child's stdout and stderr to pipes
+	// the manager drains each Tick, counting every byte and keeping the
+	// first CaptureBytes (at most MaxCaptureBytes) of both together.
+	CaptureBytes int
+
+	AuditFile string   // --recovery-audit-file; "" for none
+	AuditSync SyncMode // default SyncRecord
+
+	// Recheck is asked, just before a deferred stall fires, whether the
+	// agent is still stalled and still the same process; false counts the
+	// stall as skipped_stale. Nil means always true.
+	Recheck func(pid int32, startTime uint64) bool
+
+	// OnComplete, if set, is called from Tick or Shutdown for each child
+	// reaped. The Completion and its Captured bytes are valid only during
+	// the call.
+	OnComplete func(*Completion)
+
+	// Clock returns the caller's clock in ns, the one OnStall and Tick
+	// get; Shutdown uses it. Nil means CLOCK_MONOTONIC.
+	Clock func() int64
+}
+
+// Completion describes a reaped recovery child.
+type Completion struct {
+	Agent       int32
+	StartTime   uint64
+	Child       int            // child pid, also its process group id
+	Outcome     Outcome        // OutcomeReapedZero, OutcomeReapedNonzero or OutcomeKilled
+	ExitCode    int            // -1 if it died of a signal or the status was lost
+	Signal      syscall.Signal // 0 unless it died of a signal
+	Duration    time.Duration  // spawn to reap
+	StdoutBytes uint64         // bytes the child wrote to stdout (when capturing)
+	StderrBytes uint64
+	Captured    []byte // the first CaptureBytes of stdout and stderr, in arrival order
+}
+
+// child is one slot of the outstanding-child table.
+type child struct {
+	pid       int // also the process group id: the child leads its group
+	agent     int32
+	entry     int32
+	pos       int32 // index in Manager.active
+	startTime uint64
+	spawned   int64
+	deadline  int64 // NoDeadline without a timeout
+	killed    bool  // we sent SIGKILL (timeout) or SIGTERM (shutdown)
+	fds       [2]int32
+	nbytes    [2]uint64
+	kept      []byte // capacity CaptureBytes, allocated at the slot's first use
+}
+
+// Manager runs recovery children for stalled agents. All methods must be
+// called from one goroutine (the observer loop); see the package doc.
+type Manager struct {
+	cmd        Command
+	capacity   int
+	debounce   int64
+	timeout    int64
+	budget     int
+	capture    int
+	recheck    func(int32, uint64) bool
+	onComplete func(*Completion)
+	clock      func() int64
+
+	children  []child
+	freeKids  []int32 // unused child slots (a stack)
+	active    []int32 // used child slots, dense
+	pids      pidTable
+	queue     fifo
+	spawnLeft int
+	nextDue   int64 // earliest timeout of a child not yet killed
+	lastTick  int64
+
+	counts    [NumOutcomes]uint64
+	durations Durations
+	comp      Completion
+
+	devnull int
+	attr    syscall.ProcAttr
+	sys     syscall.SysProcAttr
+	files   [3]uintptr
+	scratch []byte // drain target once a child's kept bytes are full
+
+	audit     *auditLog // nil without AuditFile
+	auditCap  int
+	auditPath string
+	auditMode SyncMode
+	shutdown  bool
+
+	closeRange bool // close_range(CLOSE_RANGE_CLOEXEC) works: repeat it before each spawn
+}
+
+// New validates cfg, allocates every table at its final size, opens
+// /dev/null and the audit log (writing a boot record), and returns the
+// Manager. Close releases what it opened.
+func New(cfg Config) (*Manager, error) {
+	if err := cfg.Command.validate(); err != nil {
+		return nil, err
+	}
+	switch {
+	case cfg.Capacity < 1 || cfg.Capacity > MaxCapacity:
+		return nil, fmt.Errorf("recovery: capacity %d out of range 1..%d", cfg.Capacity, MaxCapacity)
+	case cfg.Debounce < 0:
+		return nil, errors.New("recovery: negative debounce")
+	case cfg.Timeout < 0 || cfg.Timeout > 0 && cfg.Timeout < MinTimeout:
+		return nil, fmt.Errorf("recovery: timeout %v below the minimum %v", cfg.Timeout, MinTimeout)
+	case cfg.SpawnsPerTick < 0:
+		return nil, errors.New("recovery: negative spawns per tick")
+	case cfg.CaptureBytes < 0 || cfg.CaptureBytes > MaxCaptureBytes:
+		return nil, fmt.Errorf("recovery: capture bytes %d out of range 0..%d", cfg.CaptureBytes, MaxCaptureBytes)
+	case cfg.AuditSync > SyncNone:
+		return nil, errors.New("recovery: unknown audit sync mode")
+	}
+	env, err := childEnv(cfg.Env, cfg.InheritEnv)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manager{
+		cmd:        cfg.Command,
+		capacity:   cfg.Capacity,
+		debounce:   int64(cfg.Debounce),
+		timeout:    int64(cfg.Timeout),
+		budget:     cfg.SpawnsPerTick,
+		capture:    cfg.CaptureBytes,
+		recheck:    cfg.Recheck,
+		onComplete: cfg.OnComplete,
+		clock:      cfg.Clock,
+		children:   make([]child, cfg.Capacity),
+		freeKids:   make([]int32, cfg.Capacity),
+		active:     make([]int32, 0, cfg.Capacity),
+		// Twice the capacity: every busy entry (at most Capacity) still
+		// leaves as many idle ones to remember debounce state in.
+		pids:      newPidTable(2 * cfg.Capacity),
+		queue:     fifo{buf: make([]pending, cfg.Capacity)},
+		nextDue:   NoDeadline,
+		scratch:   make([]byte, 4096),
+		devnull:   -1,
+		auditPath: cfg.AuditFile,
+		auditMode: cfg.AuditSync,
+	}
+	if m.budget == 0 {
+		m.budget = DefaultSpawnsPerTick
+	}
+	m.spawnLeft = m.budget
+	if m.clock == nil {
+		m.clock = monotonicNow
+	}
+	for i := range m.freeKids {
+		m.freeKids[i] = int32(cfg.Capacity - 1 - i)
+	}
+	for i := range m.children {
+		m.children[i].fds = [2]int32{none, none}
+	}
+	if m.closeRange = cloexecFrom3(); !m.closeRange {
+		cloexecScan()
+	}
+	fd, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: %w", os.NewSyscallError("open /dev/null", err))
+	}
+	m.devnull = fd
+	m.sys = syscall.SysProcAttr{Setpgid: true}
+	m.attr = syscall.ProcAttr{Env: env, Files: m.files[:], Sys: &m.sys}
+	if m.auditPath != "" {
+		// Room for the longest record: chain prefix, fixed columns and the
+		// escaped program path (each byte at most four).
+		m.auditCap = 512 + 4*len(m.cmd.Path)
+		a, repaired, err := openAudit(m.auditPath, m.auditMode, 0, m.auditCap)
+		if err != nil {
+			unix.Close(m.devnull)
+			return nil, fmt.Errorf("recovery: %w", err)
+		}
+		m.audit = a
+		m.auditBoot("start", repaired, "-")
+	}
+	return m, nil
+}
+
+// childEnv builds the child environment: PATH=/usr/bin:/bin (or the
+// observer's environment) with the K=V extras applied over it.
+func childEnv(extra []string, inherit bool) ([]string, error) {
+	var env []string
+	if inherit {
+		env = os.Environ()
+	} else {
+		env = []string{"PATH=" + childPath}
+	}
+	for _, kv := range extra {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.IndexByte(kv, 0) >= 0 {
+			return nil, fmt.Errorf("recovery: environment entry %q must be K=V with a non-empty K and no NUL", kv)
+		}
+		replaced := false
+		for i, e := range env {
+			if ek, _, _ := strings.Cut(e, "="); ek == k {
+				env[i], replaced = kv, true
+			}
+		}
+		if !replaced {
+			env = append(env, kv)
+		}
+	}
+	return env, nil
+}
+
+func monotonicNow() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
+}
+
+// OnStall decides what to do about a stall of pid (process start time
+// startTime) raised at now, by the caller's clock in ns. In order: not
+// attested, or pid <= 0 → skipped_unattested; the same (pid, startTime)
+// ran less than Debounce ago → debounced; a child for pid running or
+// queued → skipped_in_flight; outstanding children plus deferred stalls
+// at Capacity → refused_capacity; this tick's spawn budget spent (or
+// older stalls waiting) → OutcomeDeferred; else the child is spawned.
+// Every outcome but OutcomeDeferred is counted and audited at once. It
+// never blocks beyond one fork/exec and allocates only to spawn.
+func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64) Outcome {
+	if m.shutdown {
+		return m.refuse(pid, startTime, OutcomeRefusedCapacity, "shutdown", nil)
+	}
+	if !attested {
+		return m.refuse(pid, startTime, OutcomeSkippedUnattested, "unattested", nil)
+	}
+	if pid <= 0 {
+		// Not a process anyone can vouch for, and "kill $1" with 0 or -1
+		// would signal far more than one agent.
+		return m.refuse(pid, startTime, OutcomeSkippedUnattested, "invalid_pid", nil)
+	}
+	e := m.pids.lookup(pid)
+	if e != none {
+		en := &m.pids.entries[e]
+		if m.debounce > 0 && en.hasRun && en.startTime == startTime && now-en.lastRun < m.debounce {
+			return m.refuse(pid, startTime, OutcomeDebounced, "debounced", nil)
+		}
+		if en.child != none || en.queued {
+			return m.refuse(pid, startTime, OutcomeSkippedInFlight, "in_flight", nil)
+		}
+	}
+	if len(m.active)+m.queue.n >= m.capacity {
+		return m.refuse(pid, startTime, OutcomeRefusedCapacity, "capacity", nil)
+	}
+	if e == none {
+		e = m.pids.insert(pid)
+	}
+	en := &m.pids.entries[e]
+	if en.startTime != startTime {
+		en.startTime, en.hasRun = startTime, false
+	}
+	if m.spawnLeft <= 0 || m.queue.n > 0 {
+		m.pids.unlink(e)
+		en.queued = true
+		m.queue.push(pending{pid: pid, entry: e, startTime: startTime}) // room: reserved by the capacity check
+		return OutcomeDeferred
+	}
+	return m.spawn(e, now)
+}
+
+// Tick does the per-iteration work, all of it bounded by Capacity: it
+// SIGKILLs the process group of every child past its timeout, drains the
+// capture pipes, reaps with wait4(pid, WNOHANG) every outstanding child
+// (one call each, so no zombie outlives a tick), then fires deferred
+// stalls within a fresh spawn budget. With nothing outstanding it makes no
+// system call and never allocates.
+func (m *Manager) Tick(now int64) {
+	m.lastTick = now
+	next := NoDeadline
+	for i := 0; i < len(m.active); {
+		slot := m.active[i]
+		c := &m.children[slot]
+		if !c.killed && c.deadline <= now {
+			signalGroup(c.pid, unix.SIGKILL)
+			c.killed = true
+		}
+		m.drain(c)
+		if m.reap(slot, now) {
+			continue // active[i] now holds another slot
+		}
+		if !c.killed && c.deadline < next {
+			next = c.deadline
+		}
+		i++
+	}
+	m.nextDue = next
+	m.spawnLeft = m.budget
+	for m.queue.n > 0 && m.spawnLeft > 0 && !m.shutdown {
+		p := m.queue.pop()
+		m.pids.entries[p.entry].queued = false
+		if m.recheck != nil && !m.recheck(p.pid, p.startTime) {
+			m.pids.idle(p.entry)
+			m.refuse(p.pid, p.startTime, OutcomeSkippedStale, "stale", nil)
+			continue
+		}
+		m.spawn(p.entry, now)
+	}
+	if a := m.audit; a != nil && a.dirty && a.mode == SyncTick {
+		if err := a.syncNow(); err != nil {
+			a.failed++
+			a.lastErr = err
+		}
+	}
+}
+
+// NextDeadline returns the clock value by which Tick should run next: the
+// earliest timeout of a running child, or shortly after the last Tick
+// while deferred stalls wait; NoDeadline when neither.
+func (m *Manager) NextDeadline() int64 {
+	d := m.nextDue
+	if m.queue.n > 0 && m.lastTick+deferRetry < d {
+		d = m.lastTick + deferRetry
+	}
+	return d
+}
+
+// Outstanding returns the number of children not yet reaped.
+func (m *Manager) Outstanding() int { return len(m.active) }
+
+// Deferred returns the number of stalls waiting for a spawn budget.
+func (m *Manager) Deferred() int { return m.queue.n }
+
+// Counts returns the outcome counters, indexed by Outcome (labels in
+// OutcomeLabels).
+func (m *Manager) Counts() [NumOutcomes]uint64 { return m.counts }
+
+// Durations returns the histogram of completed children's run times.
+func (m *Manager) Durations() Durations { return m.durations }
+
+// AuditStats returns the records written, the records or syncs that failed
+// (each also returned by the call that hit it: ENOSPC, EIO, ...), and the
+// last such error. Failures never stop the manager.
+func (m *Manager) AuditStats() (written, failed uint64, last error) {
+	if m.audit == nil {
+		return 0, 0, nil
+	}
+	return m.audit.written, m.audit.failed, m.audit.lastErr
+}
+
+// ReopenAudit closes and reopens the audit file, for SIGHUP after log
+// rotation. A fresh file continues the sequence and starts a new chain,
+// its boot record naming the previous file's last hash. On failure the
+// audit is disabled (records counted as failed) until the next reopen.
+func (m *Manager) ReopenAudit() error {
+	old := m.audit
+	if old == nil {
+		return nil
+	}
+	cerr := old.close()
+	prev := string(old.prev[:])
+	a, repaired, err := openAudit(m.auditPath, m.auditMode, old.seq, m.auditCap)
+	if err != nil {
+		old.disabled = true
+		old.lastErr = err
+		return fmt.Errorf("recovery: %w", err)
+	}
+	a.written, a.failed, a.lost, a.lastErr = old.written, old.failed, old.lost, old.lastErr
+	if !a.fresh || old.seq == 0 {
+		prev = "-" // the chain continues inside the file, or there was none
+	}
+	m.audit = a
+	m.auditBoot("reopen", repaired, prev)
+	return cerr
+}
+
+// Shutdown stops recovery: deferred stalls are dropped (audited, not
+// counted), every outstanding process group gets SIGTERM, children are
+// reaped for up to grace, then the remaining groups get SIGKILL and are
+// reaped. It returns once all are reaped, or with an error naming how many
+// were not within 2 s of SIGKILL (a process stuck in uninterruptible
+// sleep); init inherits those when the observer exits.
+func (m *Manager) Shutdown(grace time.Duration) error {
+	m.shutdown = true
+	for m.queue.n > 0 {
+		p := m.queue.pop()
+		m.pids.entries[p.entry].queued = false
+		m.pids.idle(p.entry)
+		m.auditRefused(p.pid, p.startTime, "shutdown", nil)
+	}
+	for _, slot := range m.active {
+		c := &m.children[slot]
+		signalGroup(c.pid, unix.SIGTERM)
+		c.killed = true
+	}
+	m.reapFor(int64(grace), 5*time.Millisecond)
+	if len(m.active) > 0 {
+		for _, slot := range m.active {
+			signalGroup(m.children[slot].pid, unix.SIGKILL)
+		}
+		m.reapFor(int64(2*time.Second), time.Millisecond)
+	}
+	if a := m.audit; a != nil && a.dirty {
+		if err := a.syncNow(); err != nil {
+			a.failed++
+			a.lastErr = err
+		}
+	}
+	if n := len(m.active); n > 0 {
+		return fmt.Errorf("recovery: %d children not reaped after SIGKILL", n)
+	}
+	return nil
+}
+
+// reapFor drains and reaps every outstanding child until none is left or
+// d ns have passed, sleeping step between rounds.
+func (m *Manager) reapFor(d int64, step time.Duration) {
+	end := m.clock() + d
+	for {
+		now := m.clock()
+		for i := 0; i < len(m.active); {
+			slot := m.active[i]
+			m.drain(&m.children[slot])
+			if !m.reap(slot, now) {
+				i++
+			}
+		}
+		if len(m.active) == 0 || now >= end {
+			return
+		}
+		time.Sleep(min(step, time.Duration(end-now)))
+	}
+}
+
+// Close releases /dev/null, the audit log (synced first) and the capture
+// pipes of any child still outstanding. Call it after Shutdown.
+func (m *Manager) Close() error {
+	for _, slot := range m.active {
+		c := &m.children[slot]
+		for k, fd := range c.fds {
+			if fd != none {
+				unix.Close(int(fd))
+				c.fds[k] = none
+			}
+		}
+	}
+	if m.devnull >= 0 {
+		unix.Close(m.devnull)
+		m.devnull = -1
+	}
+	m.shutdown = true
+	if m.audit != nil {
+		return m.audit.close()
+	}
+	return nil
+}
+
+// count bumps the counter of o and returns o.
+func (m *Manager) count(o Outcome) Outcome {
+	m.counts[o]++
+	return o
+}
+
+// refuse counts and audits a stall that gets no child.
+func (m *Manager) refuse(pid int32, startTime uint64, o Outcome, reason string, err error) Outcome {
+	m.auditRefused(pid, startTime, reason, err)
+	return m.count(o)
+}
+
+// signalGroup sends sig to the process group pgid. ESRCH (the group is
+// already gone) is success; nothing else can fail for our own child.
+func signalGroup(pgid int, sig unix.Signal) {
+	for unix.Kill(-pgid, sig) == unix.EINTR {
+	}
+}
