@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/varta-go/varta/vlp"
 )
 
 // PidPlaceholder is replaced by the stalled agent's pid wherever it occurs
@@ -76,48 +78,12 @@ func ParseCommand(line string) (Command, error) {
 // other permission bits (mode 0600 or stricter): whoever can write it
 // chooses what the observer executes.
 func LoadCommandFile(path string) (Command, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	raw, err := vlp.ReadSecretFile("recovery command file", path, maxCommandFile)
 	if err != nil {
-		if errors.Is(err, unix.ELOOP) {
-			return Command{}, fmt.Errorf("recovery command file %s: is a symlink; point the flag at the real file", path)
-		}
-		return Command{}, fmt.Errorf("recovery command file %s: %w", path, os.NewSyscallError("open", err))
-	}
-	f := os.NewFile(uintptr(fd), path)
-	defer f.Close()
-
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err != nil {
-		return Command{}, fmt.Errorf("recovery command file %s: %w", path, os.NewSyscallError("fstat", err))
-	}
-	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return Command{}, fmt.Errorf("recovery command file %s: not a regular file", path)
-	}
-	if euid := os.Geteuid(); int(st.Uid) != euid {
-		return Command{}, fmt.Errorf("recovery command file %s: owned by uid %d, must be owned by the observer's uid %d (chown %d %s)",
-			path, st.Uid, euid, euid, path)
-	}
-	if perm := st.Mode & 0o777; perm&0o077 != 0 {
-		return Command{}, fmt.Errorf("recovery command file %s: mode %04o gives group/other access, must be 0600 or stricter (chmod 600 %s)",
-			path, perm, path)
-	}
-	if st.Size > maxCommandFile {
-		return Command{}, fmt.Errorf("recovery command file %s: %d bytes, more than the %d a command line may have", path, st.Size, maxCommandFile)
-	}
-	buf := make([]byte, maxCommandFile+1)
-	n := 0
-	for n < len(buf) {
-		m, err := f.Read(buf[n:])
-		n += m
-		if err != nil {
-			break
-		}
-	}
-	if n > maxCommandFile {
-		return Command{}, fmt.Errorf("recovery command file %s: more than %d bytes", path, maxCommandFile)
+		return Command{}, err
 	}
 	var b strings.Builder
-	for _, ln := range strings.Split(string(buf[:n]), "\n") {
+	for _, ln := range strings.Split(string(raw), "\n") {
 		if t := strings.TrimSpace(ln); t == "" || t[0] == '#' {
 			continue
 		}

@@ -1,0 +1,51 @@
+package vlp
+
+import (
+	"errors"
+	"io"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// ReadSecretFile reads a file that decides what the observer trusts or
+// runs (a key, a bearer token, a recovery command). what names it in
+// errors ("key file", ...). The file is opened without following a symlink
+// and must be a regular file owned by the effective uid with no group or
+// other permission bits (0600 or stricter) and at most max bytes: whoever
+// can write or read it could otherwise choose what we trust or learn it.
+func ReadSecretFile(what, path string, max int64) ([]byte, error) {
+	fail := func(msg string) ([]byte, error) { return nil, errors.New(what + " " + path + ": " + msg) }
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err == unix.ELOOP {
+		return fail("is a symlink; point the flag at the real file")
+	} else if err != nil {
+		return fail(os.NewSyscallError("open", err).Error())
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return fail(os.NewSyscallError("fstat", err).Error())
+	}
+	euid := strconv.Itoa(os.Geteuid())
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return fail("not a regular file")
+	case strconv.FormatUint(uint64(st.Uid), 10) != euid:
+		return fail("owned by uid " + strconv.FormatUint(uint64(st.Uid), 10) +
+			", must be owned by the observer's uid " + euid + " (chown " + euid + " " + path + ")")
+	case st.Mode&0o077 != 0:
+		return fail("mode 0" + strconv.FormatUint(uint64(st.Mode&0o777), 8) +
+			" gives group/other access, must be 0600 or stricter (chmod 600 " + path + ")")
+	}
+	b, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return fail(err.Error())
+	}
+	if int64(len(b)) > max {
+		return fail("larger than " + strconv.FormatInt(max, 10) + " bytes")
+	}
+	return b, nil
+}
