@@ -1,0 +1,240 @@
+package poll
+
+import "github.com/varta-go/varta/vlp"
+
+// The beat path (Observe) and the stall path (NextDeadline, PopStall).
+
+// advance returns now, or the latest time already seen if now is earlier:
+// the lists stay ordered only if arrivals never go back in time.
+func (t *Tracker) advance(now int64) int64 {
+	if now > t.clock {
+		t.clock = now
+	}
+	return t.clock
+}
+
+// Observe applies SPEC.md §5's acceptance rules to an authenticated,
+// decoded frame (pid ≥ 2) that arrived on origin at time now.
+//
+// In order: a frame from an origin weaker than the slot's is refused
+// (VerdictOriginConflict; a stronger one restarts the slot); then the pid's
+// --max-beat-rate bucket and the global bucket are charged (rate limiting
+// lives here so a slot lookup is done once, and before the nonce rules so a
+// flood of replays is bounded too); then the nonce rules. A kernel-attested
+// frame the rules reject is checked against the process start time: if the
+// pid now belongs to another process, the frame starts a new session
+// (VerdictRestarted). A new pid takes a free slot, reading its start time
+// once, or evicts one per policy and returns its pid as evicted (0 when
+// nothing was evicted), or is refused with VerdictCapacityExceeded.
+// wrapped reports an accepted regular nonce that wrapped around 2^64-2.
+func (t *Tracker) Observe(f vlp.Frame, origin Origin, now int64) (v Verdict, evicted uint32, wrapped bool) {
+	now = t.advance(now)
+	i, _ := t.find(f.Pid)
+	if i < 0 {
+		return t.admit(f, origin, now)
+	}
+	s := &t.slots[i]
+	if origin != s.Origin {
+		if origin.rank() < s.Origin.rank() {
+			return VerdictOriginConflict, 0, false
+		}
+		if !t.global.Allow(now) {
+			return VerdictGlobalRateLimited, 0, false
+		}
+		t.restart(i, f, origin, now)
+		return VerdictRestarted, 0, false
+	}
+	if !s.limiter.Allow(now) {
+		return VerdictPidRateLimited, 0, false
+	}
+	if !t.global.Allow(now) {
+		return VerdictGlobalRateLimited, 0, false
+	}
+	v, wrapped = s.check(f)
+	if v != VerdictAccepted {
+		if origin == OriginUDS && t.recycled(s) {
+			t.restart(i, f, origin, now)
+			return VerdictRestarted, 0, false
+		}
+		return v, 0, false
+	}
+	t.accept(i, f, now)
+	return VerdictAccepted, 0, wrapped
+}
+
+// wrapWindow is SPEC.md §5's 2^20: how close to the top the last nonce
+// must be, and how small the new one, for a wrap to be accepted.
+const wrapWindow = 1 << 20
+
+// maxRegularNonce is the last regular nonce before the counter wraps to 0.
+const maxRegularNonce = vlp.NonceTerminal - 1
+
+// check applies the nonce and terminal-timestamp rules without changing
+// the slot.
+func (s *Slot) check(f vlp.Frame) (Verdict, bool) {
+	// Any frame carrying the reserved nonce is judged as terminal, so it
+	// can never become the regular high-water mark.
+	if f.Nonce == vlp.NonceTerminal {
+		if s.HasTerminal && f.Timestamp <= s.LastTerminalTs {
+			return VerdictTerminalReplay, false
+		}
+		return VerdictAccepted, false
+	}
+	switch {
+	case !s.HasNonce || f.Nonce > s.LastNonce:
+		return VerdictAccepted, false
+	case s.LastNonce >= maxRegularNonce-wrapWindow && f.Nonce <= wrapWindow:
+		return VerdictAccepted, true
+	}
+	return VerdictOutOfOrder, false
+}
+
+// accept records an accepted frame and re-arms the slot at the armed tail.
+func (t *Tracker) accept(i int32, f vlp.Frame, now int64) {
+	s := &t.slots[i]
+	if f.Nonce == vlp.NonceTerminal {
+		s.HasTerminal, s.LastTerminalTs = true, f.Timestamp
+	} else {
+		s.HasNonce, s.LastNonce = true, f.Nonce
+	}
+	s.Status, s.Payload, s.LastArrival = f.Status, f.Payload, now
+	s.Beats++
+	if s.Stalled {
+		s.Stalled = false
+		t.stalled.unlink(t.slots, i)
+		t.armed.push(t.slots, i)
+	} else if t.armed.tail != i {
+		t.armed.unlink(t.slots, i)
+		t.armed.push(t.slots, i)
+	}
+}
+
+// recycled reports whether a kernel-attested slot's pid now names another
+// process than the one first seen. It costs one /proc read, paid only for
+// rejected frames, which the per-pid bucket has already rate-limited.
+func (t *Tracker) recycled(s *Slot) bool {
+	if t.startTime == nil {
+		return false
+	}
+	cur, ok := t.startTime(s.Pid)
+	return ok && (!s.HasStartTime || cur != s.StartTime)
+}
+
+// admit places a new pid, evicting per policy when the table is full.
+func (t *Tracker) admit(f vlp.Frame, origin Origin, now int64) (Verdict, uint32, bool) {
+	if !t.global.Allow(now) {
+		return VerdictGlobalRateLimited, 0, false
+	}
+	var evicted uint32
+	if t.free < 0 {
+		victim := t.victim(now)
+		if victim < 0 {
+			return VerdictCapacityExceeded, 0, false
+		}
+		evicted = t.slots[victim].Pid
+		t.release(victim)
+	}
+	i := t.free
+	t.free = t.slots[i].next
+	t.n++
+	t.insert(f.Pid, i)
+	t.start(i, f, origin, now)
+	return VerdictAccepted, evicted, false
+}
+
+// restart replaces the session in slot i by a new one starting with f.
+func (t *Tracker) restart(i int32, f vlp.Frame, origin Origin, now int64) {
+	if t.slots[i].Stalled {
+		t.stalled.unlink(t.slots, i)
+	} else {
+		t.armed.unlink(t.slots, i)
+	}
+	t.start(i, f, origin, now)
+}
+
+// start fills an unlinked slot from the first frame of a session and arms
+// it. The start time is read here, once per session, never per beat.
+func (t *Tracker) start(i int32, f vlp.Frame, origin Origin, now int64) {
+	s := &t.slots[i]
+	*s = Slot{Pid: f.Pid, Origin: origin, limiter: NewTokenBucket(t.pidRate, t.pidRate, now)}
+	if origin == OriginUDS && t.startTime != nil {
+		// false here means the sender exited right after sending (a
+		// one-shot client); PopStall treats any live process on the pid
+		// as a different one.
+		s.StartTime, s.HasStartTime = t.startTime(f.Pid)
+	}
+	s.limiter.Allow(now)
+	t.armed.push(t.slots, i)
+	t.accept(i, f, now)
+}
+
+// victim picks the longest-silent evictable slot, or -1.
+func (t *Tracker) victim(now int64) int32 {
+	best := int32(-1)
+	if h := t.stalled.head; h >= 0 && now-t.slots[h].LastArrival >= t.evictAge {
+		best = h
+	}
+	if t.policy == PolicyBalanced {
+		// Ties go to the stalled slot: it reached its deadline first.
+		if h := t.armed.head; h >= 0 && now-t.slots[h].LastArrival >= t.evictAge &&
+			(best < 0 || t.slots[h].LastArrival < t.slots[best].LastArrival) {
+			best = h
+		}
+	}
+	return best
+}
+
+// release unlinks slot i from its list and the index and frees it.
+func (t *Tracker) release(i int32) {
+	s := &t.slots[i]
+	if s.Stalled {
+		t.stalled.unlink(t.slots, i)
+	} else {
+		t.armed.unlink(t.slots, i)
+	}
+	t.delete(s.Pid)
+	*s = Slot{next: t.free}
+	t.free = i
+	t.n--
+}
+
+// NextDeadline returns the earliest stall deadline (last arrival +
+// threshold) among slots whose stall is not raised yet, or false when there
+// is none. The loop bounds its poll timeout with it.
+func (t *Tracker) NextDeadline() (int64, bool) {
+	if h := t.armed.head; h >= 0 {
+		return t.slots[h].LastArrival + t.threshold, true
+	}
+	return 0, false
+}
+
+// PopStall returns the next slot whose deadline is ≤ now, oldest first, and
+// latches its stall (raised once per silence run; the next accepted beat
+// re-arms it). Call it until false to drain the stalls due. For a
+// kernel-attested pid the process start time is read again first: a pid
+// now held by a different process is removed and returned with Retired
+// set, not stalled; a pid with no process left is stalled with Gone set.
+func (t *Tracker) PopStall(now int64) (StallEvent, bool) {
+	now = t.advance(now)
+	i := t.armed.head
+	if i < 0 || now-t.slots[i].LastArrival < t.threshold {
+		return StallEvent{}, false
+	}
+	s := &t.slots[i]
+	ev := StallEvent{Pid: s.Pid, Nonce: s.LastNonce, Silence: now - s.LastArrival}
+	if s.Origin == OriginUDS && t.startTime != nil {
+		cur, ok := t.startTime(s.Pid)
+		if ok && (!s.HasStartTime || cur != s.StartTime) {
+			ev.Retired, ev.Slot = true, *s
+			t.release(i)
+			return ev, true
+		}
+		ev.Gone = !ok
+	}
+	s.Stalled = true
+	s.Stalls++
+	t.armed.unlink(t.slots, i)
+	t.stalled.push(t.slots, i)
+	ev.Slot = *s
+	return ev, true
+}
