@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -48,7 +49,7 @@ func udsStale(t *testing.T, path string) {
 
 func TestListenUDSModeAndFlags(t *testing.T) {
 	for _, mode := range []uint32{0o600, 0o660, 0o666, 0o620} {
-		t.Run("0"+strings.TrimLeft(os.FileMode(mode).String(), "-"), func(t *testing.T) {
+		t.Run("0"+strconv.FormatUint(uint64(mode), 8), func(t *testing.T) {
 			oldMask := unix.Umask(0o077)
 			defer unix.Umask(oldMask)
 			path := filepath.Join(udsTestDir(t, 0o755), "s")
