@@ -11,17 +11,12 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/varta-go/varta/cmd/internal/testbin"
 )
 
-// buildBeat compiles the real binary once per test.
 func buildBeat(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "varta-beat")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return testbin.Build(t, "github.com/varta-go/varta/cmd/varta-beat")
 }
 
 // credReceiver is an independent VLP receiver: it shares no code with vlp,
@@ -89,7 +84,7 @@ func TestFramesAcceptedByIndependentReceiver(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "obs.sock")
 	fd := bindCred(t, path)
 	const n = 5
-	cmd := exec.Command(bin, "--socket", path, "--count", "5", "--interval-ms=1",
+	cmd := testbin.Command(bin, "--socket", path, "--count", "5", "--interval-ms=1",
 		"--status", "degraded", "--payload", "77", "--terminal")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
@@ -133,7 +128,7 @@ func TestExitCodes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := exec.Command(bin, tc.args...).CombinedOutput()
+			out, err := testbin.Command(bin, tc.args...).CombinedOutput()
 			code := 0
 			if ee, ok := err.(*exec.ExitError); ok {
 				code = ee.ExitCode()
@@ -153,5 +148,7 @@ func TestExitCodes(t *testing.T) {
 func TestMain(m *testing.M) {
 	// Keep a slow machine from hanging the suite on a blocked receive.
 	time.AfterFunc(5*time.Minute, func() { panic("varta-beat tests took over 5 minutes") })
-	os.Exit(m.Run())
+	code := m.Run()
+	testbin.Cleanup()
+	os.Exit(code)
 }

@@ -1,0 +1,54 @@
+package main
+
+const helpText = `usage: varta-watch --socket PATH --threshold-ms MS [flags]
+       varta-watch audit verify FILE
+
+Watch VLP heartbeats on a Unix datagram socket and act when an agent stalls.
+
+Required:
+  --socket PATH                   bind the observer's datagram socket here
+  --threshold-ms MS               silence before a stall (at least 10)
+
+Socket and loop:
+  --socket-mode OCTAL             socket file mode, set at bind (default 0600)
+  --read-timeout-ms MS            longest single poll wait (default 100)
+  --allow-uid UID[,UID]           sender uids allowed to beat (default: ours)
+  --allow-cross-namespace-agents  admit agents from another pid namespace
+  --clock-source monotonic|boottime
+                                  boottime counts suspend as silence
+
+Tracking:
+  --tracker-capacity N            fixed pid-table size, 1..65536 (default 256)
+  --tracker-eviction-policy strict|balanced
+                                  when full, strict evicts only long-stalled
+                                  pids; balanced any pid silent 10x threshold
+  --max-beat-rate N               beats/s per pid, 0 = off (default 100)
+  --global-beat-rate N            beats/s in all, 0 = off (default 5000)
+  --global-beat-burst N           global burst (default 10000)
+
+Recovery:
+  --recovery-exec CMD             program and arguments, no shell; {pid} is
+                                  replaced by the stalled pid, else appended
+  --recovery-exec-file PATH       the same read from a 0600 file we own
+  --recovery-debounce-ms MS       per-pid minimum interval (default 1000)
+  --recovery-timeout-ms MS        kill the child's group after MS (min 100)
+  --recovery-env K=V              add to the child's environment (repeatable)
+  --recovery-inherit-env          child inherits our environment
+  --recovery-capture-bytes N      capture up to N bytes of child output
+  --recovery-audit-file PATH      hash-chained audit log of every decision
+
+Output:
+  --export-file PATH              append one tab-separated line per event
+  --export-file-max-bytes N       rotate at N bytes, keeping 5 generations
+  --prom-addr IP:PORT             serve /metrics and /healthz
+  --prom-token-file PATH          require Authorization: Bearer <token>
+
+Life cycle:
+  --shutdown-grace-ms MS          time to stop recovery children (default 5000)
+  --shutdown-after-secs S         exit cleanly after S seconds
+  --version                       print version and exit
+  -h, --help                      show this help
+
+Signals: SIGINT/SIGTERM exit cleanly, SIGHUP reopens the export and audit
+files. Exit status: 0 clean, 1 start-up or runtime failure, 2 usage error.
+`

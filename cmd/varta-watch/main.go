@@ -1,0 +1,117 @@
+// Command varta-watch is the VLP liveness observer: it receives heartbeat
+// frames from agents over a Unix datagram socket, raises a stall when a pid
+// goes silent, runs a recovery command for it, and writes an event file,
+// an audit log and Prometheus metrics.
+//
+// This file only turns flags into a poll.Config and exit codes: 0 clean
+// exit, 1 start-up or runtime failure, 2 bad usage.
+package main
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"runtime"
+	"strconv"
+
+	"github.com/varta-go/varta/poll"
+	"github.com/varta-go/varta/recovery"
+	"github.com/varta-go/varta/vlp"
+)
+
+// Set by the release build (-ldflags -X).
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "audit" {
+		return auditCommand(args[1:], stdout, stderr)
+	}
+	s, err := parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		io.WriteString(stdout, helpText)
+		return 0
+	case err != nil:
+		io.WriteString(stderr, "varta-watch: "+err.Error()+"; see --help\n")
+		return 2
+	case s.version:
+		io.WriteString(stdout, "varta-watch "+version+" commit "+commit+" "+runtime.GOOS+"/"+runtime.GOARCH+" "+runtime.Version()+"\n")
+		return 0
+	}
+	if err := s.load(); err != nil {
+		io.WriteString(stderr, "varta-watch: "+err.Error()+"\n")
+		return 1
+	}
+	s.cfg.Log, s.cfg.Version = stderr, version
+	if err := poll.Run(s.cfg); err != nil {
+		io.WriteString(stderr, "varta-watch: "+err.Error()+"\n")
+		return 1
+	}
+	return 0
+}
+
+// load reads the files the flags name (recovery command, token); their
+// failures are start-up failures (exit 1), not usage errors.
+func (s *settings) load() error {
+	if s.recoveryExec != "" || s.recoveryFile != "" {
+		var cmd recovery.Command
+		var err error
+		if s.recoveryFile != "" {
+			cmd, err = recovery.LoadCommandFile(s.recoveryFile)
+		} else {
+			cmd, err = recovery.ParseCommand(s.recoveryExec)
+		}
+		if err != nil {
+			return err
+		}
+		s.cfg.Recovery = &recovery.Config{Command: cmd, Capacity: s.cfg.TrackerCapacity,
+			Debounce: s.debounce, Timeout: s.recTimeout, Env: s.recoveryEnv,
+			InheritEnv: s.inheritEnv, CaptureBytes: s.captureBytes, AuditFile: s.auditFile}
+	}
+	if s.promAddr != "" {
+		m := &poll.MetricsConfig{Addr: s.promAddr}
+		if s.promToken != "" {
+			tok, err := vlp.ReadSecretFile("token file", s.promToken, 4096)
+			if err != nil {
+				return err
+			}
+			if m.Token = trimToken(tok); len(m.Token) == 0 {
+				return errors.New("token file " + s.promToken + ": empty; write the bearer token on one line")
+			}
+		}
+		s.cfg.Metrics = m
+	}
+	return nil
+}
+
+// trimToken drops surrounding white space and a trailing newline.
+func trimToken(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r' || b[len(b)-1] == ' ' || b[len(b)-1] == '\t') {
+		b = b[:len(b)-1]
+	}
+	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t') {
+		b = b[1:]
+	}
+	return b
+}
+
+// auditCommand implements `varta-watch audit verify FILE`.
+func auditCommand(args []string, stdout, stderr io.Writer) int {
+	if len(args) != 2 || args[0] != "verify" {
+		io.WriteString(stderr, "varta-watch: usage: varta-watch audit verify FILE\n")
+		return 2
+	}
+	n, err := recovery.VerifyAudit(args[1])
+	if err != nil {
+		io.WriteString(stderr, "varta-watch: audit verify: "+err.Error()+"\n")
+		return 1
+	}
+	io.WriteString(stdout, args[1]+": intact, "+strconv.Itoa(n)+" records\n")
+	return 0
+}

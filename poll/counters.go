@@ -1,0 +1,37 @@
+package poll
+
+import "github.com/varta-go/varta/vlp"
+
+// Counters are the observer's totals, owned and written by the loop
+// goroutine only; the metrics renderer reads them on the same goroutine.
+type Counters struct {
+	Received     uint64                 // datagrams taken off the sockets
+	Beats        uint64                 // frames accepted
+	Stalls       uint64                 // stalls raised
+	DecodeErrors [vlp.NumErrors]uint64  // by vlp.Error; ErrLength is unused (see Truncated)
+	Truncated    uint64                 // datagrams whose length is not 32
+	AuthFailures uint64                 // frame pid != kernel pid, or no credentials
+	UIDRefused   uint64                 // kernel uid not in --allow-uid
+	NSRefused    uint64                 // sender in another pid namespace
+	IOErrors     uint64                 // failed receives and event-file writes
+	RateLimited  [numRateReasons]uint64 // by reason
+	OutOfOrder   uint64                 // nonce not above the last accepted one
+	TermReplays  uint64                 // repeated terminal frame, timestamp not above
+	OriginClash  uint64                 // frames for a pid tracked from a stronger origin
+	NonceWraps   uint64
+	Evictions    uint64
+	CapExceeded  uint64 // new pids refused because the table was full
+	Retired      uint64 // pids found recycled at stall time
+	ClosedFds    uint64 // unsolicited SCM_RIGHTS fds closed
+	Iterations   uint64 // loop iterations
+}
+
+type rateReason uint8
+
+const (
+	ratePerPid rateReason = iota
+	rateGlobal
+	numRateReasons
+)
+
+var rateReasonLabels = [numRateReasons]string{"per_pid", "global"}

@@ -1,0 +1,28 @@
+// Package poll is the observer loop of varta-watch: everything that owns a
+// file descriptor or a tick. Run binds the Unix datagram socket, then one
+// goroutine runs a ppoll(2) loop over it, the signal wake-up pipe and the
+// metrics listener and connections. Each iteration: receive a bounded
+// number of recvmmsg batches (with SCM_CREDENTIALS per datagram) → decode
+// (vlp.Parse) → authenticate (uid allow-list, frame pid == kernel pid) →
+// rate-limit and track (Tracker) → raise due stalls → hand them to
+// recovery → reap children → serve metrics → flush the event file.
+//
+// Ownership and concurrency: the loop goroutine owns every table, counter
+// and fd. The only other goroutine is the signal forwarder, which touches
+// two atomics and the wake-up pipe's write end. There are no locks.
+//
+// Allocation: all tables (the Tracker's slots and index, the receive
+// arrays, the event buffer, the metrics connection slots) are sized once
+// from the Config. Nothing allocates per datagram in steady state, for
+// good frames or bad ones; logging of hot-path problems is rate limited
+// per kind.
+//
+// Time: every deadline is on the observer's own clock (monotonic, or
+// boottime with --clock-source boottime), never a frame's timestamp. The
+// poll timeout is the smallest of --read-timeout-ms, the earliest stall
+// deadline, recovery's next child deadline and the metrics connections'
+// deadlines, so a stall is raised within a few ms of its deadline.
+//
+// Layering: poll imports vlp, ring, promtext and recovery; nothing of ours
+// imports poll except cmd/varta-watch.
+package poll

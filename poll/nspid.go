@@ -1,0 +1,28 @@
+package poll
+
+import (
+	"os"
+	"strconv"
+	"strings"
+)
+
+// nsInnermostPid returns the pid a process sees for itself in its own pid
+// namespace: the last field of the NSpid line of /proc/PID/status. This is
+// the cold path of a pid mismatch only, so it may allocate.
+func nsInnermostPid(pid uint32) (uint32, bool) {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(pid), 10) + "/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) < 2 { // one level: not in a child namespace
+				return 0, false
+			}
+			v, err := strconv.ParseUint(f[len(f)-1], 10, 32)
+			return uint32(v), err == nil
+		}
+	}
+	return 0, false
+}

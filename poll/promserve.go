@@ -1,0 +1,196 @@
+package poll
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/varta-go/varta/promtext"
+)
+
+// acceptsPerTick bounds new metrics connections taken per loop iteration,
+// so a connection flood cannot starve beat processing.
+const acceptsPerTick = 8
+
+// promServer owns the metrics listening socket and its accepted fds; the
+// HTTP protocol itself is promtext.Server's.
+type promServer struct {
+	lfd     int
+	srv     *promtext.Server
+	scratch []byte
+	conns   []*promtext.Conn // conns polled this iteration, parallel to pfds
+	refused uint64           // connections closed because every slot was busy
+	expired uint64           // connections closed at a read or write deadline
+	addr    string           // the bound address, with the real port when :0 was asked
+}
+
+// boundAddr reports the listener's address as bound (port 0 resolved).
+func boundAddr(fd int, asked string) string {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return asked
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
+	}
+	return asked
+}
+
+// ParseListenAddr checks an IP:PORT listen address; [::1]:9100 for IPv6.
+func ParseListenAddr(s string) (netip.AddrPort, error) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		return ap, errors.New("want IP:PORT such as 127.0.0.1:9100 or [::1]:9100, got " + s)
+	}
+	return ap, nil
+}
+
+func listenTCP(addr string) (int, error) {
+	ap, err := ParseListenAddr(addr)
+	if err != nil {
+		return -1, err
+	}
+	var sa unix.Sockaddr
+	family := unix.AF_INET
+	if ap.Addr().Is4() || ap.Addr().Is4In6() {
+		sa = &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().Unmap().As4()}
+	} else {
+		family = unix.AF_INET6
+		sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, os.NewSyscallError("socket", err)
+	}
+	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, errors.New("metrics address " + addr + ": " + os.NewSyscallError("bind", err).Error() +
+			" (is another exporter on that port?)")
+	}
+	if err := unix.Listen(fd, 64); err != nil {
+		unix.Close(fd)
+		return -1, os.NewSyscallError("listen", err)
+	}
+	return fd, nil
+}
+
+func newPromServer(cfg *MetricsConfig, render func([]byte) []byte, alive func() bool) (*promServer, error) {
+	srv, err := promtext.NewServer(promtext.Config{Render: render, Alive: alive, Token: cfg.Token})
+	if err != nil {
+		return nil, err
+	}
+	lfd, err := listenTCP(cfg.Addr)
+	if err != nil {
+		return nil, err
+	}
+	return &promServer{lfd: lfd, srv: srv, scratch: make([]byte, 1024), addr: boundAddr(lfd, cfg.Addr),
+		conns: make([]*promtext.Conn, 0, srv.Slots())}, nil
+}
+
+// addPollFds appends the listener and every connection that waits for I/O,
+// closing connections that are done or timed out.
+func (p *promServer) addPollFds(fds []unix.PollFd, now int64) []unix.PollFd {
+	fds = append(fds, unix.PollFd{Fd: int32(p.lfd), Events: unix.POLLIN})
+	p.conns = p.conns[:0]
+	for i := 0; i < p.srv.Slots(); i++ {
+		c := p.srv.Conn(i)
+		var ev int16
+		switch c.Want(now) {
+		case promtext.WantRead:
+			ev = unix.POLLIN
+		case promtext.WantWrite:
+			ev = unix.POLLOUT
+		case promtext.WantClose:
+			p.close(c, now)
+			continue
+		default:
+			continue
+		}
+		fds = append(fds, unix.PollFd{Fd: int32(c.FD()), Events: ev})
+		p.conns = append(p.conns, c)
+	}
+	return fds
+}
+
+// serve handles what poll reported; fds starts at the listener's entry.
+func (p *promServer) serve(fds []unix.PollFd, now int64) {
+	if fds[0].Revents&unix.POLLIN != 0 {
+		p.accept(now)
+	}
+	for k, c := range p.conns {
+		if fds[k+1].Revents != 0 {
+			p.service(c, now)
+		}
+	}
+}
+
+func (p *promServer) accept(now int64) {
+	for i := 0; i < acceptsPerTick; i++ {
+		fd, _, err := unix.Accept4(p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		if err != nil {
+			return // EAGAIN: nothing more queued; other errors are the client's
+		}
+		if _, err := p.srv.Accept(fd, now); err != nil {
+			p.refused++
+			unix.Close(fd)
+		}
+	}
+}
+
+// service does at most one read and one write for c.
+func (p *promServer) service(c *promtext.Conn, now int64) {
+	if c.Want(now) == promtext.WantRead {
+		n, err := unix.Read(c.FD(), p.scratch)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			return
+		case err != nil || n == 0:
+			p.close(c, now)
+			return
+		}
+		c.Feed(p.scratch[:n], now)
+	}
+	if c.Want(now) == promtext.WantWrite {
+		n, err := unix.SendmsgN(c.FD(), c.Pending(), nil, nil, unix.MSG_NOSIGNAL|unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EAGAIN || err == unix.EINTR:
+			return
+		case err != nil:
+			p.close(c, now)
+			return
+		}
+		c.Wrote(n)
+	}
+	if c.Want(now) == promtext.WantClose {
+		p.close(c, now)
+	}
+}
+
+// close ends a connection; one that timed out is reset (SO_LINGER 0) so
+// its unsent response is dropped at once instead of lingering.
+func (p *promServer) close(c *promtext.Conn, now int64) {
+	if c.Expired(now) {
+		p.expired++
+		unix.SetsockoptLinger(c.FD(), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+	}
+	unix.Close(c.FD())
+	p.srv.Release(c)
+}
+
+func (p *promServer) nextDeadline() (int64, bool) { return p.srv.NextDeadline() }
+
+func (p *promServer) shutdown() {
+	for i := 0; i < p.srv.Slots(); i++ {
+		if c := p.srv.Conn(i); c.Want(0) != promtext.WantNone {
+			unix.Close(c.FD())
+			p.srv.Release(c)
+		}
+	}
+	unix.Close(p.lfd)
+}
