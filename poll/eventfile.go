@@ -88,6 +88,9 @@ type EventFile struct {
 // caller's clock: origin is the caller's now at open. maxBytes > 0 rotates
 // the file before it would grow beyond maxBytes.
 func OpenEventFile(path string, maxBytes int64, origin int64) (*EventFile, error) {
+	if path == EventStdout {
+		return openEventStdout(origin)
+	}
 	fd, size, err := eventOpen(path)
 	if err != nil {
 		return nil, err
@@ -99,6 +102,18 @@ func OpenEventFile(path string, maxBytes int64, origin int64) (*EventFile, error
 		e.gens[g] = path + "." + strconv.Itoa(g)
 	}
 	return e, nil
+}
+
+// EventStdout as the path writes events to standard output (for a first
+// look, or a supervisor that collects stdout); it never rotates or reopens.
+const EventStdout = "-"
+
+func openEventStdout(origin int64) (*EventFile, error) {
+	fd, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
+	if err != nil {
+		return nil, eventErr("standard output", "cannot duplicate it", "", os.NewSyscallError("fcntl", err))
+	}
+	return &EventFile{path: EventStdout, fd: fd, origin: origin, buf: make([]byte, 0, eventBufBytes)}, nil
 }
 
 func eventErr(path, problem, hint string, err error) error {
@@ -384,6 +399,9 @@ func (e *EventFile) Reopen() error {
 }
 
 func (e *EventFile) reopenLive() error {
+	if e.path == EventStdout {
+		return nil
+	}
 	fd, size, err := eventOpen(e.path)
 	if err != nil {
 		e.reopenDue = true
@@ -405,7 +423,7 @@ func (e *EventFile) Close() error {
 	err := e.Flush()
 	e.dropped += uint64(bytes.Count(e.buf, eventNewline))
 	e.buf = e.buf[:0]
-	if serr := unix.Fsync(e.fd); serr != nil && err == nil {
+	if serr := unix.Fsync(e.fd); serr != nil && serr != unix.EINVAL && err == nil { // EINVAL: a pipe or tty
 		err = eventErr(e.path, "cannot sync", "", os.NewSyscallError("fsync", serr))
 	}
 	if cerr := unix.Close(e.fd); cerr != nil && err == nil {
