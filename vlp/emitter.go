@@ -12,27 +12,28 @@ import (
 // for a reason that must not kill the agent. The emitter stays usable; the
 // next beat tries again (reconnecting when the observer came back).
 var (
-	ErrQueueFull  = errors.New("vlp: observer queue full, beat dropped (raise net.unix.max_dgram_qlen or beat less often)")
-	ErrNoObserver = errors.New("vlp: no observer listening at the socket path, beat dropped")
+	ErrQueueFull  = errors.New("vlp: send queue full, beat dropped (observer busy: raise net.unix.max_dgram_qlen for a Unix socket, or beat less often)")
+	ErrNoObserver = errors.New("vlp: no observer listening (socket path missing, or the UDP port refused an earlier datagram), beat dropped")
 )
+
+var errClosed = errors.New("vlp: emitter is closed")
 
 // IsDrop reports whether err is one of the drops above.
 func IsDrop(err error) bool { return err == ErrQueueFull || err == ErrNoObserver }
 
-// Emitter sends heartbeats over a connected Unix datagram socket. It owns
-// its socket fd (CLOEXEC, non-blocking) until Close.
+// Emitter sends heartbeats over a connected datagram socket: a Unix socket
+// (Dial) or UDP, plain or sealed (DialUDP). It owns its socket fd
+// (CLOEXEC, non-blocking) until Close. Both transports share one session
+// (nonce, clock, fork detection); UDP adds the secure envelope.
 type Emitter struct {
+	session
 	fd        int
 	connected bool
-	addr      unix.SockaddrUnix
-	start     time.Time // the session clock's origin (monotonic)
-	pid       uint32    // the pid the current session belongs to
-	nonce     uint64    // last regular nonce sent in this session
-	lastTs    uint64    // never let timestamps go backwards
-	lastTerm  uint64    // timestamp of the last terminal frame
-	sentTerm  bool
+	addr      unix.Sockaddr
+	udp       bool    // decides which errors call for connecting again
+	sec       *sealer // nil: frames go out as 32-byte plaintext
 	dropped   uint64
-	buf       [Size]byte
+	buf       [MasterSize]byte // the datagram being sent; the largest kind fits
 }
 
 // Dial creates an emitter for the observer socket at path. A missing
@@ -46,15 +47,17 @@ func Dial(path string) (*Emitter, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
-	e := &Emitter{fd: fd, start: time.Now(), addr: unix.SockaddrUnix{Name: path}}
+	e := &Emitter{fd: fd, addr: &unix.SockaddrUnix{Name: path}}
+	e.start = time.Now()
+	e.refresh()
 	e.connect()
 	return e, nil
 }
 
-// connect (re)attaches the socket to the path; a datagram socket can be
-// reconnected at any time, which is how a restarted observer is found.
+// connect (re)attaches the socket to the observer; a datagram socket can
+// be reconnected at any time, which is how a restarted observer is found.
 func (e *Emitter) connect() error {
-	err := unix.Connect(e.fd, &e.addr)
+	err := unix.Connect(e.fd, e.addr)
 	e.connected = err == nil
 	return err
 }
@@ -78,94 +81,92 @@ func (e *Emitter) Beat(status Status, payload uint32) error {
 	if status > Critical {
 		return ErrBadStatus
 	}
-	e.checkSession()
-	e.nonce++
-	if e.nonce == NonceTerminal { // 2^64-2 is followed by 0 (SPEC.md §4)
-		e.nonce = 0
+	if err := e.refresh(); err != nil {
+		return err
 	}
-	return e.send(Frame{Status: status, Pid: e.pid, Timestamp: e.now(), Nonce: e.nonce, Payload: payload})
+	return e.send(e.beatFrame(status, payload))
 }
 
 // Terminal sends the dying-gasp frame: Critical with NonceTerminal. Its
 // timestamp is strictly greater than any earlier terminal frame's, so the
 // observer accepts a repeat. It does not move the regular nonce.
 func (e *Emitter) Terminal(payload uint32) error {
-	e.checkSession()
-	ts := e.now()
-	if e.sentTerm && ts <= e.lastTerm {
-		ts = e.lastTerm + 1
+	if err := e.refresh(); err != nil {
+		return err
 	}
-	e.sentTerm, e.lastTerm = true, ts
-	return e.send(Frame{Status: Critical, Pid: e.pid, Timestamp: ts, Nonce: NonceTerminal, Payload: payload})
+	return e.send(e.terminalFrame(payload))
 }
 
-// checkSession reads the pid afresh: a forked child has a new pid and is a
-// new session whose nonce restarts at 1.
-func (e *Emitter) checkSession() {
-	pid := uint32(unix.Getpid())
-	if pid != e.pid {
-		e.pid, e.nonce, e.sentTerm, e.lastTerm = pid, 0, false, 0
+// refresh starts a new session when the pid changed (a forked child) and
+// gives it fresh IV state, and for a master key a fresh agent key: the
+// child must never reuse its parent's (key, nonce) pairs.
+func (e *Emitter) refresh() error {
+	if !e.checkSession() || e.sec == nil {
+		return nil
 	}
-}
-
-// now is the session clock: monotonic ns since Dial, never decreasing and
-// never the reserved maximum.
-func (e *Emitter) now() uint64 {
-	ts := uint64(time.Since(e.start))
-	if ts < e.lastTs {
-		ts = e.lastTs
+	if err := e.sec.newSession(e.pid); err != nil {
+		e.pid = 0 // try again on the next frame rather than send unsealable ones
+		return err
 	}
-	if ts == TimestampMax {
-		ts--
-	}
-	e.lastTs = ts
-	return ts
+	return nil
 }
 
 func (e *Emitter) send(f Frame) error {
 	if e.fd < 0 {
-		return errors.New("vlp: emitter is closed")
+		return errClosed
 	}
-	Encode(&e.buf, f)
-	err := e.write()
+	n := Size
+	if e.sec != nil {
+		n = e.sec.seal(&e.buf, f)
+	} else {
+		Encode((*[Size]byte)(e.buf[:Size]), f)
+	}
+	op, err := "send", e.write(n)
+	if err != nil && e.reconnectable(err) {
+		if err = e.connect(); err != nil {
+			op = "connect"
+		} else {
+			err = e.write(n)
+		}
+	}
 	if err == nil {
 		return nil
 	}
-	if reconnectable(err) && e.connect() == nil {
-		err = e.write()
-		if err == nil {
-			return nil
-		}
-	}
 	e.dropped++
 	switch err {
-	case unix.EAGAIN:
+	case unix.EAGAIN, unix.ENOBUFS:
 		return ErrQueueFull
 	case unix.ECONNREFUSED, unix.ENOENT, unix.ENOTCONN, unix.EDESTADDRREQ:
 		return ErrNoObserver
 	}
-	return os.NewSyscallError("send", err)
+	return os.NewSyscallError(op, err)
 }
 
-func (e *Emitter) write() error {
+func (e *Emitter) write(n int) error {
 	if !e.connected {
 		return unix.ENOTCONN
 	}
 	for {
-		n, err := unix.Write(e.fd, e.buf[:])
+		m, err := unix.Write(e.fd, e.buf[:n])
 		if err == unix.EINTR {
 			continue
 		}
-		if err == nil && n != Size {
+		if err == nil && m != n {
 			return unix.EMSGSIZE
 		}
 		return err
 	}
 }
 
-// reconnectable: the peer socket went away (observer stopped or restarted)
-// or we were never connected; connecting again finds a new observer.
-func reconnectable(err error) bool {
+// reconnectable: for a Unix socket, the peer socket went away (observer
+// stopped or restarted) or we were never connected; connecting again finds
+// a new observer. A connected UDP socket never needs it: ECONNREFUSED there
+// reports an ICMP error for an earlier datagram (the kernel clears it and
+// drops this one), so only a socket whose first connect failed retries.
+func (e *Emitter) reconnectable(err error) bool {
+	if e.udp {
+		return err == unix.ENOTCONN || err == unix.EDESTADDRREQ
+	}
 	return err == unix.ECONNREFUSED || err == unix.ENOTCONN || err == unix.EDESTADDRREQ ||
 		err == unix.ENOENT || err == unix.EPIPE
 }

@@ -8,7 +8,9 @@ import "strconv"
 type Error uint8
 
 // The failures of SPEC.md §2, in their normative order, after the transport
-// failure ErrLength (a datagram that is not exactly 32 bytes).
+// failure ErrLength (a datagram that is not exactly 32 bytes, or for
+// Opener.Open neither 60 nor 64). The two secure-frame failures of SPEC.md
+// §6 follow; they are never decode errors of the plaintext.
 const (
 	ErrLength Error = iota + 1
 	ErrBadMagic
@@ -19,16 +21,20 @@ const (
 	ErrBadPid
 	ErrBadTimestamp
 	ErrBadNonce
+	ErrDecrypt  // no accepted key authenticates the secure frame
+	ErrAgentPid // a master-key frame's inner pid differs from its agent_pid
 )
 
 // NumErrors is one more than the largest Error, for arrays indexed by kind.
-const NumErrors = int(ErrBadNonce) + 1
+const NumErrors = int(ErrAgentPid) + 1
 
 var errorNames = [NumErrors]string{"", "Length", "BadMagic", "BadVersion", "BadCrc",
-	"BadStatus", "StallOnWire", "BadPid", "BadTimestamp", "BadNonce"}
+	"BadStatus", "StallOnWire", "BadPid", "BadTimestamp", "BadNonce",
+	"DecryptFailed", "AgentPidMismatch"}
 
 var errorLabels = [NumErrors]string{"", "length", "bad_magic", "bad_version", "bad_crc",
-	"bad_status", "stall_on_wire", "bad_pid", "bad_timestamp", "bad_nonce"}
+	"bad_status", "stall_on_wire", "bad_pid", "bad_timestamp", "bad_nonce",
+	"decrypt_failed", "agent_pid_mismatch"}
 
 var errorText = [NumErrors]string{"",
 	"datagram is not exactly 32 bytes",
@@ -40,6 +46,8 @@ var errorText = [NumErrors]string{"",
 	"bad pid: pid 0 and 1 are reserved",
 	"bad timestamp: u64 max is reserved",
 	"bad nonce: the terminal nonce requires status critical",
+	"decrypt failed: no accepted key authenticates the secure frame",
+	"agent pid mismatch: the master-key frame's inner pid differs from its agent_pid",
 }
 
 func (e Error) valid() bool { return e > 0 && int(e) < NumErrors }
@@ -71,6 +79,10 @@ func (e Error) Error() string {
 // ErrLength, which is a transport failure).
 var DecodeErrors = [...]Error{ErrBadMagic, ErrBadVersion, ErrBadCrc, ErrBadStatus,
 	ErrStallOnWire, ErrBadPid, ErrBadTimestamp, ErrBadNonce}
+
+// SecureErrors lists the failures only Opener.Open reports, beyond
+// ErrLength and the decode failures of the opened plaintext.
+var SecureErrors = [...]Error{ErrDecrypt, ErrAgentPid}
 
 // CrcError is the BadCrc failure with both checksums.
 type CrcError struct {

@@ -35,7 +35,7 @@ func ReadSecretFile(what, path string, max int64) ([]byte, error) {
 		return fail("not a regular file")
 	case strconv.FormatUint(uint64(st.Uid), 10) != euid:
 		return fail("owned by uid " + strconv.FormatUint(uint64(st.Uid), 10) +
-			", must be owned by the observer's uid " + euid + " (chown " + euid + " " + path + ")")
+			", must be owned by uid " + euid + ", the uid this process runs as (chown " + euid + " " + path + ")")
 	case st.Mode&0o077 != 0:
 		return fail("mode 0" + strconv.FormatUint(uint64(st.Mode&0o777), 8) +
 			" gives group/other access, must be 0600 or stricter (chmod 600 " + path + ")")

@@ -29,6 +29,29 @@ type vectorFile struct {
 		Wire          string `json:"wire_hex"`
 		ExpectedError string `json:"expected_decode_error"`
 	} `json:"frame_vectors"`
+	Secure []secureVector `json:"secure_frame_vectors"`
+}
+
+// secureVector holds the fields of all five secure kinds; each uses some.
+type secureVector struct {
+	ID           string      `json:"id"`
+	Kind         string      `json:"kind"`
+	Key          string      `json:"key_hex"`
+	MasterKey    string      `json:"master_key_hex"`
+	AgentKey     string      `json:"agent_key_hex"`
+	DerivedKey   string      `json:"derived_agent_key_hex"`
+	AgentPid     uint32      `json:"agent_pid"`
+	AgentID      uint32      `json:"agent_id"`
+	IVRandom     string      `json:"iv_random_hex"`
+	IVCounter    uint32      `json:"iv_counter"`
+	Plaintext    string      `json:"plaintext_hex"`
+	ExpectedWire string      `json:"expected_wire_hex"`
+	Info         string      `json:"info_hex"`
+	ExpectedOKM  string      `json:"expected_okm_hex"`
+	SessionSalt  string      `json:"session_salt_hex"`
+	PrefixIndex  uint32      `json:"prefix_index"`
+	ExpectedIV   string      `json:"expected_iv_prefix_hex"`
+	Epoch        json.Number `json:"epoch"`
 }
 
 func loadVectors(t *testing.T) vectorFile {

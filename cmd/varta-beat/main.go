@@ -1,17 +1,20 @@
 // Command varta-beat sends VLP heartbeats to a varta-watch observer: the
 // agent side for shell scripts and smoke tests.
 //
-//	varta-beat --socket PATH [--status ok|degraded|critical] [--payload N]
+//	varta-beat (--socket PATH | --udp HOST:PORT [--key-file F | --master-key-file F])
+//	           [--status ok|degraded|critical] [--payload N]
 //	           [--count N] [--interval-ms MS] [--terminal]
 //
 // Exit status: 0 when every frame was sent, 1 when one could not be (no
-// observer at PATH, queue full, ...), 2 on a usage error.
+// observer at PATH, queue full, an unusable key file, ...), 2 on a usage
+// error.
 package main
 
 import (
 	"errors"
 	"flag"
 	"io"
+	"net/netip"
 	"os"
 	"strconv"
 	"time"
@@ -20,10 +23,18 @@ import (
 )
 
 const usage = `usage: varta-beat --socket PATH [flags]
+       varta-beat --udp HOST:PORT [--key-file F | --master-key-file F] [flags]
 
-Send VLP heartbeat frames to the varta-watch observer listening at PATH.
+Send VLP heartbeat frames to a varta-watch observer: over its Unix datagram
+socket at PATH, or over UDP (plain, or sealed with ChaCha20-Poly1305).
 
-  --socket PATH        the observer's Unix datagram socket (required)
+  --socket PATH        the observer's Unix datagram socket
+  --udp HOST:PORT      the observer's UDP listener; HOST is an IP literal:
+                       192.0.2.7:9700 or [2001:db8::7]:9700
+  --key-file F         seal frames with the shared key in F (60-byte frames)
+  --master-key-file F  seal frames with the key derived from the master key
+                       in F for our pid (64-byte frames)
+                       Key files: 64 hex characters, mode 0600, our uid.
   --status S           ok, degraded or critical (default ok)
   --payload N          opaque 32-bit application value (default 0)
   --count N            frames to send (default 1)
@@ -32,11 +43,15 @@ Send VLP heartbeat frames to the varta-watch observer listening at PATH.
                        after the beats
   -h, --help           show this help
 
-Exit status: 0 sent, 1 could not send, 2 usage error.
+Exit status: 0 sent, 1 could not send (no observer, queue full, unusable
+key file), 2 usage error.
 `
 
 type options struct {
 	socket   string
+	udp      string
+	keyFile  string
+	master   bool // keyFile holds a master key
 	status   vlp.Status
 	payload  uint32
 	count    int
@@ -57,6 +72,9 @@ func parse(args []string) (options, error) {
 	payload := fs.Uint64("payload", 0, "")
 	intervalMs := fs.Int64("interval-ms", -1, "")
 	fs.StringVar(&o.socket, "socket", "", "")
+	fs.StringVar(&o.udp, "udp", "", "")
+	keyFile := fs.String("key-file", "", "")
+	masterFile := fs.String("master-key-file", "", "")
 	fs.IntVar(&o.count, "count", 1, "")
 	fs.BoolVar(&o.terminal, "terminal", false, "")
 	if err := fs.Parse(args); err != nil {
@@ -69,8 +87,16 @@ func parse(args []string) (options, error) {
 	switch {
 	case fs.NArg() > 0:
 		return o, errUsage{"unexpected argument " + strconv.Quote(fs.Arg(0))}
-	case o.socket == "":
-		return o, errUsage{"--socket PATH is required"}
+	case o.socket == "" && o.udp == "":
+		return o, errUsage{"--socket PATH or --udp HOST:PORT is required"}
+	case o.socket != "" && o.udp != "":
+		return o, errUsage{"--socket and --udp are exclusive: one observer, one transport"}
+	case *keyFile != "" && *masterFile != "":
+		return o, errUsage{"--key-file and --master-key-file are exclusive"}
+	case o.udp == "" && (*keyFile != "" || *masterFile != ""):
+		return o, errUsage{"--key-file and --master-key-file seal UDP frames; they need --udp"}
+	case o.udp != "" && !validUDP(o.udp):
+		return o, errUsage{"--udp must be IPv4:PORT or [IPv6]:PORT with an IP literal and a non-zero port, not " + strconv.Quote(o.udp)}
 	case !ok:
 		return o, errUsage{"--status must be ok, degraded or critical, not " + strconv.Quote(*status)}
 	case *payload > 0xFFFFFFFF:
@@ -81,6 +107,10 @@ func parse(args []string) (options, error) {
 		return o, errUsage{"--interval-ms must not be negative"}
 	}
 	o.status, o.payload = st, uint32(*payload)
+	o.keyFile, o.master = *keyFile, *masterFile != ""
+	if o.master {
+		o.keyFile = *masterFile
+	}
 	o.interval = time.Duration(*intervalMs) * time.Millisecond
 	if *intervalMs == -1 {
 		o.interval = time.Second
@@ -88,10 +118,35 @@ func parse(args []string) (options, error) {
 	return o, nil
 }
 
+func validUDP(addr string) bool {
+	ap, err := netip.ParseAddrPort(addr)
+	return err == nil && ap.Port() != 0
+}
+
+// dial opens the emitter the flags ask for, reading the key file if any.
+func dial(o options) (*vlp.Emitter, error) {
+	if o.udp == "" {
+		return vlp.Dial(o.socket)
+	}
+	var opts vlp.UDPOptions
+	if o.keyFile != "" {
+		k, err := vlp.ReadKey(o.keyFile)
+		if err != nil {
+			return nil, err
+		}
+		if o.master {
+			opts.MasterKey = &k
+		} else {
+			opts.SharedKey = &k
+		}
+	}
+	return vlp.DialUDP(o.udp, opts)
+}
+
 // run sends the frames; it keeps going after a drop so a long --count run
 // still beats once the observer is back, and reports how many failed.
 func run(o options) error {
-	e, err := vlp.Dial(o.socket)
+	e, err := dial(o)
 	if err != nil {
 		return err
 	}
@@ -116,7 +171,7 @@ func run(o options) error {
 			total++
 		}
 		return errors.New(strconv.FormatUint(e.Dropped(), 10) + " of " + strconv.Itoa(total) +
-			" frames not sent to " + o.socket + ": " + last.Error())
+			" frames not sent to " + o.socket + o.udp + ": " + last.Error())
 	}
 	return nil
 }

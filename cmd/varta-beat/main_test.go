@@ -119,7 +119,7 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{"no observer", []string{"--socket", filepath.Join(dir, "none.sock")}, 1, "no observer"},
 		{"queue full", []string{"--socket", live, "--count", "40", "--interval-ms", "0"}, 1, "queue full"},
-		{"missing socket", nil, 2, "--socket PATH is required"},
+		{"missing socket", nil, 2, "--socket PATH or --udp HOST:PORT is required"},
 		{"unknown flag", []string{"--socket", live, "--bogus"}, 2, "bogus"},
 		{"bad status", []string{"--socket", live, "--status", "stall"}, 2, "--status"},
 		{"bad payload", []string{"--socket", live, "--payload", "4294967296"}, 2, "--payload"},

@@ -1,0 +1,114 @@
+package vlp
+
+import (
+	"bytes"
+	"errors"
+	"strconv"
+)
+
+// MaxKeyFile is the largest key file read: room for hundreds of keys with
+// comments, small enough that a wrong path (a log, a device) fails fast.
+const MaxKeyFile = 64 << 10
+
+// ParseKeys parses the text of a key file (SPEC.md §6): one key per line
+// as 64 hex characters; blank lines are skipped and '#' starts a comment
+// that runs to the end of the line. Errors name the line and never quote
+// key material. At least one key is required; an all-zero key (a
+// placeholder left in place) and a repeated key are refused.
+func ParseKeys(text []byte) ([]Key, error) {
+	var keys []Key
+	for n := 1; len(text) > 0; n++ {
+		line := text
+		if i := bytes.IndexByte(text, '\n'); i >= 0 {
+			line, text = text[:i], text[i+1:]
+		} else {
+			text = nil
+		}
+		if i := bytes.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		k, err := parseKeyLine(line)
+		if err == nil && k == (Key{}) {
+			err = errors.New("the all-zero key is a placeholder, not a key")
+		}
+		for _, prev := range keys {
+			if err == nil && prev == k {
+				err = errors.New("repeats an earlier key")
+			}
+		}
+		if err != nil {
+			return nil, errors.New("line " + strconv.Itoa(n) + ": " + err.Error())
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, errors.New("no key: want 64 hex characters on a line")
+	}
+	return keys, nil
+}
+
+func parseKeyLine(line []byte) (Key, error) {
+	var k Key
+	if len(line) != 2*KeySize {
+		return k, errors.New(strconv.Itoa(len(line)) + " characters, want 64 hex characters (32 bytes)")
+	}
+	for i := range k {
+		hi, ok1 := unhex(line[2*i])
+		lo, ok2 := unhex(line[2*i+1])
+		if !ok1 || !ok2 {
+			col := 2*i + 1
+			if ok1 {
+				col++
+			}
+			return Key{}, errors.New("column " + strconv.Itoa(col) + " is not a hex digit")
+		}
+		k[i] = hi<<4 | lo
+	}
+	return k, nil
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// ParseKeyFile reads an accepted-keys file: ReadSecretFile's checks
+// (regular file, not a symlink, owned by our uid, mode 0600 or stricter),
+// then ParseKeys. Errors start with "key file PATH: ".
+func ParseKeyFile(path string) ([]Key, error) {
+	b, err := ReadSecretFile("key file", path, MaxKeyFile)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := ParseKeys(b)
+	clear(b)
+	if err != nil {
+		return nil, errors.New("key file " + path + ": " + err.Error())
+	}
+	return keys, nil
+}
+
+// ReadKey reads a file that must hold exactly one key: an agent's key, a
+// master key, or an observer's single --key-file.
+func ReadKey(path string) (Key, error) {
+	keys, err := ParseKeyFile(path)
+	if err != nil {
+		return Key{}, err
+	}
+	if len(keys) != 1 {
+		return Key{}, errors.New("key file " + path + ": holds " + strconv.Itoa(len(keys)) +
+			" keys, want exactly one (several are only for an accepted-keys file)")
+	}
+	return keys[0], nil
+}
