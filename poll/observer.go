@@ -47,11 +47,13 @@ type observer struct {
 	pids         []uint32 // scratch for sorted per-pid metrics
 }
 
-func newObserver(cfg Config) (o *observer, err error) {
+func newObserver(cfg Config) (_ *observer, err error) {
 	if cfg.Threshold <= 0 || cfg.TrackerCapacity < 1 || cfg.ReadTimeout <= 0 {
 		return nil, errors.New("poll: Config needs a positive Threshold, ReadTimeout and TrackerCapacity")
 	}
-	o = &observer{cfg: cfg, log: newLogger(cfg.Log), clock: newClock(cfg.Clock), allow: cfg.AllowUIDs}
+	// o is not the named result: `return nil, err` below must not clear
+	// what the deferred close releases.
+	o := &observer{cfg: cfg, log: newLogger(cfg.Log), clock: newClock(cfg.Clock), allow: cfg.AllowUIDs}
 	defer func() {
 		if err != nil {
 			o.close()

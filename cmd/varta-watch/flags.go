@@ -190,6 +190,9 @@ func (s *settings) check(thresholdSet bool, mode, policy, uids, clock string, af
 	case s.promToken != "" && s.promAddr == "":
 		return bad("prom-token-file", "needs --prom-addr")
 	}
+	if err := s.checkPromAddr(); err != nil {
+		return err
+	}
 	m, err := strconv.ParseUint(mode, 8, 32)
 	if err != nil || m > 0o777 {
 		return bad("socket-mode", "want an octal mode such as 0600 or 0660, got "+strconv.Quote(mode))
@@ -211,6 +214,23 @@ func (s *settings) check(thresholdSet bool, mode, policy, uids, clock string, af
 	}
 	c.ShutdownAfter = time.Duration(after) * time.Second
 	return s.checkRecovery()
+}
+
+// checkPromAddr wants an IP:PORT, and a token for any address beyond
+// loopback: the metrics name every agent pid and the observer's health.
+func (s *settings) checkPromAddr() error {
+	if s.promAddr == "" {
+		return nil
+	}
+	ap, err := poll.ParseListenAddr(s.promAddr)
+	if err != nil {
+		return bad("prom-addr", err.Error())
+	}
+	if !ap.Addr().Unmap().IsLoopback() && s.promToken == "" {
+		return bad("prom-addr", s.promAddr+" is not a loopback address and needs --prom-token-file, "+
+			"or listen on 127.0.0.1 or [::1]")
+	}
+	return nil
 }
 
 func (s *settings) checkRecovery() error {

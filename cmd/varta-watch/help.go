@@ -41,7 +41,8 @@ Output:
   --export-file PATH              append one tab-separated line per event
   --export-file-max-bytes N       rotate at N bytes, keeping 5 generations
   --prom-addr IP:PORT             serve /metrics and /healthz
-  --prom-token-file PATH          require Authorization: Bearer <token>
+  --prom-token-file PATH          require Authorization: Bearer <token>;
+                                  needed when --prom-addr is not loopback
 
 Life cycle:
   --shutdown-grace-ms MS          time to stop recovery children (default 5000)
