@@ -12,13 +12,13 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"io"
 	"net/netip"
 	"os"
 	"strconv"
 	"time"
 
+	"github.com/varta-go/varta/cmd/internal/cli"
 	"github.com/varta-go/varta/vlp"
 )
 
@@ -65,8 +65,7 @@ type errUsage struct{ msg string }
 func (e errUsage) Error() string { return e.msg }
 
 func parse(args []string) (options, error) {
-	fs := flag.NewFlagSet("varta-beat", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := cli.NewFlagSet()
 	var o options
 	status := fs.String("status", "ok", "")
 	payload := fs.Uint64("payload", 0, "")
@@ -78,7 +77,7 @@ func parse(args []string) (options, error) {
 	fs.IntVar(&o.count, "count", 1, "")
 	fs.BoolVar(&o.terminal, "terminal", false, "")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, cli.ErrHelp) {
 			return o, err
 		}
 		return o, errUsage{err.Error()}
@@ -178,7 +177,7 @@ func run(o options) error {
 
 func main() {
 	o, err := parse(os.Args[1:])
-	if errors.Is(err, flag.ErrHelp) {
+	if errors.Is(err, cli.ErrHelp) {
 		io.WriteString(os.Stdout, usage)
 		return
 	}

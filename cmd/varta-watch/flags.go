@@ -2,13 +2,12 @@ package main
 
 import (
 	"errors"
-	"flag"
-	"io"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/varta-go/varta/cmd/internal/cli"
 	"github.com/varta-go/varta/poll"
 )
 
@@ -101,8 +100,7 @@ func parse(args []string) (*settings, error) {
 		TrackerCapacity: 256, MaxBeatRate: 100, GlobalBeatRate: 5000, GlobalBeatBurst: 10000,
 		ShutdownGrace: 5 * time.Second}, debounce: time.Second}
 	c := &s.cfg
-	fs := flag.NewFlagSet("varta-watch", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
+	fs := cli.NewFlagSet()
 	threshold := &msFlag{d: &c.Threshold, min: 10}
 	fs.Var(threshold, "threshold-ms", "")
 	fs.Var(&msFlag{d: &c.ReadTimeout, min: 1}, "read-timeout-ms", "")
@@ -132,10 +130,10 @@ func parse(args []string) (*settings, error) {
 	fs.BoolVar(&c.AllowCrossNS, "allow-cross-namespace-agents", false, "")
 	fs.BoolVar(&s.version, "version", false, "")
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+		if errors.Is(err, cli.ErrHelp) {
 			return nil, err
 		}
-		return nil, usageError{flagError(err)}
+		return nil, usageError{err.Error()}
 	}
 	if s.version {
 		return s, nil
@@ -147,22 +145,6 @@ func parse(args []string) (*settings, error) {
 		return nil, err
 	}
 	return s, nil
-}
-
-// flagError rewrites the flag package's wording into "--name: what".
-func flagError(err error) string {
-	msg := err.Error()
-	const prefix = "invalid value "
-	if strings.HasPrefix(msg, prefix) {
-		// invalid value "x" for flag -name: reason
-		if i := strings.Index(msg, " for flag -"); i > 0 {
-			rest := msg[i+len(" for flag -"):]
-			if j := strings.Index(rest, ": "); j > 0 {
-				return "--" + rest[:j] + ": " + rest[j+2:] + " (got " + msg[len(prefix):i] + ")"
-			}
-		}
-	}
-	return strings.Replace(msg, "flag provided but not defined: -", "unknown flag --", 1)
 }
 
 func (s *settings) check(thresholdSet bool, mode, policy, uids, clock string, after int64) error {

@@ -9,12 +9,12 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"io"
 	"os"
 	"runtime"
 	"strconv"
 
+	"github.com/varta-go/varta/cmd/internal/cli"
 	"github.com/varta-go/varta/poll"
 	"github.com/varta-go/varta/recovery"
 	"github.com/varta-go/varta/vlp"
@@ -34,7 +34,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	s, err := parse(args)
 	switch {
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, cli.ErrHelp):
 		io.WriteString(stdout, helpText)
 		return 0
 	case err != nil:

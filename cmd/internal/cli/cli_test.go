@@ -1,0 +1,83 @@
+package cli
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+type parsed struct {
+	s    string
+	b    bool
+	i    int
+	i64  int64
+	u    *uint64
+	rest []string
+}
+
+func parseArgs(args ...string) (parsed, error) {
+	var p parsed
+	fs := NewFlagSet()
+	fs.StringVar(&p.s, "name", "def", "")
+	fs.BoolVar(&p.b, "on", false, "")
+	fs.IntVar(&p.i, "count", 7, "")
+	fs.Int64Var(&p.i64, "big", -1, "")
+	p.u = fs.Uint64("payload", 0, "")
+	err := fs.Parse(args)
+	for i := 0; i < fs.NArg(); i++ {
+		p.rest = append(p.rest, fs.Arg(i))
+	}
+	return p, err
+}
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want parsed
+	}{
+		{"defaults", nil, parsed{s: "def", i: 7, i64: -1}},
+		{"space forms", []string{"--name", "x", "--count", "3", "-big", "9"}, parsed{s: "x", i: 3, i64: 9}},
+		{"equals forms", []string{"--name=a=b", "--on", "--count=-2", "--payload=5"}, parsed{s: "a=b", b: true, i: -2, i64: -1}},
+		{"explicit bool", []string{"--on=false", "x", "--name", "y"}, parsed{s: "def", i: 7, i64: -1, rest: []string{"x", "--name", "y"}}},
+		{"double dash", []string{"--on", "--", "--count"}, parsed{s: "def", b: true, i: 7, i64: -1, rest: []string{"--count"}}},
+		{"empty value", []string{"--name="}, parsed{s: "", i: 7, i64: -1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseArgs(tc.args...)
+			if err != nil || got.s != tc.want.s || got.b != tc.want.b || got.i != tc.want.i ||
+				got.i64 != tc.want.i64 || strings.Join(got.rest, " ") != strings.Join(tc.want.rest, " ") {
+				t.Errorf("Parse(%q) = %+v, %v, want %+v", tc.args, got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown", []string{"--bogus"}, `unknown flag "--bogus"`},
+		{"missing value", []string{"--name"}, "--name: needs a value"},
+		{"bad int", []string{"--count", "x"}, `--count: want a whole number`},
+		{"bad bool", []string{"--on=maybe"}, "--on: want true or false"},
+		{"negative uint", []string{"--payload", "-1"}, "--payload: want a whole number of at least 0"},
+		{"bare dash name", []string{"--=x"}, "unknown flag"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := parseArgs(tc.args...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Parse(%q) = %v, want an error containing %q", tc.args, err, tc.want)
+			}
+		})
+	}
+	for _, h := range []string{"-h", "--help", "-help"} {
+		if _, err := parseArgs("--on", h); !errors.Is(err, ErrHelp) {
+			t.Errorf("Parse(%s) = %v, want ErrHelp", h, err)
+		}
+	}
+}
