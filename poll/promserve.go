@@ -14,6 +14,9 @@ import (
 // so a connection flood cannot starve beat processing.
 const acceptsPerTick = 8
 
+// scrapeSndBuf bounds each metrics connection's kernel send buffer.
+const scrapeSndBuf = 256 << 10
+
 // promServer owns the metrics listening socket and its accepted fds; the
 // HTTP protocol itself is promtext.Server's.
 type promServer struct {
@@ -136,6 +139,9 @@ func (p *promServer) accept(now int64) {
 		if err != nil {
 			return // EAGAIN: nothing more queued; other errors are the client's
 		}
+		// Cap the kernel's send buffer: a client that never reads would
+		// otherwise pin megabytes of kernel memory until the write deadline.
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, scrapeSndBuf)
 		if _, err := p.srv.Accept(fd, now); err != nil {
 			p.refused++
 			unix.Close(fd)
