@@ -128,6 +128,13 @@ func (o *observer) track(f vlp.Frame, origin Origin, now int64) {
 
 // raiseStalls pops every due stall (bounded per tick) and hands it to
 // recovery. A recycled pid is retired, not stalled.
+//
+// An agent whose process has exited (ev.Gone: no process holds the pid)
+// is stalled like any other, logged as gone, and still gets recovery when
+// it was kernel-attested: its pid was checked by SCM_CREDENTIALS when it
+// beat, and restarting a crashed service is what the recovery command is
+// for. Only a pid now held by another process is denied it (Retired here,
+// or skipped_stale when recovery re-checks a deferred stall).
 func (o *observer) raiseStalls(now int64) {
 	for k := 0; k < stallsPerTick; k++ {
 		ev, ok := o.tr.PopStall(now)
@@ -141,8 +148,13 @@ func (o *observer) raiseStalls(now int64) {
 		}
 		o.c.Stalls++
 		o.events.Stall(now, ev.Pid, ev.Nonce)
-		o.log.warn("agent stalled", num("pid", int64(ev.Pid)), num("silent_ms", ev.Silence/1e6),
-			num("last_nonce", int64(ev.Nonce)))
+		if ev.Gone {
+			o.log.warn("agent stalled", num("pid", int64(ev.Pid)), num("silent_ms", ev.Silence/1e6),
+				num("last_nonce", int64(ev.Nonce)), str("process", "gone"))
+		} else {
+			o.log.warn("agent stalled", num("pid", int64(ev.Pid)), num("silent_ms", ev.Silence/1e6),
+				num("last_nonce", int64(ev.Nonce)))
+		}
 		if o.rec != nil {
 			o.rec.OnStall(int32(ev.Pid), ev.Slot.StartTime, ev.Slot.Origin == OriginUDS, now)
 		}

@@ -37,7 +37,10 @@
 //
 // Reaping is wait4(pid, WNOHANG) on each outstanding child's own pid,
 // every Tick: at most Capacity calls, so a child that exits is reaped by
-// the next Tick and no zombie outlives a tick. wait4(-1) is never used, so
+// the next Tick. A reap writes a completion record, so at most
+// Config.ReapsPerTick are reaped per Tick; when more children exit
+// together the rest stay zombies for the following Ticks, which
+// NextDeadline asks for within a millisecond. wait4(-1) is never used, so
 // children of other parts of the process are left alone.
 //
 // # Allocation and concurrency

@@ -12,8 +12,15 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// testWait bounds every poll-until loop; generous for qemu-user runs.
-const testWait = 10 * time.Second
+// testWait bounds every poll-until loop: generous, and more so under
+// qemu-user (VARTA_TEST_EMULATOR), where every fork is emulated and other
+// packages' tests compete for the same CPUs.
+var testWait = func() time.Duration {
+	if os.Getenv("VARTA_TEST_EMULATOR") != "" {
+		return 60 * time.Second
+	}
+	return 10 * time.Second
+}()
 
 func now() int64 { return monotonicNow() }
 

@@ -17,6 +17,7 @@ const (
 	MaxCapacity          = 65536
 	MinTimeout           = 100 * time.Millisecond
 	DefaultSpawnsPerTick = 4
+	DefaultReapsPerTick  = 8
 	MaxCaptureBytes      = 1 << 20
 	// NoDeadline is what NextDeadline returns when nothing is due.
 	NoDeadline int64 = math.MaxInt64
@@ -27,8 +28,8 @@ const (
 const childPath = "/usr/bin:/bin"
 
 // deferRetry is how soon the loop should tick again while stalls wait in
-// the deferred queue: soon, so the queue drains at SpawnsPerTick per
-// iteration, but not a busy spin.
+// the deferred queue, or exited children wait for a reap budget: soon, so
+// both drain at their budget per iteration, but not a busy spin.
 const deferRetry = int64(time.Millisecond)
 
 // drainPerTick bounds the bytes read from one capture pipe per Tick, so a
@@ -46,6 +47,12 @@ type Config struct {
 	// SpawnsPerTick bounds spawn attempts between two Ticks (OnStall and
 	// the deferred queue together); 0 means DefaultSpawnsPerTick.
 	SpawnsPerTick int
+
+	// ReapsPerTick bounds the children one Tick reaps; 0 means
+	// DefaultReapsPerTick. Each reap costs a completion record (written
+	// and, by default, fdatasync'ed), so a hundred children exiting
+	// together must not cost one loop iteration a hundred disk syncs.
+	ReapsPerTick int
 
 	Env        []string // --recovery-env K=V extras, applied last
 	InheritEnv bool     // --recovery-inherit-env
@@ -110,6 +117,7 @@ type Manager struct {
 	debounce   int64
 	timeout    int64
 	budget     int
+	reapBudget int
 	capture    int
 	recheck    func(int32, uint64) bool
 	onComplete func(*Completion)
@@ -121,6 +129,7 @@ type Manager struct {
 	pids      pidTable
 	queue     fifo
 	spawnLeft int
+	reapMore  bool  // the last Tick's reap budget ran out before every child was polled
 	nextDue   int64 // earliest timeout of a child not yet killed
 	lastTick  int64
 
@@ -159,6 +168,8 @@ func New(cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("recovery: timeout %v below the minimum %v", cfg.Timeout, MinTimeout)
 	case cfg.SpawnsPerTick < 0:
 		return nil, errors.New("recovery: negative spawns per tick")
+	case cfg.ReapsPerTick < 0:
+		return nil, errors.New("recovery: negative reaps per tick")
 	case cfg.CaptureBytes < 0 || cfg.CaptureBytes > MaxCaptureBytes:
 		return nil, fmt.Errorf("recovery: capture bytes %d out of range 0..%d", cfg.CaptureBytes, MaxCaptureBytes)
 	case cfg.AuditSync > SyncNone:
@@ -174,6 +185,7 @@ func New(cfg Config) (*Manager, error) {
 		debounce:   int64(cfg.Debounce),
 		timeout:    int64(cfg.Timeout),
 		budget:     cfg.SpawnsPerTick,
+		reapBudget: cfg.ReapsPerTick,
 		capture:    cfg.CaptureBytes,
 		recheck:    cfg.Recheck,
 		onComplete: cfg.OnComplete,
@@ -195,6 +207,9 @@ func New(cfg Config) (*Manager, error) {
 		m.budget = DefaultSpawnsPerTick
 	}
 	m.spawnLeft = m.budget
+	if m.reapBudget == 0 {
+		m.reapBudget = DefaultReapsPerTick
+	}
 	if m.clock == nil {
 		m.clock = monotonicNow
 	}
@@ -312,15 +327,19 @@ func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64)
 	return m.spawn(e, now)
 }
 
-// Tick does the per-iteration work, all of it bounded by Capacity: it
-// SIGKILLs the process group of every child past its timeout, drains the
-// capture pipes, reaps with wait4(pid, WNOHANG) every outstanding child
-// (one call each, so no zombie outlives a tick), then fires deferred
-// stalls within a fresh spawn budget. With nothing outstanding it makes no
-// system call and never allocates.
+// Tick does the per-iteration work, all of it bounded: it SIGKILLs the
+// process group of every child past its timeout, drains the capture
+// pipes, polls outstanding children with wait4(pid, WNOHANG) and reaps
+// those that exited, up to ReapsPerTick, then fires deferred stalls within
+// a fresh spawn budget. A child that exits is reaped by the next Tick; when
+// more than ReapsPerTick exit together the rest wait for the following
+// Ticks, which NextDeadline then asks for within a millisecond. With
+// nothing outstanding it makes no system call and never allocates.
 func (m *Manager) Tick(now int64) {
 	m.lastTick = now
 	next := NoDeadline
+	reapLeft := m.reapBudget
+	m.reapMore = false
 	for i := 0; i < len(m.active); {
 		slot := m.active[i]
 		c := &m.children[slot]
@@ -329,7 +348,10 @@ func (m *Manager) Tick(now int64) {
 			c.killed = true
 		}
 		m.drain(c)
-		if m.reap(slot, now) {
+		if reapLeft == 0 {
+			m.reapMore = true // not polled: it may have exited
+		} else if m.reap(slot, now) {
+			reapLeft--
 			continue // active[i] now holds another slot
 		}
 		if !c.killed && c.deadline < next {
@@ -359,10 +381,10 @@ func (m *Manager) Tick(now int64) {
 
 // NextDeadline returns the clock value by which Tick should run next: the
 // earliest timeout of a running child, or shortly after the last Tick
-// while deferred stalls wait; NoDeadline when neither.
+// while deferred stalls or unpolled children wait; NoDeadline when none.
 func (m *Manager) NextDeadline() int64 {
 	d := m.nextDue
-	if m.queue.n > 0 && m.lastTick+deferRetry < d {
+	if (m.queue.n > 0 || m.reapMore) && m.lastTick+deferRetry < d {
 		d = m.lastTick + deferRetry
 	}
 	return d

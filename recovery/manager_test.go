@@ -376,6 +376,46 @@ func TestStallStorm(t *testing.T) {
 	}
 }
 
+// TestReapBudget: children that exit together are reaped at most
+// ReapsPerTick per Tick (each reap writes a synced completion record), and
+// NextDeadline asks for the next Tick at once while exited children wait.
+func TestReapBudget(t *testing.T) {
+	const n, budget = 20, 3
+	m := newTestManager(t, Config{
+		Command:       Command{Path: "/bin/true", Args: []string{"true"}},
+		Capacity:      32,
+		SpawnsPerTick: n,
+		ReapsPerTick:  budget,
+		AuditFile:     tempPath(t, "audit"),
+	})
+	t0 := now()
+	for pid := int32(100); pid < 100+n; pid++ {
+		if o := m.OnStall(pid, 1, true, t0); o != OutcomeSpawned {
+			t.Fatalf("OnStall(%d) = %v, want spawned", pid, o)
+		}
+	}
+	waitFor(t, "every child to exit", func() bool { return len(zombieChildren()) == n })
+	for reaped := 0; reaped < n; {
+		tick := now()
+		m.Tick(tick)
+		got := int(m.Counts()[OutcomeReapedZero]) - reaped
+		reaped += got
+		if want := min(budget, n-(reaped-got)); got != want {
+			t.Fatalf("Tick reaped %d with %d exited, want %d", got, n-(reaped-got), want)
+		}
+		if d := m.NextDeadline(); reaped < n && d > tick+int64(time.Millisecond) {
+			t.Fatalf("NextDeadline %d ns after the Tick with %d exited children unreaped, want within 1ms", d-tick, n-reaped)
+		}
+	}
+	if m.Outstanding() != 0 || len(zombieChildren()) != 0 {
+		t.Fatalf("outstanding %d, zombies %v after reaping all", m.Outstanding(), zombieChildren())
+	}
+	m.Tick(now())
+	if d := m.NextDeadline(); d != NoDeadline {
+		t.Fatalf("NextDeadline with nothing outstanding = %d, want NoDeadline", d)
+	}
+}
+
 func TestDeferredRecheck(t *testing.T) {
 	stale := map[int32]bool{51: true}
 	var asked []int32
