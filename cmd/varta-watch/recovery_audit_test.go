@@ -17,7 +17,7 @@ import (
 // verifyAudit runs `varta-watch audit verify path`.
 func verifyAudit(t *testing.T, path string) (code int, stdout, stderr string) {
 	t.Helper()
-	return runWatchOut(t, "audit", "verify", path)
+	return runWatch(t, "audit", "verify", path)
 }
 
 // TestAuditVerifyAndRepair: `varta-watch audit verify` accepts an untouched
@@ -34,7 +34,7 @@ func TestAuditVerifyAndRepair(t *testing.T) {
 	waitAudit(t, w, audit, "two completions", patience(5*time.Second), func(r []auditRec) bool {
 		return len(ofKind(r, "complete", "", "")) == 2
 	})
-	stopWatch(t, w)
+	stopCleanly(t, w)
 	recs := readAudit(t, audit) // boot, spawn, spawn, complete, complete (in some order)
 	if len(recs) != 5 {
 		t.Fatalf("%d records, want 5: %v", len(recs), recs)
@@ -85,7 +85,7 @@ func TestAuditVerifyAndRepair(t *testing.T) {
 		t.Errorf("record after the restart: seq %d %s %v; want seq 6, a boot record with repaired_bytes=%d",
 			boot.seq, boot.kind, boot.kv, len(torn))
 	}
-	stopWatch(t, w)
+	stopCleanly(t, w)
 	if code, out, errOut := verifyAudit(t, audit); code != 0 || out != audit+": intact, 6 records\n" {
 		t.Errorf("verify after the repair: exit %d, stdout %q, stderr %q; want 0 and 6 records", code, out, errOut)
 	}
@@ -100,7 +100,7 @@ func TestAuditVerifyAndRepair(t *testing.T) {
 // continues the sequence, and later records chain on.
 func TestAuditKill9MidStorm(t *testing.T) {
 	n := 100
-	if emulated {
+	if emulated() {
 		n = 16 // see TestRecoveryStorm
 	}
 	// Not exec: the shell stays, its command line naming the script, so
@@ -153,7 +153,7 @@ func TestAuditKill9MidStorm(t *testing.T) {
 	if r := ofKind(recs, "spawn", "agent", pid)[0]; r.seq != boot.seq+1 {
 		t.Errorf("spawn after the restart has seq %d, want %d", r.seq, boot.seq+1)
 	}
-	stopWatch(t, w)
+	stopCleanly(t, w)
 	if code, out, errOut := verifyAudit(t, audit); code != 0 || !strings.Contains(out, "intact") {
 		t.Errorf("final verify: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}

@@ -20,13 +20,9 @@ import (
 	"github.com/varta-go/varta/cmd/internal/testbin"
 )
 
-// emulated: the observer and agents run under qemu-user, where every
-// process start costs tens of milliseconds of translation.
-var emulated = os.Getenv("VARTA_TEST_EMULATOR") != ""
-
 // patience scales a native deadline for emulation.
 func patience(d time.Duration) time.Duration {
-	if emulated {
+	if emulated() {
 		return 8 * d
 	}
 	return d
@@ -273,47 +269,10 @@ func startWatchLeaky(t *testing.T, files []*os.File, extra ...string) *watcher {
 	return w
 }
 
-// runWatch runs varta-watch to completion (a refused start, or the audit
-// subcommand) and returns its exit code and stderr.
-func runWatch(t *testing.T, args ...string) (int, string) {
-	t.Helper()
-	code, _, stderr := runWatchOut(t, args...)
-	return code, stderr
-}
-
-// runWatchOut is runWatch that also returns stdout.
-func runWatchOut(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	cmd := testbin.Command(watchBin(t), args...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	done := make(chan error, 1)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		var ee *exec.ExitError
-		switch {
-		case errors.As(err, &ee):
-			code = ee.ExitCode()
-		case err != nil:
-			t.Fatal(err)
-		}
-		return code, out.String(), errOut.String()
-	case <-time.After(patience(10 * time.Second)):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("varta-watch %q did not exit; stderr:\n%s", args, errOut.String())
-		return 0, "", ""
-	}
-}
-
-// stopWatch checks the observer holds no unreaped child, then stops it
+// stopCleanly checks the observer holds no unreaped child, then stops it
 // with SIGTERM and expects a clean exit: outstanding children are killed
 // and reaped by the observer, not orphaned.
-func stopWatch(t *testing.T, w *watcher) {
+func stopCleanly(t *testing.T, w *watcher) {
 	t.Helper()
 	if z := zombiesOf(w.observerPid()); len(z) > 0 {
 		t.Errorf("zombie children of the observer: %v", z)

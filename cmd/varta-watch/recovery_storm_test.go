@@ -183,7 +183,7 @@ func TestRecoveryStorm(t *testing.T) {
 	// when the observer is continued, with the spawn probes just after.
 	n, probes, T, late := 500, 16, 400*time.Millisecond, 50*time.Millisecond
 	spawnGap, reapGap := 5*time.Millisecond, 15*time.Millisecond
-	if emulated {
+	if emulated() {
 		// qemu-user translates every agent from scratch: 500 would take
 		// minutes to start. 60, spawned by emulated forks, keep the
 		// spawner busy for longer than the probes span.
@@ -456,7 +456,7 @@ exit 0
 	if z := zombiesOf(w.observerPid()); len(z) > 0 {
 		t.Errorf("zombie children of the observer: %v", z)
 	}
-	stopWatch(t, w)
+	stopCleanly(t, w)
 }
 
 // noise measures, while a test runs, how late a sleeping goroutine of

@@ -249,7 +249,7 @@ func TestRecoveryExecFile(t *testing.T) {
 				t.Skip("needs root to give the file to another uid")
 			}
 			sock := filepath.Join(t.TempDir(), "obs.sock")
-			code, stderr := runWatch(t, "--socket", sock, "--threshold-ms", "100", "--recovery-exec-file", tc.path)
+			code, _, stderr := runWatch(t, "--socket", sock, "--threshold-ms", "100", "--recovery-exec-file", tc.path)
 			lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
 			if code != 1 || len(lines) != 1 || !strings.Contains(stderr, "recovery command file "+tc.path+": "+tc.why) {
 				t.Errorf("exit %d, stderr %q; want exit 1 and one line saying %q", code, stderr, tc.why)
@@ -261,7 +261,7 @@ func TestRecoveryExecFile(t *testing.T) {
 	}
 
 	t.Run("both flags", func(t *testing.T) {
-		code, stderr := runWatch(t, "--socket", filepath.Join(t.TempDir(), "obs.sock"), "--threshold-ms", "100",
+		code, _, stderr := runWatch(t, "--socket", filepath.Join(t.TempDir(), "obs.sock"), "--threshold-ms", "100",
 			"--recovery-exec", prog, "--recovery-exec-file", good)
 		if code != 2 || strings.Count(stderr, "\n") != 1 || !strings.Contains(stderr, "--recovery-exec-file") {
 			t.Errorf("exit %d, stderr %q; want exit 2 and one line naming --recovery-exec-file", code, stderr)
@@ -277,7 +277,7 @@ func TestRecoveryExecFile(t *testing.T) {
 // those run, are debounced, run, are debounced.
 func TestRecoveryDebounce(t *testing.T) {
 	T, I := 100*time.Millisecond, 400*time.Millisecond
-	if emulated {
+	if emulated() {
 		T, I = 2*T, 2*I
 	}
 	audit := filepath.Join(t.TempDir(), "audit")
@@ -309,7 +309,7 @@ func TestRecoveryDebounce(t *testing.T) {
 			t.Errorf("%s = %v, want %v", outcomeKey(label), m[outcomeKey(label)], want)
 		}
 	}
-	stopWatch(t, w)
+	stopCleanly(t, w)
 }
 
 // TestRecoveryOneInFlight: while an agent's recovery child runs, its later
@@ -320,7 +320,7 @@ func TestRecoveryDebounce(t *testing.T) {
 // in flight, in flight, spawn (the first child reaped by then), in flight.
 func TestRecoveryOneInFlight(t *testing.T) {
 	T, I := 100*time.Millisecond, 400*time.Millisecond
-	if emulated {
+	if emulated() {
 		T, I = 2*T, 2*I
 	}
 	run := I * 5 / 2
@@ -350,7 +350,7 @@ func TestRecoveryOneInFlight(t *testing.T) {
 			m[outcomeKey("spawned")], m[outcomeKey("skipped_in_flight")], m[outcomeKey("reaped_zero")],
 			m["varta_recovery_outstanding"])
 	}
-	stopWatch(t, w)
+	stopCleanly(t, w)
 }
 
 // TestRecoveryCapacityRefused: the outstanding-child table has the pid
@@ -393,7 +393,7 @@ func TestRecoveryCapacityRefused(t *testing.T) {
 		t.Errorf("refused_capacity %v, spawned %v, outstanding %v; want 2, 2, 2",
 			m[outcomeKey("refused_capacity")], m[outcomeKey("spawned")], m["varta_recovery_outstanding"])
 	}
-	stopWatch(t, w)
+	stopCleanly(t, w)
 	recs = readAudit(t, audit)
 	if k := ofKind(recs, "complete", "outcome", "killed"); len(k) != 2 {
 		t.Errorf("after SIGTERM: %d children killed, want 2: %v", len(k), recs)
@@ -478,7 +478,7 @@ func TestRecoveryTimeoutKillsGroup(t *testing.T) {
 	if m := w.scrape(); m[outcomeKey("killed")] != 1 || m["varta_recovery_outstanding"] != 0 {
 		t.Errorf("killed %v, outstanding %v; want 1 and 0", m[outcomeKey("killed")], m["varta_recovery_outstanding"])
 	}
-	stopWatch(t, w)
+	stopCleanly(t, w)
 }
 
 // TestRecoveryShutdown: at SIGTERM the observer sends SIGTERM to every
