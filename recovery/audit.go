@@ -3,9 +3,7 @@ package recovery
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -13,6 +11,9 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// errTailTooLong: the file ends in a line no record of ours could be.
+var errTailTooLong = errors.New("last line is longer than " + strconv.Itoa(auditTailMax) + " bytes; not a record of ours, move the file aside")
 
 // AuditHeader is the first line of every audit log.
 const AuditHeader = "# varta-watch recovery audit v2"
@@ -71,23 +72,23 @@ func openAudit(path string, mode SyncMode, seq0 uint64, bufCap int) (*auditLog, 
 	var lst unix.Stat_t
 	if err := unix.Lstat(path, &lst); err == nil && lst.Mode&unix.S_IFMT != unix.S_IFREG {
 		if lst.Mode&unix.S_IFMT == unix.S_IFLNK {
-			return nil, 0, fmt.Errorf("audit file %s: is a symlink; give the real path", path)
+			return nil, 0, errors.New("audit file " + path + ": is a symlink; give the real path")
 		}
-		return nil, 0, fmt.Errorf("audit file %s: not a regular file", path)
+		return nil, 0, errors.New("audit file " + path + ": not a regular file")
 	}
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
-			return nil, 0, fmt.Errorf("audit file %s: is a symlink; give the real path", path)
+			return nil, 0, errors.New("audit file " + path + ": is a symlink; give the real path")
 		}
-		return nil, 0, fmt.Errorf("audit file %s: %w", path, os.NewSyscallError("open", err))
+		return nil, 0, wrap("audit file "+path, os.NewSyscallError("open", err))
 	}
 	a := &auditLog{path: path, fd: fd, mode: mode, seq: seq0, buf: make([]byte, 0, bufCap)}
 	copy(a.prev[:], GenesisHash)
 	repaired, err := a.position()
 	if err != nil {
 		unix.Close(fd)
-		return nil, 0, fmt.Errorf("audit file %s: %w", path, err)
+		return nil, 0, wrap("audit file "+path, err)
 	}
 	return a, repaired, nil
 }
@@ -132,7 +133,7 @@ func (a *auditLog) position() (int64, error) {
 		a.fresh = true
 		return size, a.syncNow()
 	case !bytes.HasPrefix(head, []byte(hdr)):
-		return 0, fmt.Errorf("first line is not %q; not a varta-watch audit log, move it aside", AuditHeader)
+		return 0, errors.New("first line is not " + strconv.Quote(AuditHeader) + "; not a varta-watch audit log, move it aside")
 	}
 	// Cut a torn last line (a crash mid-write) back to the last newline.
 	repaired := int64(0)
@@ -140,7 +141,7 @@ func (a *auditLog) position() (int64, error) {
 	if tail[end-1] != '\n' {
 		end = bytes.LastIndexByte(tail, '\n') + 1
 		if end == 0 {
-			return 0, fmt.Errorf("last line is longer than %d bytes; not a record of ours, move the file aside", auditTailMax)
+			return 0, errTailTooLong
 		}
 		repaired = int64(len(tail) - end)
 		if err := a.truncate(size - repaired); err != nil {
@@ -154,7 +155,7 @@ func (a *auditLog) position() (int64, error) {
 	}
 	start := bytes.LastIndexByte(tail[:end-1], '\n') + 1
 	if start == 0 && size > n {
-		return 0, fmt.Errorf("last line is longer than %d bytes; not a record of ours, move the file aside", auditTailMax)
+		return 0, errTailTooLong
 	}
 	seq, hash, ok := parseRecordEnds(tail[start : end-1])
 	if !ok {
@@ -305,7 +306,7 @@ func (a *auditLog) commit() error {
 	}
 	sum := sha256.Sum256(a.buf)
 	a.buf = append(a.buf, '\t')
-	a.buf = hex.AppendEncode(a.buf, sum[:])
+	a.buf = appendHex(a.buf, sum[:])
 	a.buf = append(a.buf, '\n')
 	line := a.buf[len(a.prev)+1:]
 	if err := a.writeAll(line); err != nil {

@@ -2,7 +2,6 @@ package recovery
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -92,7 +91,7 @@ func LoadCommandFile(path string) (Command, error) {
 	}
 	cmd, err := ParseCommand(b.String())
 	if err != nil {
-		return Command{}, fmt.Errorf("recovery command file %s: %w", path, err)
+		return Command{}, wrap("recovery command file "+path, err)
 	}
 	return cmd, nil
 }
@@ -102,10 +101,10 @@ func LoadCommandFile(path string) (Command, error) {
 func resolveProgram(name string) (string, error) {
 	if strings.IndexByte(name, '/') >= 0 {
 		if name[0] != '/' {
-			return "", fmt.Errorf("recovery command: program %q is a relative path; give an absolute path (the observer's working directory is not a stable base)", name)
+			return "", errors.New("recovery command: program " + strconv.Quote(name) + " is a relative path; give an absolute path (the observer's working directory is not a stable base)")
 		}
 		if err := checkExecutable(name); err != nil {
-			return "", fmt.Errorf("recovery command: program %s: %w", name, err)
+			return "", wrap("recovery command: program "+name, err)
 		}
 		return name, nil
 	}
@@ -122,7 +121,7 @@ func resolveProgram(name string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("recovery command: program %q not found as an executable in PATH (%s); give an absolute path", name, pathEnv)
+	return "", errors.New("recovery command: program " + strconv.Quote(name) + " not found as an executable in PATH (" + pathEnv + "); give an absolute path")
 }
 
 func checkExecutable(p string) error {
@@ -154,7 +153,7 @@ func (c *Command) argv(pid int32) []string {
 // validate reports a Command that ParseCommand would not have produced.
 func (c *Command) validate() error {
 	if c.Path == "" || c.Path[0] != '/' {
-		return fmt.Errorf("recovery: command path %q is not absolute", c.Path)
+		return errors.New("recovery: command path " + strconv.Quote(c.Path) + " is not absolute")
 	}
 	if len(c.Args) == 0 {
 		return errors.New("recovery: command has no argv[0]")

@@ -2,9 +2,9 @@ package recovery
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -161,17 +161,17 @@ func New(cfg Config) (*Manager, error) {
 	}
 	switch {
 	case cfg.Capacity < 1 || cfg.Capacity > MaxCapacity:
-		return nil, fmt.Errorf("recovery: capacity %d out of range 1..%d", cfg.Capacity, MaxCapacity)
+		return nil, errors.New("recovery: capacity " + strconv.Itoa(cfg.Capacity) + " out of range 1.." + strconv.Itoa(MaxCapacity))
 	case cfg.Debounce < 0:
 		return nil, errors.New("recovery: negative debounce")
 	case cfg.Timeout < 0 || cfg.Timeout > 0 && cfg.Timeout < MinTimeout:
-		return nil, fmt.Errorf("recovery: timeout %v below the minimum %v", cfg.Timeout, MinTimeout)
+		return nil, errors.New("recovery: timeout " + cfg.Timeout.String() + " below the minimum " + MinTimeout.String())
 	case cfg.SpawnsPerTick < 0:
 		return nil, errors.New("recovery: negative spawns per tick")
 	case cfg.ReapsPerTick < 0:
 		return nil, errors.New("recovery: negative reaps per tick")
 	case cfg.CaptureBytes < 0 || cfg.CaptureBytes > MaxCaptureBytes:
-		return nil, fmt.Errorf("recovery: capture bytes %d out of range 0..%d", cfg.CaptureBytes, MaxCaptureBytes)
+		return nil, errors.New("recovery: capture bytes " + strconv.Itoa(cfg.CaptureBytes) + " out of range 0.." + strconv.Itoa(MaxCaptureBytes))
 	case cfg.AuditSync > SyncNone:
 		return nil, errors.New("recovery: unknown audit sync mode")
 	}
@@ -224,7 +224,7 @@ func New(cfg Config) (*Manager, error) {
 	}
 	fd, err := unix.Open("/dev/null", unix.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("recovery: %w", os.NewSyscallError("open /dev/null", err))
+		return nil, wrap("recovery", os.NewSyscallError("open /dev/null", err))
 	}
 	m.devnull = fd
 	m.sys = syscall.SysProcAttr{Setpgid: true}
@@ -236,7 +236,7 @@ func New(cfg Config) (*Manager, error) {
 		a, repaired, err := openAudit(m.auditPath, m.auditMode, 0, m.auditCap)
 		if err != nil {
 			unix.Close(m.devnull)
-			return nil, fmt.Errorf("recovery: %w", err)
+			return nil, wrap("recovery", err)
 		}
 		m.audit = a
 		m.auditBoot("start", repaired, "-")
@@ -256,7 +256,7 @@ func childEnv(extra []string, inherit bool) ([]string, error) {
 	for _, kv := range extra {
 		k, _, ok := strings.Cut(kv, "=")
 		if !ok || k == "" || strings.IndexByte(kv, 0) >= 0 {
-			return nil, fmt.Errorf("recovery: environment entry %q must be K=V with a non-empty K and no NUL", kv)
+			return nil, errors.New("recovery: environment entry " + strconv.Quote(kv) + " must be K=V with a non-empty K and no NUL")
 		}
 		replaced := false
 		for i, e := range env {
@@ -428,7 +428,7 @@ func (m *Manager) ReopenAudit() error {
 	if err != nil {
 		old.disabled = true
 		old.lastErr = err
-		return fmt.Errorf("recovery: %w", err)
+		return wrap("recovery", err)
 	}
 	a.written, a.failed, a.lost, a.lastErr = old.written, old.failed, old.lost, old.lastErr
 	if !a.fresh || old.seq == 0 {
@@ -472,7 +472,7 @@ func (m *Manager) Shutdown(grace time.Duration) error {
 		}
 	}
 	if n := len(m.active); n > 0 {
-		return fmt.Errorf("recovery: %d children not reaped after SIGKILL", n)
+		return errors.New("recovery: " + strconv.Itoa(n) + " children not reaped after SIGKILL")
 	}
 	return nil
 }

@@ -4,9 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"strconv"
@@ -50,8 +48,8 @@ func VerifyAudit(path string) (int, error) {
 		return 0, &VerifyError{Path: path, Msg: "not a regular file"}
 	}
 	r := bufio.NewReaderSize(f, auditTailMax)
-	bad := func(line int, format string, args ...any) (int, error) {
-		return 0, &VerifyError{Path: path, Line: line, Msg: fmt.Sprintf(format, args...)}
+	bad := func(line int, msg string) (int, error) {
+		return 0, &VerifyError{Path: path, Line: line, Msg: msg}
 	}
 
 	var prev [64]byte
@@ -62,14 +60,14 @@ func VerifyAudit(path string) (int, error) {
 	for n := 1; ; n++ {
 		line, err := r.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
-			return bad(n, "longer than %d bytes", auditTailMax)
+			return bad(n, "longer than "+strconv.Itoa(auditTailMax)+" bytes")
 		}
 		if err != nil && err != io.EOF {
-			return bad(n, "read: %v", err)
+			return bad(n, "read: "+err.Error())
 		}
 		if len(line) == 0 && err == io.EOF {
 			if n == 1 {
-				return bad(1, "empty file, want header %q", AuditHeader)
+				return bad(1, "empty file, want header "+strconv.Quote(AuditHeader))
 			}
 			return records, nil
 		}
@@ -79,13 +77,13 @@ func VerifyAudit(path string) (int, error) {
 		line = line[:len(line)-1]
 		if n == 1 {
 			if string(line) != AuditHeader {
-				return bad(1, "header is not %q", AuditHeader)
+				return bad(1, "header is not "+strconv.Quote(AuditHeader))
 			}
 			continue
 		}
 		cols := bytes.Count(line, []byte{'\t'}) + 1
 		if cols < 4 {
-			return bad(n, "%d columns, want at least seq, time, kind and hash", cols)
+			return bad(n, strconv.Itoa(cols)+" columns, want at least seq, time, kind and hash")
 		}
 		seq, hash, ok := parseRecordEnds(line)
 		if !ok {
@@ -95,16 +93,16 @@ func VerifyAudit(path string) (int, error) {
 		switch string(kind) {
 		case "boot", "spawn", "complete", "refused":
 		default:
-			return bad(n, "unknown record kind %q", kind)
+			return bad(n, "unknown record kind "+strconv.Quote(string(kind)))
 		}
 		if records > 0 && seq != lastSeq+1 {
-			return bad(n, "seq %d after %d (record missing or reordered)", seq, lastSeq)
+			return bad(n, "seq "+strconv.FormatUint(seq, 10)+" after "+strconv.FormatUint(lastSeq, 10)+" (record missing or reordered)")
 		}
 		body := line[:len(line)-len(hash)-1]
 		buf = append(append(append(buf[:0], prev[:]...), '\t'), body...)
 		sum := sha256.Sum256(buf)
 		var want [64]byte
-		hex.Encode(want[:], sum[:])
+		appendHex(want[:0], sum[:])
 		if !bytes.Equal(want[:], hash) {
 			return bad(n, "hash mismatch (edited or reordered)")
 		}

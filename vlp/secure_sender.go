@@ -2,7 +2,7 @@ package vlp
 
 import (
 	"crypto/cipher"
-	"crypto/rand"
+	"golang.org/x/sys/unix"
 	"math"
 )
 
@@ -21,7 +21,7 @@ type ivState struct {
 
 // reset starts a new session: a fresh salt and its first prefix.
 func (s *ivState) reset() {
-	rand.Read(s.salt[:]) // never fails: crypto/rand aborts the process instead
+	randomSalt(&s.salt)
 	s.index = 0
 	s.prefix = IVPrefix(s.salt, 0)
 	s.next = 0
@@ -46,7 +46,7 @@ func (s *ivState) rotate() {
 	for s.prefix == old {
 		s.index++
 		if s.index == 0 { // 2^32 prefixes of 2^32 frames each: start a new salt
-			rand.Read(s.salt[:])
+			randomSalt(&s.salt)
 		}
 		s.prefix = IVPrefix(s.salt, s.index)
 	}
@@ -100,4 +100,22 @@ func (s *sealer) seal(b *[MasterSize]byte, f Frame) int {
 		return len(SealMaster(b[:0], s.aead, f.Pid, prefix, counter, f))
 	}
 	return len(SealShared(b[:0], s.aead, prefix, counter, f))
+}
+
+// randomSalt fills salt from the kernel's CSPRNG with getrandom(2), which
+// blocks only until the pool is first initialised after boot. It is used
+// instead of crypto/rand, whose math/big dependency drags fmt and reflect
+// into the static binaries. A failure here (a kernel without getrandom,
+// before 3.17) must not yield a predictable salt, so it aborts.
+func randomSalt(salt *[SaltSize]byte) {
+	for n := 0; n < len(salt); {
+		m, err := unix.Getrandom(salt[n:], 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			panic("vlp: getrandom(2) failed, no safe IV salt: " + err.Error())
+		}
+		n += m
+	}
 }

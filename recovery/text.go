@@ -1,0 +1,24 @@
+package recovery
+
+// wrapped prefixes an error with what it was about while keeping it
+// reachable for errors.Is/As; the package avoids fmt to keep it out of the
+// static board binaries.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (w *wrapped) Error() string { return w.msg + ": " + w.err.Error() }
+func (w *wrapped) Unwrap() error { return w.err }
+
+func wrap(msg string, err error) error { return &wrapped{msg: msg, err: err} }
+
+// appendHex appends the lowercase hex of b (the audit chain's hashes);
+// encoding/hex would link fmt into the binary for its error type.
+func appendHex(dst, b []byte) []byte {
+	const digits = "0123456789abcdef"
+	for _, c := range b {
+		dst = append(dst, digits[c>>4], digits[c&15])
+	}
+	return dst
+}
