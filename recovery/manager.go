@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/varta-go/varta/ring"
 )
 
 // Limits and defaults of Config.
@@ -127,7 +129,7 @@ type Manager struct {
 	freeKids  []int32 // unused child slots (a stack)
 	active    []int32 // used child slots, dense
 	pids      pidTable
-	queue     fifo
+	queue     ring.FIFO[pending]
 	spawnLeft int
 	reapMore  bool  // the last Tick's reap budget ran out before every child was polled
 	nextDue   int64 // earliest timeout of a child not yet killed
@@ -196,7 +198,7 @@ func New(cfg Config) (*Manager, error) {
 		// Twice the capacity: every busy entry (at most Capacity) still
 		// leaves as many idle ones to remember debounce state in.
 		pids:      newPidTable(2 * cfg.Capacity),
-		queue:     fifo{buf: make([]pending, cfg.Capacity)},
+		queue:     ring.NewFIFO[pending](cfg.Capacity),
 		nextDue:   NoDeadline,
 		scratch:   make([]byte, 4096),
 		devnull:   -1,
@@ -308,7 +310,7 @@ func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64)
 			return m.refuse(pid, startTime, OutcomeSkippedInFlight, "in_flight", nil)
 		}
 	}
-	if len(m.active)+m.queue.n >= m.capacity {
+	if len(m.active)+m.queue.Len() >= m.capacity {
 		return m.refuse(pid, startTime, OutcomeRefusedCapacity, "capacity", nil)
 	}
 	if e == none {
@@ -318,10 +320,10 @@ func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64)
 	if en.startTime != startTime {
 		en.startTime, en.hasRun = startTime, false
 	}
-	if m.spawnLeft <= 0 || m.queue.n > 0 {
+	if m.spawnLeft <= 0 || m.queue.Len() > 0 {
 		m.pids.unlink(e)
 		en.queued = true
-		m.queue.push(pending{pid: pid, entry: e, startTime: startTime}) // room: reserved by the capacity check
+		m.queue.Push(pending{pid: pid, entry: e, startTime: startTime}) // room: reserved by the capacity check
 		return OutcomeDeferred
 	}
 	return m.spawn(e, now)
@@ -361,8 +363,8 @@ func (m *Manager) Tick(now int64) {
 	}
 	m.nextDue = next
 	m.spawnLeft = m.budget
-	for m.queue.n > 0 && m.spawnLeft > 0 && !m.shutdown {
-		p := m.queue.pop()
+	for m.queue.Len() > 0 && m.spawnLeft > 0 && !m.shutdown {
+		p, _ := m.queue.Pop()
 		m.pids.entries[p.entry].queued = false
 		if m.recheck != nil && !m.recheck(p.pid, p.startTime) {
 			m.pids.idle(p.entry)
@@ -384,7 +386,7 @@ func (m *Manager) Tick(now int64) {
 // while deferred stalls or unpolled children wait; NoDeadline when none.
 func (m *Manager) NextDeadline() int64 {
 	d := m.nextDue
-	if (m.queue.n > 0 || m.reapMore) && m.lastTick+deferRetry < d {
+	if (m.queue.Len() > 0 || m.reapMore) && m.lastTick+deferRetry < d {
 		d = m.lastTick + deferRetry
 	}
 	return d
@@ -394,7 +396,7 @@ func (m *Manager) NextDeadline() int64 {
 func (m *Manager) Outstanding() int { return len(m.active) }
 
 // Deferred returns the number of stalls waiting for a spawn budget.
-func (m *Manager) Deferred() int { return m.queue.n }
+func (m *Manager) Deferred() int { return m.queue.Len() }
 
 // Counts returns the outcome counters, indexed by Outcome (labels in
 // OutcomeLabels).
@@ -447,8 +449,8 @@ func (m *Manager) ReopenAudit() error {
 // sleep); init inherits those when the observer exits.
 func (m *Manager) Shutdown(grace time.Duration) error {
 	m.shutdown = true
-	for m.queue.n > 0 {
-		p := m.queue.pop()
+	for m.queue.Len() > 0 {
+		p, _ := m.queue.Pop()
 		m.pids.entries[p.entry].queued = false
 		m.pids.idle(p.entry)
 		m.auditRefused(p.pid, p.startTime, "shutdown", nil)

@@ -494,7 +494,7 @@ func TestConfigValidation(t *testing.T) {
 	}
 }
 
-// TestPidTable checks the open-addressing table against a map through
+// TestPidTable checks the pid table (ring.Index + LRU) against a map through
 // random inserts, evictions and removals.
 func TestPidTable(t *testing.T) {
 	tb := newPidTable(8)
@@ -515,11 +515,11 @@ func TestPidTable(t *testing.T) {
 		if _, ok := ref[pid]; ok {
 			t.Fatalf("lookup(%d) missed an entry", pid)
 		}
-		if len(tb.free) == 0 && tb.head == none {
+		if len(tb.free) == 0 && tb.lru.Front() == none {
 			tb.idle(ref[firstKey(ref)])
 		}
 		if len(tb.free) == 0 {
-			delete(ref, tb.entries[tb.head].pid)
+			delete(ref, tb.entries[tb.lru.Front()].pid)
 		}
 		e := tb.insert(pid)
 		ref[pid] = e
