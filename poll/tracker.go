@@ -5,6 +5,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/varta-go/varta/ring"
 	"github.com/varta-go/varta/vlp"
 )
 
@@ -160,8 +161,7 @@ type Slot struct {
 	Beats          uint64     // accepted frames in this session
 	Stalls         uint64     // stalls raised in this session
 
-	limiter    TokenBucket // per-pid --max-beat-rate bucket
-	prev, next int32       // links in the armed, stalled or free list
+	limiter TokenBucket // per-pid --max-beat-rate bucket
 }
 
 // Effective is the status to report: vlp.Stall while the stall is latched,
@@ -195,20 +195,20 @@ type StallEvent struct {
 // (stall not yet raised) ordered by last arrival, so the next deadline is
 // always at the head and PopStall costs O(stalls), and stalled, ordered by
 // last arrival too (slots enter it in deadline order), so its head is the
-// longest-silent eviction candidate. A pid→slot open-addressing index
-// (linear probing, backward-shift deletion, so no tombstones) finds a slot
-// in a probe or two without a Go map.
+// longest-silent eviction candidate. A pid→slot ring.Index (open
+// addressing, no tombstones) finds a slot in a probe or two without a Go
+// map.
 //
 // Times passed in are clamped to the latest one seen, so a caller's clock
 // glitch cannot unsort the lists; Observe, PopStall and Remove may reuse
 // slots, which is why Slot pointers are short-lived.
 type Tracker struct {
 	slots     []Slot
-	index     []int32 // slot index per bucket, -1 empty; len a power of two ≥ 2×cap
-	shift     uint32  // 32 - log2(len(index)), for Fibonacci hashing
-	armed     slotList
-	stalled   slotList
-	free      int32 // head of the free list, linked by next
+	index     ring.Index
+	links     ring.Links // threads every slot through armed or stalled
+	armed     ring.List
+	stalled   ring.List
+	free      []int32 // unused slot numbers, a stack
 	n         int
 	threshold int64
 	evictAge  int64
@@ -229,16 +229,13 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	if cfg.Threshold <= 0 {
 		panic("poll: tracker threshold must be positive")
 	}
-	size, bits := 2, uint32(1)
-	for size < 2*cfg.Capacity {
-		size, bits = size*2, bits+1
-	}
 	t := &Tracker{
 		slots:     make([]Slot, cfg.Capacity),
-		index:     make([]int32, size),
-		shift:     32 - bits,
-		armed:     emptyList,
-		stalled:   emptyList,
+		index:     ring.NewIndex(cfg.Capacity),
+		links:     ring.NewLinks(cfg.Capacity),
+		armed:     ring.NewList(),
+		stalled:   ring.NewList(),
+		free:      make([]int32, cfg.Capacity),
 		threshold: cfg.Threshold,
 		evictAge:  cfg.Threshold * EvictionFactor,
 		policy:    cfg.Policy,
@@ -249,13 +246,9 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	if t.evictAge/EvictionFactor != cfg.Threshold { // a threshold of centuries
 		t.evictAge = 1<<63 - 1
 	}
-	for i := range t.index {
-		t.index[i] = -1
+	for i := range t.free {
+		t.free[i] = int32(len(t.free) - 1 - i) // slot 0 is taken first
 	}
-	for i := range t.slots {
-		t.slots[i].next = int32(i + 1)
-	}
-	t.slots[len(t.slots)-1].next = -1
 	switch {
 	case cfg.NoStartTime:
 		t.startTime = nil
@@ -280,7 +273,7 @@ func (t *Tracker) Threshold() int64 { return t.threshold }
 
 // Lookup returns the slot of pid, or nil.
 func (t *Tracker) Lookup(pid uint32) *Slot {
-	if i, _ := t.find(pid); i >= 0 {
+	if i, ok := t.index.Get(pid); ok {
 		return &t.slots[i]
 	}
 	return nil
@@ -288,8 +281,8 @@ func (t *Tracker) Lookup(pid uint32) *Slot {
 
 // Remove stops tracking pid and reports whether it was tracked.
 func (t *Tracker) Remove(pid uint32) bool {
-	i, _ := t.find(pid)
-	if i < 0 {
+	i, ok := t.index.Get(pid)
+	if !ok {
 		return false
 	}
 	t.release(i)
@@ -299,8 +292,8 @@ func (t *Tracker) Remove(pid uint32) bool {
 // Each calls fn for every tracked slot, armed ones first, each in order of
 // last arrival. fn must not call Observe, PopStall or Remove.
 func (t *Tracker) Each(fn func(s *Slot)) {
-	for _, l := range [2]*slotList{&t.armed, &t.stalled} {
-		for i := l.head; i >= 0; i = t.slots[i].next {
+	for _, l := range [2]*ring.List{&t.armed, &t.stalled} {
+		for i := l.Front(); i >= 0; i = t.links.Next(i) {
 			fn(&t.slots[i])
 		}
 	}
@@ -311,8 +304,8 @@ func (t *Tracker) Each(fn func(s *Slot)) {
 // allocation. fn must not call Observe, PopStall, Remove or EachSorted.
 func (t *Tracker) EachSorted(fn func(s *Slot)) {
 	keys := t.sortKeys[:0]
-	for _, l := range [2]*slotList{&t.armed, &t.stalled} {
-		for i := l.head; i >= 0; i = t.slots[i].next {
+	for _, l := range [2]*ring.List{&t.armed, &t.stalled} {
+		for i := l.Front(); i >= 0; i = t.links.Next(i) {
 			keys = append(keys, uint64(t.slots[i].Pid)<<32|uint64(i))
 		}
 	}

@@ -29,8 +29,8 @@ func (t *Tracker) advance(now int64) int64 {
 // wrapped reports an accepted regular nonce that wrapped around 2^64-2.
 func (t *Tracker) Observe(f vlp.Frame, origin Origin, now int64) (v Verdict, evicted uint32, wrapped bool) {
 	now = t.advance(now)
-	i, _ := t.find(f.Pid)
-	if i < 0 {
+	i, ok := t.index.Get(f.Pid)
+	if !ok {
 		return t.admit(f, origin, now)
 	}
 	s := &t.slots[i]
@@ -101,11 +101,10 @@ func (t *Tracker) accept(i int32, f vlp.Frame, now int64) {
 	s.Beats++
 	if s.Stalled {
 		s.Stalled = false
-		t.stalled.unlink(t.slots, i)
-		t.armed.push(t.slots, i)
-	} else if t.armed.tail != i {
-		t.armed.unlink(t.slots, i)
-		t.armed.push(t.slots, i)
+		t.stalled.Remove(&t.links, i)
+		t.armed.PushBack(&t.links, i)
+	} else {
+		t.armed.MoveToBack(&t.links, i)
 	}
 }
 
@@ -126,7 +125,7 @@ func (t *Tracker) admit(f vlp.Frame, origin Origin, now int64) (Verdict, uint32,
 		return VerdictGlobalRateLimited, 0, false
 	}
 	var evicted uint32
-	if t.free < 0 {
+	if len(t.free) == 0 {
 		victim := t.victim(now)
 		if victim < 0 {
 			return VerdictCapacityExceeded, 0, false
@@ -134,21 +133,17 @@ func (t *Tracker) admit(f vlp.Frame, origin Origin, now int64) (Verdict, uint32,
 		evicted = t.slots[victim].Pid
 		t.release(victim)
 	}
-	i := t.free
-	t.free = t.slots[i].next
+	i := t.free[len(t.free)-1]
+	t.free = t.free[:len(t.free)-1]
 	t.n++
-	t.insert(f.Pid, i)
+	t.index.Put(f.Pid, i)
 	t.start(i, f, origin, now)
 	return VerdictAccepted, evicted, false
 }
 
 // restart replaces the session in slot i by a new one starting with f.
 func (t *Tracker) restart(i int32, f vlp.Frame, origin Origin, now int64) {
-	if t.slots[i].Stalled {
-		t.stalled.unlink(t.slots, i)
-	} else {
-		t.armed.unlink(t.slots, i)
-	}
+	t.unlink(i)
 	t.start(i, f, origin, now)
 }
 
@@ -164,19 +159,19 @@ func (t *Tracker) start(i int32, f vlp.Frame, origin Origin, now int64) {
 		s.StartTime, s.HasStartTime = t.startTime(f.Pid)
 	}
 	s.limiter.Allow(now)
-	t.armed.push(t.slots, i)
+	t.armed.PushBack(&t.links, i)
 	t.accept(i, f, now)
 }
 
 // victim picks the longest-silent evictable slot, or -1.
 func (t *Tracker) victim(now int64) int32 {
 	best := int32(-1)
-	if h := t.stalled.head; h >= 0 && now-t.slots[h].LastArrival >= t.evictAge {
+	if h := t.stalled.Front(); h >= 0 && now-t.slots[h].LastArrival >= t.evictAge {
 		best = h
 	}
 	if t.policy == PolicyBalanced {
 		// Ties go to the stalled slot: it reached its deadline first.
-		if h := t.armed.head; h >= 0 && now-t.slots[h].LastArrival >= t.evictAge &&
+		if h := t.armed.Front(); h >= 0 && now-t.slots[h].LastArrival >= t.evictAge &&
 			(best < 0 || t.slots[h].LastArrival < t.slots[best].LastArrival) {
 			best = h
 		}
@@ -186,23 +181,27 @@ func (t *Tracker) victim(now int64) int32 {
 
 // release unlinks slot i from its list and the index and frees it.
 func (t *Tracker) release(i int32) {
-	s := &t.slots[i]
-	if s.Stalled {
-		t.stalled.unlink(t.slots, i)
-	} else {
-		t.armed.unlink(t.slots, i)
-	}
-	t.delete(s.Pid)
-	*s = Slot{next: t.free}
-	t.free = i
+	t.unlink(i)
+	t.index.Delete(t.slots[i].Pid)
+	t.slots[i] = Slot{}
+	t.free = append(t.free, i) // within capacity: it came from there
 	t.n--
+}
+
+// unlink takes slot i off whichever list holds it.
+func (t *Tracker) unlink(i int32) {
+	if t.slots[i].Stalled {
+		t.stalled.Remove(&t.links, i)
+	} else {
+		t.armed.Remove(&t.links, i)
+	}
 }
 
 // NextDeadline returns the earliest stall deadline (last arrival +
 // threshold) among slots whose stall is not raised yet, or false when there
 // is none. The loop bounds its poll timeout with it.
 func (t *Tracker) NextDeadline() (int64, bool) {
-	if h := t.armed.head; h >= 0 {
+	if h := t.armed.Front(); h >= 0 {
 		return t.slots[h].LastArrival + t.threshold, true
 	}
 	return 0, false
@@ -216,7 +215,7 @@ func (t *Tracker) NextDeadline() (int64, bool) {
 // set, not stalled; a pid with no process left is stalled with Gone set.
 func (t *Tracker) PopStall(now int64) (StallEvent, bool) {
 	now = t.advance(now)
-	i := t.armed.head
+	i := t.armed.Front()
 	if i < 0 || now-t.slots[i].LastArrival < t.threshold {
 		return StallEvent{}, false
 	}
@@ -233,8 +232,8 @@ func (t *Tracker) PopStall(now int64) (StallEvent, bool) {
 	}
 	s.Stalled = true
 	s.Stalls++
-	t.armed.unlink(t.slots, i)
-	t.stalled.push(t.slots, i)
+	t.armed.Remove(&t.links, i)
+	t.stalled.PushBack(&t.links, i)
 	ev.Slot = *s
 	return ev, true
 }
