@@ -144,7 +144,7 @@ func (o *observer) raiseStalls(now int64) {
 		o.log.warn("agent stalled", num("pid", int64(ev.Pid)), num("silent_ms", ev.Silence/1e6),
 			num("last_nonce", int64(ev.Nonce)))
 		if o.rec != nil {
-			o.rec.OnStall(int32(ev.Pid), ev.Slot.StartTime, ev.Slot.Origin == OriginUDS, now)
+			o.rec.OnStall(int32(ev.Pid), ev.Slot.StartTime, o.recoveryEligible(ev.Slot.Origin), now)
 		}
 	}
 }
