@@ -42,6 +42,7 @@ type Config struct {
 
 	Recovery *recovery.Config // nil: no recovery command
 	Metrics  *MetricsConfig   // nil: no metrics endpoint
+	UDP      *UDPConfig       // nil: no UDP listener
 
 	Log     io.Writer // log lines; nil means discard
 	Version string    // for varta_build_info

@@ -7,15 +7,25 @@
 // rate-limit and track (Tracker) → raise due stalls → hand them to
 // recovery → reap children → serve metrics → flush the event file.
 //
+// With a UDP listener (UDPConfig, SPEC.md §6) the same loop also polls a
+// UDP socket, read by the same Receiver without credentials: 32-byte
+// plain frames (only when accepted), 60/64-byte secure frames opened by a
+// vlp.Opener and checked against the fixed ReplayTable, both tracked
+// under their Origin (a pid tracked from the socket is never taken over
+// by UDP). UDP agents are recovery-eligible only when the operator opts
+// in. Building with -tags varta_nosecure leaves the secure side (and
+// ChaCha20-Poly1305) out: see SecureUDP.
+//
 // Ownership and concurrency: the loop goroutine owns every table, counter
 // and fd. The only other goroutine is the signal forwarder, which touches
 // two atomics and the wake-up pipe's write end. There are no locks.
 //
 // Allocation: all tables (the Tracker's slots and index, the receive
-// arrays, the event buffer, the metrics connection slots) are sized once
-// from the Config. Nothing allocates per datagram in steady state, for
-// good frames or bad ones; logging of hot-path problems is rate limited
-// per kind.
+// arrays, the replay table, the event buffer, the metrics connection
+// slots) are sized once from the Config. Nothing allocates per datagram in
+// steady state, for good frames or bad ones (a master-key agent's first
+// frame derives its key once); logging of hot-path problems is rate
+// limited per kind.
 //
 // Time: every deadline is on the observer's own clock (monotonic, or
 // boottime with --clock-source boottime), never a frame's timestamp. The

@@ -156,7 +156,7 @@ func (o *observer) raiseStalls(now int64) {
 				num("last_nonce", int64(ev.Nonce)))
 		}
 		if o.rec != nil {
-			o.rec.OnStall(int32(ev.Pid), ev.Slot.StartTime, ev.Slot.Origin == OriginUDS, now)
+			o.rec.OnStall(int32(ev.Pid), ev.Slot.StartTime, o.recoveryEligible(ev.Slot.Origin), now)
 		}
 	}
 }

@@ -16,6 +16,8 @@ const (
 	logRate
 	logCapacity
 	logEvents
+	logUDP    // UDP frames refused: plaintext off, decrypt failures
+	logReplay // secure UDP replays and a full replay table
 	numLogKinds
 )
 

@@ -91,6 +91,7 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 	counter(e, "varta_pids_retired_total", "Pids dropped because their process was replaced (pid recycled).", c.Retired)
 	counter(e, "varta_datagrams_received_total", "Datagrams read from the observer's sockets.", c.Received)
 	counter(e, "varta_unsolicited_fds_closed_total", "File descriptors sent to the observer and closed unread.", c.ClosedFds)
+	o.renderUDP(e)
 	if o.events != nil {
 		counter(e, "varta_event_file_dropped_total", "Event lines lost because the event file could not be written.", o.events.Dropped())
 	}

@@ -33,6 +33,7 @@ type observer struct {
 	events       *EventFile        // nil without --export-file
 	rec          *recovery.Manager // nil without a recovery command
 	prom         *promServer       // nil without --prom-addr
+	udp          *udpListener      // nil without --udp-addr
 	notify       *Notifier
 	sig          *signals
 	pfds         []unix.PollFd
@@ -91,8 +92,15 @@ func newObserver(cfg Config) (_ *observer, err error) {
 			return nil, err
 		}
 	}
-	// The socket comes last: once it exists agents may beat, and a failure
-	// above must not leave a bound socket behind.
+	// The sockets come last: once they exist agents may beat, and a
+	// failure above must not leave a bound socket behind. UDP first: its
+	// port may be taken, and then no socket file is created at all.
+	if cfg.UDP != nil {
+		if o.udp, err = newUDPListener(cfg.UDP); err != nil {
+			return nil, err
+		}
+		o.log.info("listening on UDP", str("addr", o.udp.addr), str("accepts", o.udp.accepts()))
+	}
 	if o.uds, err = ListenUDS(cfg.SocketPath, cfg.SocketMode); err != nil {
 		return nil, err
 	}
@@ -100,7 +108,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	if o.notify, err = NotifyFromEnv(); err != nil {
 		return nil, err
 	}
-	o.pfds = make([]unix.PollFd, 0, 2+promtextSlots(o.prom))
+	o.pfds = make([]unix.PollFd, 0, 2+promtextSlots(o.prom)+udpPollSlots(o.udp))
 	return o, nil
 }
 
@@ -117,6 +125,9 @@ func (o *observer) recheck(pid int32, startTime uint64) bool {
 	s := o.tr.Lookup(uint32(pid))
 	if s == nil || !s.Stalled || s.StartTime != startTime {
 		return false
+	}
+	if s.Origin != OriginUDS {
+		return true // a UDP agent's pid may be another host's: /proc here says nothing
 	}
 	st, ok := ProcStartTime(uint32(pid))
 	return !ok || st == startTime
@@ -143,6 +154,7 @@ func (o *observer) close() {
 	if o.uds != nil {
 		o.uds.Close()
 	}
+	o.udp.close()
 	if o.notify != nil {
 		o.notify.Close()
 	}

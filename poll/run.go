@@ -48,6 +48,7 @@ func (o *observer) loop() error {
 		if o.prom != nil {
 			o.pfds = o.prom.addPollFds(o.pfds, now)
 		}
+		o.pfds = o.udp.addPollFd(o.pfds)
 		o.ts = unix.NsecToTimespec(o.timeout(now, stopAt))
 		if _, err := unix.Ppoll(o.pfds, &o.ts, nil); err != nil && err != unix.EINTR {
 			return os.NewSyscallError("ppoll", err)
@@ -66,6 +67,7 @@ func (o *observer) tick(now int64) {
 	if o.pfds[0].Revents != 0 {
 		o.receive(now)
 	}
+	o.receiveUDP(now)
 	o.raiseStalls(now)
 	if o.rec != nil {
 		o.rec.Tick(now)

@@ -27,9 +27,7 @@ var removed = map[string]string{
 
 // notYet are flags of OBSERVER.md §1 this build does not implement yet; a
 // clear refusal beats silently ignoring an operator's intent.
-var notYet = []string{"self-watchdog-secs", "hw-watchdog", "heartbeat-file", "udp-addr",
-	"udp-port", "udp-bind-addr", "key-file", "accepted-key-file", "master-key-file",
-	"i-accept-plaintext-udp"}
+var notYet = []string{"self-watchdog-secs", "hw-watchdog", "heartbeat-file"}
 
 // msFlag is a millisecond count with a floor.
 type msFlag struct {
@@ -69,6 +67,7 @@ type settings struct {
 	promAddr     string
 	promToken    string
 	version      bool
+	udp          udpSettings // flags_udp.go
 }
 
 func checkRemoved(args []string) error {
@@ -129,6 +128,7 @@ func parse(args []string) (*settings, error) {
 	after := fs.Int64("shutdown-after-secs", 0, "")
 	fs.BoolVar(&c.AllowCrossNS, "allow-cross-namespace-agents", false, "")
 	fs.BoolVar(&s.version, "version", false, "")
+	s.udp.define(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, cli.ErrHelp) {
 			return nil, err
@@ -195,6 +195,9 @@ func (s *settings) check(thresholdSet bool, mode, policy, uids, clock string, af
 		return bad("allow-uid", err.Error())
 	}
 	c.ShutdownAfter = time.Duration(after) * time.Second
+	if err := s.checkUDP(); err != nil {
+		return err
+	}
 	return s.checkRecovery()
 }
 

@@ -3,7 +3,8 @@ package main
 const helpText = `usage: varta-watch --socket PATH --threshold-ms MS [flags]
        varta-watch audit verify FILE
 
-Watch VLP heartbeats on a Unix datagram socket and act when an agent stalls.
+Watch VLP heartbeats on a Unix datagram socket (and UDP, if asked) and act
+when an agent stalls.
 
 Required:
   --socket PATH                   bind the observer's datagram socket here
@@ -25,6 +26,27 @@ Tracking:
   --max-beat-rate N               beats/s per pid, 0 = off (default 100)
   --global-beat-rate N            beats/s in all, 0 = off (default 5000)
   --global-beat-burst N           global burst (default 10000)
+
+UDP agents (off unless a listener is given):
+  --udp-addr IP:PORT              also take frames over UDP, IPv4 or [IPv6]
+  --udp-port N                    the Rust original's form of --udp-addr: the
+  --udp-bind-addr IP              port, and the IP (default 127.0.0.1 with
+                                  keys, 0.0.0.0 for plain UDP only)
+  --key-file F                    secure UDP: the current shared key
+  --accepted-key-file F           more shared keys, one per line, for key
+                                  rotation: every key is tried on every frame
+  --master-key-file F             secure UDP: master key of per-agent keys
+                                  Key files: 64 hex characters per key, a
+                                  regular file we own, mode 0600, no symlink
+  --i-accept-plaintext-udp        also take plain frames: unauthenticated,
+                                  anyone who reaches the port can beat
+  --udp-recovery                  let UDP agents' stalls run the recovery
+                                  command (default: only socket agents,
+                                  whose pid the kernel vouches for)
+  --plaintext-udp-i-accept-recovery-on-unauthenticated-transport
+  --secure-udp-i-accept-recovery-on-unauthenticated-transport
+                                  the same for plain or for secure frames
+                                  only (the Rust original's spellings)
 
 Recovery:
   --recovery-exec CMD             program and arguments, no shell; {pid} is

@@ -1,7 +1,8 @@
 // Command varta-watch is the VLP liveness observer: it receives heartbeat
-// frames from agents over a Unix datagram socket, raises a stall when a pid
-// goes silent, runs a recovery command for it, and writes an event file,
-// an audit log and Prometheus metrics.
+// frames from agents over a Unix datagram socket (and, when asked, plain
+// or secure UDP), raises a stall when a pid goes silent, runs a recovery
+// command for it, and writes an event file, an audit log and Prometheus
+// metrics.
 //
 // This file only turns flags into a poll.Config and exit codes: 0 clean
 // exit, 1 start-up or runtime failure, 2 bad usage.
@@ -56,7 +57,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// load reads the files the flags name (recovery command, token); their
+// load reads the files the flags name (recovery command, token, keys); their
 // failures are start-up failures (exit 1), not usage errors.
 func (s *settings) load() error {
 	if s.recoveryExec != "" || s.recoveryFile != "" {
@@ -87,7 +88,7 @@ func (s *settings) load() error {
 		}
 		s.cfg.Metrics = m
 	}
-	return nil
+	return s.loadUDP()
 }
 
 // trimToken drops surrounding white space and a trailing newline.

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"errors"
+	"net/netip"
+	"strconv"
+
+	"github.com/varta-go/varta/cmd/internal/cli"
+	"github.com/varta-go/varta/poll"
+	"github.com/varta-go/varta/vlp"
+)
+
+// udpSettings are the flags of the UDP listener (SPEC.md §6, OBSERVER.md
+// §1). checkUDP turns them into poll.Config.UDP; loadUDP reads the keys.
+type udpSettings struct {
+	addr         string // --udp-addr IP:PORT
+	port         string // --udp-port N, the Rust original's spelling ...
+	bindAddr     string // ... with --udp-bind-addr IP
+	plaintext    bool
+	keyFile      string // the current shared key
+	acceptedFile string // more shared keys, one per line
+	masterFile   string
+	recovery     bool // --udp-recovery: every kind the listener takes
+	// The Rust original's per-kind spellings of the recovery opt-in.
+	recoverPlain  bool
+	recoverSecure bool
+}
+
+const (
+	flagRecoverPlain  = "plaintext-udp-i-accept-recovery-on-unauthenticated-transport"
+	flagRecoverSecure = "secure-udp-i-accept-recovery-on-unauthenticated-transport"
+)
+
+func (u *udpSettings) define(fs *cli.FlagSet) {
+	fs.StringVar(&u.addr, "udp-addr", "", "")
+	fs.StringVar(&u.port, "udp-port", "", "")
+	fs.StringVar(&u.bindAddr, "udp-bind-addr", "", "")
+	fs.BoolVar(&u.plaintext, "i-accept-plaintext-udp", false, "")
+	fs.StringVar(&u.keyFile, "key-file", "", "")
+	fs.StringVar(&u.acceptedFile, "accepted-key-file", "", "")
+	fs.StringVar(&u.masterFile, "master-key-file", "", "")
+	fs.BoolVar(&u.recovery, "udp-recovery", false, "")
+	fs.BoolVar(&u.recoverPlain, flagRecoverPlain, false, "")
+	fs.BoolVar(&u.recoverSecure, flagRecoverSecure, false, "")
+}
+
+// keyFlag names the first key flag given, or "".
+func (u *udpSettings) keyFlag() string {
+	switch {
+	case u.keyFile != "":
+		return "key-file"
+	case u.acceptedFile != "":
+		return "accepted-key-file"
+	case u.masterFile != "":
+		return "master-key-file"
+	}
+	return ""
+}
+
+// recoveryFlag names the first recovery opt-in given, or "".
+func (u *udpSettings) recoveryFlag() string {
+	switch {
+	case u.recovery:
+		return "udp-recovery"
+	case u.recoverPlain:
+		return flagRecoverPlain
+	case u.recoverSecure:
+		return flagRecoverSecure
+	}
+	return ""
+}
+
+// checkUDP validates the UDP flags and fills s.cfg.UDP (nil: no listener).
+func (s *settings) checkUDP() error {
+	u := &s.udp
+	keyed := u.keyFlag() != ""
+	addr, err := u.listenAddr(keyed)
+	if err != nil {
+		return err
+	}
+	if addr == "" {
+		for _, name := range []string{u.keyFlag(), u.recoveryFlag()} {
+			if name != "" {
+				return bad(name, "needs a UDP listener: --udp-addr IP:PORT")
+			}
+		}
+		if u.plaintext {
+			return bad("i-accept-plaintext-udp", "needs a UDP listener: --udp-addr IP:PORT")
+		}
+		return nil
+	}
+	switch {
+	case !keyed && !u.plaintext:
+		// A listener taking unauthenticated frames lets anyone who can
+		// reach the port beat for any pid: only on explicit request.
+		return bad("udp-addr", "refusing a plain UDP listener: its frames are unauthenticated, anyone who reaches "+
+			"the port can beat for any pid; add --key-file, --accepted-key-file or --master-key-file for secure UDP, "+
+			"or --i-accept-plaintext-udp to accept that")
+	case keyed && !poll.SecureUDP:
+		return bad(u.keyFlag(), "this build has no secure UDP (built with -tags varta_nosecure)")
+	case u.recoveryFlag() != "" && s.recoveryExec == "" && s.recoveryFile == "":
+		return bad(u.recoveryFlag(), "needs a recovery command: --recovery-exec or --recovery-exec-file")
+	case u.recoverPlain && !u.plaintext:
+		return bad(flagRecoverPlain, "needs --i-accept-plaintext-udp")
+	case u.recoverSecure && !keyed:
+		return bad(flagRecoverSecure, "needs --key-file, --accepted-key-file or --master-key-file")
+	}
+	s.cfg.UDP = &poll.UDPConfig{Addr: addr, Plaintext: u.plaintext,
+		RecoverPlain: u.plaintext && (u.recovery || u.recoverPlain), RecoverSecure: keyed && (u.recovery || u.recoverSecure)}
+	return nil
+}
+
+// listenAddr is the address from --udp-addr, or from --udp-port and
+// --udp-bind-addr, or "" when no listener was asked for. Like the Rust
+// original, --udp-port alone binds 127.0.0.1 for secure UDP and 0.0.0.0
+// for plain UDP only.
+func (u *udpSettings) listenAddr(keyed bool) (string, error) {
+	switch {
+	case u.addr != "" && (u.port != "" || u.bindAddr != ""):
+		return "", bad("udp-addr", "cannot be combined with --udp-port or --udp-bind-addr; give one form")
+	case u.bindAddr != "" && u.port == "":
+		return "", bad("udp-bind-addr", "needs --udp-port")
+	case u.addr != "":
+		ap, err := poll.ParseListenAddr(u.addr)
+		if err != nil {
+			return "", bad("udp-addr", err.Error())
+		}
+		if ap.Addr().Zone() != "" {
+			return "", bad("udp-addr", "IPv6 zones are not supported, got "+strconv.Quote(u.addr)+"; listen on [::] or a global address")
+		}
+		return u.addr, nil
+	case u.port == "":
+		return "", nil
+	}
+	port, err := strconv.ParseUint(u.port, 10, 16)
+	if err != nil {
+		return "", bad("udp-port", "want a port number from 0 to 65535, got "+strconv.Quote(u.port))
+	}
+	host := u.bindAddr
+	if host == "" {
+		host = "0.0.0.0"
+		if keyed {
+			host = "127.0.0.1"
+		}
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || ip.Zone() != "" {
+		return "", bad("udp-bind-addr", "want an IP address such as 127.0.0.1, 0.0.0.0 or ::, got "+strconv.Quote(host))
+	}
+	return netip.AddrPortFrom(ip, uint16(port)).String(), nil
+}
+
+// loadUDP reads the key files: regular files we own, mode 0600 or
+// stricter, not symlinks, 64 hex characters per key (vlp.ParseKeyFile).
+// A bad one is a start-up failure naming the flag and the file.
+func (s *settings) loadUDP() error {
+	c, u := s.cfg.UDP, &s.udp
+	if c == nil {
+		return nil
+	}
+	if u.keyFile != "" {
+		k, err := vlp.ReadKey(u.keyFile)
+		if err != nil {
+			return errors.New("--key-file: " + err.Error())
+		}
+		c.Keys = append(c.Keys, k)
+	}
+	if u.acceptedFile != "" {
+		keys, err := vlp.ParseKeyFile(u.acceptedFile)
+		if err != nil {
+			return errors.New("--accepted-key-file: " + err.Error())
+		}
+		for _, k := range keys {
+			if len(c.Keys) == 0 || k != c.Keys[0] { // the current key may be listed too
+				c.Keys = append(c.Keys, k)
+			}
+		}
+	}
+	if u.masterFile != "" {
+		k, err := vlp.ReadKey(u.masterFile)
+		if err != nil {
+			return errors.New("--master-key-file: " + err.Error())
+		}
+		c.MasterKey = &k
+	}
+	return nil
+}
