@@ -151,7 +151,7 @@ func (fs *FlagSet) Parse(args []string) error {
 		}
 		v, ok := fs.flags[name]
 		if !ok || name == "" {
-			return errors.New("unknown flag " + strconv.Quote(a))
+			return errors.New("unknown flag " + a)
 		}
 		if !hasValue && fs.bools[name] {
 			value, hasValue = "true", true

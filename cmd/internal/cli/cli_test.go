@@ -60,7 +60,7 @@ func TestParseErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"unknown", []string{"--bogus"}, `unknown flag "--bogus"`},
+		{"unknown", []string{"--bogus"}, "unknown flag --bogus"},
 		{"missing value", []string{"--name"}, "--name: needs a value"},
 		{"bad int", []string{"--count", "x"}, `--count: want a whole number`},
 		{"bad bool", []string{"--on=maybe"}, "--on: want true or false"},
