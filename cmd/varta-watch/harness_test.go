@@ -52,20 +52,36 @@ type watcher struct {
 // directory plus extra flags, and waits until it is listening.
 func startWatch(t testing.TB, extra ...string) *watcher {
 	t.Helper()
-	dir := t.TempDir()
-	w := &watcher{t: t, dir: dir, socket: filepath.Join(dir, "obs.sock"),
-		events: filepath.Join(dir, "events.tsv"), lines: make(chan string, 1024), exited: make(chan struct{})}
-	args := append([]string{"--socket", w.socket, "--export-file", w.events}, extra...)
-	w.startArgs(args)
+	return startWatchIn(t, t.TempDir(), extra...)
+}
+
+// startWatchIn is startWatch with the socket and event file in dir.
+func startWatchIn(t testing.TB, dir string, extra ...string) *watcher {
+	t.Helper()
+	w := newWatcher(t, dir)
+	w.startArgs(w.baseArgs(extra...))
 	return w
+}
+
+func newWatcher(t testing.TB, dir string) *watcher {
+	return &watcher{t: t, dir: dir, socket: filepath.Join(dir, "obs.sock"),
+		events: filepath.Join(dir, "events.tsv"), lines: make(chan string, 1024), exited: make(chan struct{})}
+}
+
+// baseArgs is the command line every started observer shares.
+func (w *watcher) baseArgs(extra ...string) []string {
+	return append([]string{"--socket", w.socket, "--export-file", w.events}, extra...)
 }
 
 var metricsAddr = regexp.MustCompile(`msg="serving metrics" addr=(\S+)`)
 
-func (w *watcher) startArgs(args []string) {
+// launch starts varta-watch without waiting for it to listen; files become
+// its fds 3, 4, ... (inherited without close-on-exec).
+func (w *watcher) launch(args []string, files ...*os.File) {
 	t := w.t
 	t.Helper()
 	w.cmd = testbin.Command(watchBin(t), args...)
+	w.cmd.ExtraFiles = files
 	stderr, err := w.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -75,8 +91,14 @@ func (w *watcher) startArgs(args []string) {
 	}
 	go w.readLog(stderr)
 	t.Cleanup(w.kill)
-	line := w.waitLog(`msg="listening"`, 10*time.Second)
-	if line == "" {
+}
+
+// startArgs launches varta-watch and waits until it is listening.
+func (w *watcher) startArgs(args []string, files ...*os.File) {
+	t := w.t
+	t.Helper()
+	w.launch(args, files...)
+	if w.waitLog(`msg="listening"`, 10*time.Second) == "" {
 		t.Fatalf("varta-watch did not start:\n%s", w.logText())
 	}
 	if m := metricsAddr.FindStringSubmatch(w.logText()); m != nil {

@@ -54,41 +54,30 @@ func runWatch(t *testing.T, args ...string) (code int, stdout, stderr string) {
 }
 
 // oneLine fails unless s is exactly one newline-terminated line.
+// expectUsageError runs varta-watch with args and expects exit 2 with one
+// stderr line holding every string of want and "see --help", and no stdout.
+func expectUsageError(t *testing.T, args, want []string) {
+	t.Helper()
+	code, stdout, stderr := runWatch(t, args...)
+	if code != 2 {
+		t.Errorf("varta-watch %q: exit %d, want 2; stderr:\n%s", args, code, stderr)
+	}
+	oneLine(t, "stderr", stderr)
+	for _, w := range append(want, "see --help") {
+		if !strings.Contains(stderr, w) {
+			t.Errorf("stderr %q lacks %q", stderr, w)
+		}
+	}
+	if stdout != "" {
+		t.Errorf("stdout = %q, want nothing", stdout)
+	}
+}
+
 func oneLine(t *testing.T, what, s string) {
 	t.Helper()
 	if strings.Count(s, "\n") != 1 || !strings.HasSuffix(s, "\n") {
 		t.Errorf("%s is not exactly one line:\n%s", what, s)
 	}
-}
-
-// startWatchIn is startWatch with the socket and event file in dir.
-func startWatchIn(t *testing.T, dir string, extra ...string) *watcher {
-	t.Helper()
-	w := newWatcher(t, dir)
-	w.startArgs(append([]string{"--socket", w.socket, "--export-file", w.events}, extra...))
-	return w
-}
-
-func newWatcher(t testing.TB, dir string) *watcher {
-	return &watcher{t: t, dir: dir, socket: filepath.Join(dir, "obs.sock"),
-		events: filepath.Join(dir, "events.tsv"), lines: make(chan string, 1024), exited: make(chan struct{})}
-}
-
-// launch starts varta-watch without waiting for it to listen, for tests
-// that watch the start-up itself.
-func (w *watcher) launch(args []string) {
-	t := w.t
-	t.Helper()
-	w.cmd = testbin.Command(watchBin(t), args...)
-	stderr, err := w.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go w.readLog(stderr)
-	t.Cleanup(w.kill)
 }
 
 // beats sends frames with rising nonces from this test process.
@@ -432,7 +421,7 @@ func TestNotify(t *testing.T) {
 			defer l.Close()
 			t.Setenv("NOTIFY_SOCKET", addr)
 			w := newWatcher(t, t.TempDir())
-			w.launch([]string{"--socket", w.socket, "--export-file", w.events, "--threshold-ms", "5000"})
+			w.launch(w.baseArgs("--threshold-ms", "5000"))
 			if msg := readNotify(t, l, w, "READY=1"); msg != "READY=1" {
 				t.Fatalf("first notification %q, want READY=1", msg)
 			}
@@ -516,19 +505,7 @@ func TestBadUsage(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			code, stdout, stderr := runWatch(t, tc.args...)
-			if code != 2 {
-				t.Errorf("varta-watch %q: exit %d, want 2; stderr:\n%s", tc.args, code, stderr)
-			}
-			oneLine(t, "stderr", stderr)
-			for _, w := range append(tc.want, "see --help") {
-				if !strings.Contains(stderr, w) {
-					t.Errorf("stderr %q lacks %q", stderr, w)
-				}
-			}
-			if stdout != "" {
-				t.Errorf("stdout = %q, want nothing", stdout)
-			}
+			expectUsageError(t, tc.args, tc.want)
 			if _, err := os.Lstat(sock); !os.IsNotExist(err) {
 				t.Errorf("a usage error left something at the socket path: %v", err)
 			}

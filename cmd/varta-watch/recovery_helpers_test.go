@@ -249,23 +249,8 @@ func waitFiles(t *testing.T, w *watcher, glob string, n int, d time.Duration) []
 // script's pipe or a shell's redirection would. None may reach a child.
 func startWatchLeaky(t *testing.T, files []*os.File, extra ...string) *watcher {
 	t.Helper()
-	dir := t.TempDir()
-	w := &watcher{t: t, dir: dir, socket: filepath.Join(dir, "obs.sock"),
-		events: filepath.Join(dir, "events.tsv"), lines: make(chan string, 1024), exited: make(chan struct{})}
-	w.cmd = testbin.Command(watchBin(t), append([]string{"--socket", w.socket, "--export-file", w.events}, extra...)...)
-	w.cmd.ExtraFiles = files
-	stderr, err := w.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go w.readLog(stderr)
-	t.Cleanup(w.kill)
-	if w.waitLog(`msg="listening"`, 10*time.Second) == "" {
-		t.Fatalf("varta-watch did not start:\n%s", w.logText())
-	}
+	w := newWatcher(t, t.TempDir())
+	w.startArgs(w.baseArgs(extra...), files...)
 	return w
 }
 
@@ -324,8 +309,8 @@ func killGroupsOf(prog string) {
 // after a crash is replaced) with a fresh event file and extra flags.
 func restartWatch(t *testing.T, w *watcher, extra ...string) *watcher {
 	t.Helper()
-	w2 := &watcher{t: t, dir: w.dir, socket: w.socket, events: w.events + ".2",
-		lines: make(chan string, 1024), exited: make(chan struct{})}
-	w2.startArgs(append([]string{"--socket", w2.socket, "--export-file", w2.events}, extra...))
+	w2 := newWatcher(t, w.dir)
+	w2.events = w.events + ".2"
+	w2.startArgs(w2.baseArgs(extra...))
 	return w2
 }

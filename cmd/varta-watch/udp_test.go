@@ -404,19 +404,7 @@ func TestUDPBadUsage(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			code, stdout, stderr := runWatch(t, tc.args...)
-			if code != 2 {
-				t.Errorf("varta-watch %q: exit %d, want 2; stderr:\n%s", tc.args, code, stderr)
-			}
-			oneLine(t, "stderr", stderr)
-			for _, w := range append(tc.want, "see --help") {
-				if !strings.Contains(stderr, w) {
-					t.Errorf("stderr %q lacks %q", stderr, w)
-				}
-			}
-			if stdout != "" {
-				t.Errorf("stdout = %q, want nothing", stdout)
-			}
+			expectUsageError(t, tc.args, tc.want)
 		})
 	}
 }
