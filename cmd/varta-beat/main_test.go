@@ -128,21 +128,29 @@ func TestExitCodes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := testbin.Command(bin, tc.args...).CombinedOutput()
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if code != tc.code || !strings.Contains(string(out), tc.msg) {
-				t.Errorf("varta-beat %v: exit %d %q, want exit %d containing %q", tc.args, code, out, tc.code, tc.msg)
-			}
+			code, out := runBeat(t, bin, tc.args, tc.code, tc.msg)
 			if code != 0 && strings.Count(strings.TrimSpace(string(out)), "\n") != 0 {
 				t.Errorf("varta-beat %v printed more than one line: %q", tc.args, out)
 			}
 		})
 	}
+}
+
+// runBeat runs varta-beat and checks its exit code and that its output
+// holds msg; it returns both.
+func runBeat(t *testing.T, bin string, args []string, wantCode int, msg string) (int, []byte) {
+	t.Helper()
+	out, err := testbin.Command(bin, args...).CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code != wantCode || !strings.Contains(string(out), msg) {
+		t.Errorf("varta-beat %v: exit %d %q, want exit %d containing %q", args, code, out, wantCode, msg)
+	}
+	return code, out
 }
 
 func TestMain(m *testing.M) {

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"hash/crc32"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -217,16 +216,7 @@ func TestUDPExitCodes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			out, err := testbin.Command(bin, tc.args...).CombinedOutput()
-			code := 0
-			if ee, ok := err.(*exec.ExitError); ok {
-				code = ee.ExitCode()
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if code != tc.code || !strings.Contains(string(out), tc.msg) {
-				t.Errorf("varta-beat %v: exit %d %q, want exit %d containing %q", tc.args, code, out, tc.code, tc.msg)
-			}
+			_, out := runBeat(t, bin, tc.args, tc.code, tc.msg)
 			if strings.Contains(string(out), sharedHex[:16]) {
 				t.Errorf("varta-beat %v printed key material: %q", tc.args, out)
 			}
