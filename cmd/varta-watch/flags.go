@@ -28,7 +28,7 @@ var removed = map[string]string{
 
 // notYet are flags of OBSERVER.md §1 this build does not implement yet; a
 // clear refusal beats silently ignoring an operator's intent.
-var notYet = []string{"self-watchdog-secs", "hw-watchdog", "heartbeat-file", "udp-addr",
+var notYet = []string{"udp-addr",
 	"udp-port", "udp-bind-addr", "key-file", "accepted-key-file", "master-key-file",
 	"i-accept-plaintext-udp"}
 
@@ -70,6 +70,7 @@ type settings struct {
 	promAddr     string
 	promToken    string
 	version      bool
+	ops          opsFlags // flags_ops.go
 }
 
 func checkRemoved(args []string) error {
@@ -131,6 +132,7 @@ func parse(args []string) (*settings, error) {
 	after := fs.Int64("shutdown-after-secs", 0, "")
 	fs.BoolVar(&c.AllowCrossNS, "allow-cross-namespace-agents", false, "")
 	fs.BoolVar(&s.version, "version", false, "")
+	s.ops.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -213,6 +215,9 @@ func (s *settings) check(thresholdSet bool, mode, policy, uids, clock string, af
 		return bad("allow-uid", err.Error())
 	}
 	c.ShutdownAfter = time.Duration(after) * time.Second
+	if err := s.ops.check(s); err != nil {
+		return err
+	}
 	return s.checkRecovery()
 }
 
