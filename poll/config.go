@@ -41,6 +41,7 @@ type Config struct {
 	ShutdownAfter time.Duration // exit cleanly after this long; 0 = never
 
 	Recovery *recovery.Config // nil: no recovery command
+	Ops      OpsConfig        // watchdogs, heartbeat file, exit detection, parent beats (ops.go)
 	Metrics  *MetricsConfig   // nil: no metrics endpoint
 	UDP      *UDPConfig       // nil: no UDP listener
 

@@ -17,8 +17,19 @@
 // ChaCha20-Poly1305) out: see SecureUDP.
 //
 // Ownership and concurrency: the loop goroutine owns every table, counter
-// and fd. The only other goroutine is the signal forwarder, which touches
-// two atomics and the wake-up pipe's write end. There are no locks.
+// and fd. The only other goroutines are the signal forwarder, which touches
+// two atomics and the wake-up pipe's write end, and, with
+// --self-watchdog-secs, the self-watchdog, which reads one atomic (the
+// iteration count) and aborts the process when it stops moving. There are
+// no locks.
+//
+// Embedded operations (ops.go and the files it names): the self-watchdog,
+// WATCHDOG=1 to the service manager, a hardware watchdog device, the
+// heartbeat file, exit detection through pidfds (exitwatch.go) and parent
+// beats for shell scripts (parentbeat.go). Test hooks: with
+// VARTA_TEST_HOOKS=1 and VARTA_TEST_WEDGE_AFTER_MS=N in the environment the
+// loop wedges itself after N ms, so tests can watch the self-watchdog and
+// WATCHDOG=1 react (watchdog.go); never set them in production.
 //
 // Allocation: all tables (the Tracker's slots and index, the receive
 // arrays, the replay table, the event buffer, the metrics connection
@@ -30,8 +41,10 @@
 // Time: every deadline is on the observer's own clock (monotonic, or
 // boottime with --clock-source boottime), never a frame's timestamp. The
 // poll timeout is the smallest of --read-timeout-ms, the earliest stall
-// deadline, recovery's next child deadline and the metrics connections'
-// deadlines, so a stall is raised within a few ms of its deadline.
+// deadline, recovery's next child deadline, the metrics connections'
+// deadlines and the next periodic duty of ops.go (a WATCHDOG=1, a
+// hardware-watchdog kick, a heartbeat), so a stall is raised within a few
+// ms of its deadline.
 //
 // Layering: poll imports vlp, ring, promtext and recovery; nothing of ours
 // imports poll except cmd/varta-watch.

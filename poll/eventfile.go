@@ -205,11 +205,14 @@ func (e *EventFile) Eviction(now int64, pid uint32) {
 	}
 }
 
-// Exit records an agent found dead (its pid gone) with its last nonce.
-func (e *EventFile) Exit(now int64, pid uint32, nonce uint64) {
+// Exit records an agent found dead (its pid gone) with the nonce, status
+// and payload of its last accepted frame (the terminal marker for a dying
+// gasp).
+func (e *EventFile) Exit(now int64, pid uint32, nonce uint64, status vlp.Status, payload uint32) {
 	if b, ok := e.begin(now, eventExit); ok {
 		b = eventUint(eventUint(b, uint64(pid)), nonce)
-		e.end(eventAbsent(b, 2))
+		b = eventText(b, status.String())
+		e.end(eventUint(b, uint64(payload)))
 	}
 }
 

@@ -77,7 +77,7 @@ func TestEventFileFormat(t *testing.T) {
 	e.Mismatch(o+10, 42, MismatchOriginConflict)
 	e.Mismatch(o+11, 42, MismatchNamespaceConflict)
 	e.Eviction(o+12, 43)
-	e.Exit(o+13, 44, 99)
+	e.Exit(o+13, 44, 99, vlp.Degraded, 5)
 	e.Beat(o-5, 45, 1, vlp.Ok, 0) // before the origin: clamped to 0
 	if err := e.Flush(); err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestEventFileFormat(t *testing.T) {
 		"10\tmismatch\t42\t-\t-\torigin_conflict",
 		"11\tmismatch\t42\t-\t-\tnamespace_conflict",
 		"12\teviction\t43\t-\t-\t-",
-		"13\texit\t44\t99\t-\t-",
+		"13\texit\t44\t99\tdegraded\t5",
 		"0\tbeat\t45\t1\tok\t0",
 	}
 	got := strings.Split(strings.TrimSuffix(eventTestRead(t, path), "\n"), "\n")
@@ -425,7 +425,7 @@ func TestEventFileNil(t *testing.T) {
 	e.IO(1, "x")
 	e.Mismatch(1, 2, MismatchAuthFailure)
 	e.Eviction(1, 2)
-	e.Exit(1, 2, 3)
+	e.Exit(1, 2, 3, vlp.Ok, 4)
 	if e.Flush() != nil || e.Reopen() != nil || e.Close() != nil || e.Errors() != 0 ||
 		e.Dropped() != 0 || e.Err() != nil || e.Buffered() != 0 {
 		t.Error("a nil *EventFile is not a silent no-op")
@@ -443,7 +443,7 @@ func TestEventFileNoAllocs(t *testing.T) {
 		e.IO(now, "recvmmsg: no buffer space")
 		e.Mismatch(now, 1234, MismatchAuthFailure)
 		e.Eviction(now, 1234)
-		e.Exit(now, 1234, 9)
+		e.Exit(now, 1234, 9, vlp.Critical, 7)
 		e.Flush()
 	})
 	if allocs != 0 {

@@ -49,7 +49,7 @@ func (o *observer) handle(i int, now int64) {
 		o.refuse(now, f.Pid, MismatchAuthFailure, &o.c.UIDRefused, "sender uid not allowed (see --allow-uid)")
 		return
 	case pid != f.Pid:
-		if !o.crossNamespace(now, &f, pid) {
+		if !o.otherPid(now, &f, pid) {
 			return
 		}
 	}
@@ -93,6 +93,7 @@ func (o *observer) uidAllowed(uid uint32) bool {
 // track applies the tracker's verdict: counters, events, logs.
 func (o *observer) track(f vlp.Frame, origin Origin, now int64) {
 	v, evicted, wrapped := o.tr.Observe(f, origin, now)
+	o.exitObserved(v, &f, origin, now)
 	if evicted != 0 {
 		o.c.Evictions++
 		o.events.Eviction(now, evicted)
@@ -158,5 +159,6 @@ func (o *observer) raiseStalls(now int64) {
 		if o.rec != nil {
 			o.rec.OnStall(int32(ev.Pid), ev.Slot.StartTime, o.recoveryEligible(ev.Slot.Origin), now)
 		}
+		o.exitAtStall(&ev, now)
 	}
 }

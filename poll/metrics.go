@@ -22,6 +22,7 @@ func (o *observer) renderMetrics(dst []byte) []byte {
 	o.renderHealth(e)
 	o.renderRecovery(e)
 	o.renderSelf(e)
+	o.renderOps(e)
 	return e.Bytes()
 }
 

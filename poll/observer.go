@@ -46,6 +46,7 @@ type observer struct {
 	render       []byte              // metrics exposition buffer, reused
 	enc          promtext.Encoder
 	pids         []uint32 // scratch for sorted per-pid metrics
+	ops          *ops     // embedded operations (ops.go)
 }
 
 func newObserver(cfg Config) (_ *observer, err error) {
@@ -92,6 +93,9 @@ func newObserver(cfg Config) (_ *observer, err error) {
 			return nil, err
 		}
 	}
+	if err = o.newOps(); err != nil {
+		return nil, err
+	}
 	// The sockets come last: once they exist agents may beat, and a
 	// failure above must not leave a bound socket behind. UDP first: its
 	// port may be taken, and then no socket file is created at all.
@@ -122,6 +126,9 @@ func promtextSlots(p *promServer) int {
 // recheck tells recovery whether a deferred stall still stands: the pid is
 // still tracked, still stalled, and still the same process.
 func (o *observer) recheck(pid int32, startTime uint64) bool {
+	if o.exitRecheck(uint32(pid), startTime) {
+		return true
+	}
 	s := o.tr.Lookup(uint32(pid))
 	if s == nil || !s.Stalled || s.StartTime != startTime {
 		return false
@@ -140,6 +147,7 @@ func (o *observer) alive() bool {
 
 // close releases everything newObserver acquired; safe on a partial one.
 func (o *observer) close() {
+	o.closeOps()
 	if o.prom != nil {
 		o.prom.shutdown()
 	}

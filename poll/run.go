@@ -23,6 +23,7 @@ func Run(cfg Config) error {
 		num("capacity", int64(cfg.TrackerCapacity)), num("pid", int64(os.Getpid())))
 	o.notify.Send("READY=1")
 	err = o.loop()
+	o.opsStop(err == nil)
 	o.shutdown()
 	return err
 }
@@ -49,6 +50,7 @@ func (o *observer) loop() error {
 			o.pfds = o.prom.addPollFds(o.pfds, now)
 		}
 		o.pfds = o.udp.addPollFd(o.pfds)
+		o.pfds = o.addExitPollFd(o.pfds)
 		o.ts = unix.NsecToTimespec(o.timeout(now, stopAt))
 		if _, err := unix.Ppoll(o.pfds, &o.ts, nil); err != nil && err != unix.EINTR {
 			return os.NewSyscallError("ppoll", err)
@@ -68,6 +70,7 @@ func (o *observer) tick(now int64) {
 		o.receive(now)
 	}
 	o.receiveUDP(now)
+	o.reapExits(now)
 	o.raiseStalls(now)
 	if o.rec != nil {
 		o.rec.Tick(now)
@@ -79,6 +82,7 @@ func (o *observer) tick(now int64) {
 	o.c.Iterations++
 	o.lastLoop = now
 	o.lastLoopWall = time.Now().UnixNano()
+	o.opsTick(now)
 }
 
 // timeout is the wait before the next iteration must run: never longer
@@ -100,6 +104,7 @@ func (o *observer) timeout(now, stopAt int64) int64 {
 	if stopAt != 0 {
 		t = min(t, stopAt-now)
 	}
+	t = min(t, o.opsDeadline(now)-now)
 	return max(t, 0)
 }
 

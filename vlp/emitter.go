@@ -101,6 +101,9 @@ func (e *Emitter) Terminal(payload uint32) error {
 // gives it fresh IV state, and for a master key a fresh agent key: the
 // child must never reuse its parent's (key, nonce) pairs.
 func (e *Emitter) refresh() error {
+	if e.parent {
+		return e.checkParent()
+	}
 	if !e.checkSession() || e.sec == nil {
 		return nil
 	}

@@ -16,12 +16,16 @@ type session struct {
 	lastTs   uint64    // never let timestamps go backwards
 	lastTerm uint64    // timestamp of the last terminal frame
 	sentTerm bool
+	parent   bool // frames speak for the parent process (DialParent, parent.go)
 }
 
 // checkSession reads the pid afresh: a forked child has a new pid and is a
 // new session whose nonce restarts at 1. It reports whether a new session
 // began, so the caller can refresh whatever else is per session (IV state).
 func (s *session) checkSession() bool {
+	if s.parent { // the pid is the parent's, fixed by DialParent
+		return false
+	}
 	pid := uint32(unix.Getpid())
 	if pid == s.pid {
 		return false
@@ -32,11 +36,15 @@ func (s *session) checkSession() bool {
 
 // beatFrame returns the next regular frame of the session.
 func (s *session) beatFrame(status Status, payload uint32) Frame {
+	ts := s.now()
 	s.nonce++
+	if s.parent && ts > s.nonce { // clock nonces: see DialParent
+		s.nonce = ts
+	}
 	if s.nonce == NonceTerminal { // 2^64-2 is followed by 0 (SPEC.md §4)
 		s.nonce = 0
 	}
-	return Frame{Status: status, Pid: s.pid, Timestamp: s.now(), Nonce: s.nonce, Payload: payload}
+	return Frame{Status: status, Pid: s.pid, Timestamp: ts, Nonce: s.nonce, Payload: payload}
 }
 
 // terminalFrame returns a dying-gasp frame whose timestamp is strictly
@@ -51,10 +59,14 @@ func (s *session) terminalFrame(payload uint32) Frame {
 	return Frame{Status: Critical, Pid: s.pid, Timestamp: ts, Nonce: NonceTerminal, Payload: payload}
 }
 
-// now is the session clock: monotonic ns since Dial, never decreasing and
-// never the reserved maximum.
+// now is the session clock: monotonic ns since Dial (CLOCK_MONOTONIC
+// itself for a parent session), never decreasing and never the reserved
+// maximum.
 func (s *session) now() uint64 {
 	ts := uint64(time.Since(s.start))
+	if s.parent {
+		ts = monotonicNow()
+	}
 	if ts < s.lastTs {
 		ts = s.lastTs
 	}

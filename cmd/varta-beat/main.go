@@ -1,9 +1,13 @@
 // Command varta-beat sends VLP heartbeats to a varta-watch observer: the
 // agent side for shell scripts and smoke tests.
 //
-//	varta-beat (--socket PATH | --udp HOST:PORT [--key-file F | --master-key-file F])
+//	varta-beat (--socket PATH [--parent] | --udp HOST:PORT [--key-file F | --master-key-file F])
 //	           [--status ok|degraded|critical] [--payload N]
 //	           [--count N] [--interval-ms MS] [--terminal]
+//
+// With --parent the frames speak for varta-beat's parent process, so a
+// shell-script daemon that runs varta-beat in its loop is tracked as one
+// agent (see vlp.DialParent and varta-watch --allow-parent-beats).
 //
 // Exit status: 0 when every frame was sent, 1 when one could not be (no
 // observer at PATH, queue full, an unusable key file, ...), 2 on a usage
@@ -22,13 +26,16 @@ import (
 	"github.com/varta-go/varta/vlp"
 )
 
-const usage = `usage: varta-beat --socket PATH [flags]
+const usage = `usage: varta-beat --socket PATH [--parent] [flags]
        varta-beat --udp HOST:PORT [--key-file F | --master-key-file F] [flags]
 
 Send VLP heartbeat frames to a varta-watch observer: over its Unix datagram
 socket at PATH, or over UDP (plain, or sealed with ChaCha20-Poly1305).
 
   --socket PATH        the observer's Unix datagram socket
+  --parent             beat for our parent process (the shell script that
+                       runs us in its loop), not for ourselves; the
+                       observer needs --allow-parent-beats
   --udp HOST:PORT      the observer's UDP listener; HOST is an IP literal:
                        192.0.2.7:9700 or [2001:db8::7]:9700
   --key-file F         seal frames with the shared key in F (60-byte frames)
@@ -57,6 +64,7 @@ type options struct {
 	count    int
 	interval time.Duration
 	terminal bool
+	parent   bool // frames speak for getppid()
 }
 
 // errUsage marks errors that exit 2.
@@ -76,6 +84,7 @@ func parse(args []string) (options, error) {
 	masterFile := fs.String("master-key-file", "", "")
 	fs.IntVar(&o.count, "count", 1, "")
 	fs.BoolVar(&o.terminal, "terminal", false, "")
+	fs.BoolVar(&o.parent, "parent", false, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, cli.ErrHelp) {
 			return o, err
@@ -92,6 +101,8 @@ func parse(args []string) (options, error) {
 		return o, errUsage{"--socket and --udp are exclusive: one observer, one transport"}
 	case *keyFile != "" && *masterFile != "":
 		return o, errUsage{"--key-file and --master-key-file are exclusive"}
+	case o.parent && o.udp != "":
+		return o, errUsage{"--parent needs --socket: only the kernel can vouch for a parent, and only over a Unix socket"}
 	case o.udp == "" && (*keyFile != "" || *masterFile != ""):
 		return o, errUsage{"--key-file and --master-key-file seal UDP frames; they need --udp"}
 	case o.udp != "" && !validUDP(o.udp):
@@ -124,6 +135,9 @@ func validUDP(addr string) bool {
 
 // dial opens the emitter the flags ask for, reading the key file if any.
 func dial(o options) (*vlp.Emitter, error) {
+	if o.parent {
+		return vlp.DialParent(o.socket)
+	}
 	if o.udp == "" {
 		return vlp.Dial(o.socket)
 	}
@@ -142,6 +156,13 @@ func dial(o options) (*vlp.Emitter, error) {
 	return vlp.DialUDP(o.udp, opts)
 }
 
+// parentWait bounds the wait for the observer to dequeue our last frame;
+// parentLinger covers the time it takes from dequeuing to reading /proc.
+const (
+	parentWait   = 2 * time.Second
+	parentLinger = 20 * time.Millisecond
+)
+
 // run sends the frames; it keeps going after a drop so a long --count run
 // still beats once the observer is back, and reports how many failed.
 func run(o options) error {
@@ -157,12 +178,21 @@ func run(o options) error {
 		}
 		if err := e.Beat(o.status, o.payload); err != nil {
 			last = err
+			if errors.Is(err, vlp.ErrParentGone) {
+				return err
+			}
 		}
 	}
 	if o.terminal {
 		if err := e.Terminal(o.payload); err != nil {
 			last = err
 		}
+	}
+	if o.parent {
+		// The observer reads our parent from /proc after it dequeues the
+		// frame; exiting (and being reaped) first would get it refused.
+		e.WaitDelivered(parentWait)
+		time.Sleep(parentLinger)
 	}
 	if last != nil {
 		total := o.count

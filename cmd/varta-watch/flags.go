@@ -25,10 +25,6 @@ var removed = map[string]string{
 	"key-env":           "keys in the environment leak to children and /proc; use --key-file",
 }
 
-// notYet are flags of OBSERVER.md §1 this build does not implement yet; a
-// clear refusal beats silently ignoring an operator's intent.
-var notYet = []string{"self-watchdog-secs", "hw-watchdog", "heartbeat-file"}
-
 // msFlag is a millisecond count with a floor.
 type msFlag struct {
 	d   *time.Duration
@@ -68,6 +64,7 @@ type settings struct {
 	promToken    string
 	version      bool
 	udp          udpSettings // flags_udp.go
+	ops          opsFlags    // flags_ops.go
 }
 
 func checkRemoved(args []string) error {
@@ -81,11 +78,6 @@ func checkRemoved(args []string) error {
 		}
 		if why, ok := removed[name]; ok {
 			return bad(name, "removed: "+why)
-		}
-		for _, n := range notYet {
-			if n == name {
-				return bad(name, "not available in this build yet")
-			}
 		}
 	}
 	return nil
@@ -129,6 +121,7 @@ func parse(args []string) (*settings, error) {
 	fs.BoolVar(&c.AllowCrossNS, "allow-cross-namespace-agents", false, "")
 	fs.BoolVar(&s.version, "version", false, "")
 	s.udp.define(fs)
+	s.ops.register(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, cli.ErrHelp) {
 			return nil, err
@@ -196,6 +189,9 @@ func (s *settings) check(thresholdSet bool, mode, policy, uids, clock string, af
 	}
 	c.ShutdownAfter = time.Duration(after) * time.Second
 	if err := s.checkUDP(); err != nil {
+		return err
+	}
+	if err := s.ops.check(s); err != nil {
 		return err
 	}
 	return s.checkRecovery()

@@ -17,6 +17,8 @@ Socket and loop:
   --allow-cross-namespace-agents  admit agents from another pid namespace
   --clock-source monotonic|boottime
                                   boottime counts suspend as silence
+  --allow-parent-beats            accept frames for the sender's parent pid
+                                  (varta-beat --parent in a shell loop)
 
 Tracking:
   --tracker-capacity N            fixed pid-table size, 1..65536 (default 256)
@@ -26,6 +28,10 @@ Tracking:
   --max-beat-rate N               beats/s per pid, 0 = off (default 100)
   --global-beat-rate N            beats/s in all, 0 = off (default 5000)
   --global-beat-burst N           global burst (default 10000)
+  --on-exit report|recover|ignore when a kernel-attested agent dies (pidfd,
+                                  else /proc at stall): report writes an
+                                  exit event; recover also runs recovery
+                                  at once and forgets the pid (default report)
 
 UDP agents (off unless a listener is given):
   --udp-addr IP:PORT              also take frames over UDP, IPv4 or [IPv6]
@@ -69,9 +75,18 @@ Output:
 Life cycle:
   --shutdown-grace-ms MS          time to stop recovery children (default 5000)
   --shutdown-after-secs S         exit cleanly after S seconds
+  --self-watchdog-secs S          abort with a stack dump (exit 134) when the
+                                  loop makes no progress for S s; 0 = off
+                                  (default 4 when $WATCHDOG_USEC is set)
+  --hw-watchdog PATH              open a watchdog device, kick it every
+                                  second, magic-close it on a clean exit
+  --heartbeat-file PATH           rewrite "<loops> <ns>" atomically, at most
+                                  every 100 ms (put it on a tmpfs)
   --version                       print version and exit
   -h, --help                      show this help
 
 Signals: SIGINT/SIGTERM exit cleanly, SIGHUP reopens the export and audit
-files. Exit status: 0 clean, 1 start-up or runtime failure, 2 usage error.
+files. Under systemd (Type=notify) it sends READY=1, WATCHDOG=1 at half of
+WatchdogSec= while the loop makes progress, and STOPPING=1. Exit status: 0
+clean, 1 start-up or runtime failure, 2 usage error, 134 wedged loop.
 `

@@ -60,6 +60,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 // load reads the files the flags name (recovery command, token, keys); their
 // failures are start-up failures (exit 1), not usage errors.
 func (s *settings) load() error {
+	if err := s.ops.load(&s.cfg); err != nil {
+		return err
+	}
 	if s.recoveryExec != "" || s.recoveryFile != "" {
 		var cmd recovery.Command
 		var err error

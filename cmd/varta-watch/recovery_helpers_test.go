@@ -42,11 +42,7 @@ func writeScript(t *testing.T, dir, name, body string) string {
 // an agent that is dead (and reaped) by the time its stall is raised.
 func beatOnce(t *testing.T, w *watcher) int {
 	t.Helper()
-	cmd := testbin.Command(beatBin(t), "--socket", w.socket, "--count", "1")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("varta-beat: %v %s", err, out)
-	}
-	return cmd.Process.Pid
+	return beatWith(t, "--socket", w.socket, "--count", "1")
 }
 
 // startBeat starts a varta-beat that keeps beating (count frames, interval
