@@ -16,6 +16,7 @@ const (
 	logRate
 	logCapacity
 	logEvents
+	logAudit
 	numLogKinds
 )
 
