@@ -13,7 +13,7 @@ type Counters struct {
 	AuthFailures uint64                 // frame pid != kernel pid, or no credentials
 	UIDRefused   uint64                 // kernel uid not in --allow-uid
 	NSRefused    uint64                 // sender in another pid namespace
-	IOErrors     uint64                 // failed receives and event-file writes
+	IOErrors     uint64                 // failed receives, event-file and audit-log writes
 	RateLimited  [numRateReasons]uint64 // by reason
 	OutOfOrder   uint64                 // nonce not above the last accepted one
 	TermReplays  uint64                 // repeated terminal frame, timestamp not above

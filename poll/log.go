@@ -18,6 +18,7 @@ const (
 	logEvents
 	logUDP    // UDP frames refused: plaintext off, decrypt failures
 	logReplay // secure UDP replays and a full replay table
+	logAudit  // audit-log writes that failed
 	numLogKinds
 )
 

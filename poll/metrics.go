@@ -75,7 +75,7 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 	counter(e, "varta_frame_auth_failures_total", "Frames refused because the frame pid did not match the kernel's sender pid, or credentials were missing.", c.AuthFailures)
 	counter(e, "varta_uid_refused_total", "Frames refused because the sender's uid is not allowed.", c.UIDRefused)
 	counter(e, "varta_namespace_refused_total", "Frames refused because the sender is in another pid namespace.", c.NSRefused)
-	counter(e, "varta_io_errors_total", "Failed socket receives and event-file writes.", c.IOErrors)
+	counter(e, "varta_io_errors_total", "Failed socket receives, event-file writes and recovery audit-log writes.", c.IOErrors)
 	e.Family("varta_rate_limited_total", "Beats dropped by rate limits, by reason.", promtext.TypeCounter)
 	for r, label := range rateReasonLabels {
 		e.Label("reason", label)

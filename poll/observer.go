@@ -32,6 +32,7 @@ type observer struct {
 	allow        []uint32
 	events       *EventFile        // nil without --export-file
 	rec          *recovery.Manager // nil without a recovery command
+	auditFailed  uint64            // rec's failed audit writes already counted in c.IOErrors
 	prom         *promServer       // nil without --prom-addr
 	udp          *udpListener      // nil without --udp-addr
 	notify       *Notifier

@@ -74,6 +74,7 @@ func (o *observer) tick(now int64) {
 	o.raiseStalls(now)
 	if o.rec != nil {
 		o.rec.Tick(now)
+		o.checkAudit(now)
 	}
 	if o.prom != nil {
 		o.prom.serve(o.pfds[2:], now)
@@ -116,6 +117,24 @@ func (o *observer) flushEvents(now int64) {
 		o.log.limited(logEvents, now, "writing the event file failed; events are kept in memory up to a bound and counted when dropped",
 			str("file", o.cfg.ExportFile), num("dropped", int64(o.events.Dropped())))
 	}
+}
+
+// checkAudit counts and logs (rate-limited) the audit-log writes that
+// failed since the last tick: recovery counts them and carries on, and
+// without this a full disk would lose audit records silently.
+func (o *observer) checkAudit(now int64) {
+	_, failed, last := o.rec.AuditStats()
+	if failed == o.auditFailed {
+		return
+	}
+	o.c.IOErrors += failed - o.auditFailed
+	o.auditFailed = failed
+	msg := "-"
+	if last != nil {
+		msg = last.Error()
+	}
+	o.log.limited(logAudit, now, "writing the recovery audit log failed; records are lost (and counted) until it can be written again",
+		str("file", o.cfg.Recovery.AuditFile), num("failed", int64(failed)), str("err", msg))
 }
 
 // reopen answers SIGHUP: logrotate moved the export and audit files.
