@@ -61,7 +61,7 @@ func (o *observer) handle(i int, now int64) {
 // namespace's pid; with --allow-cross-namespace-agents it is tracked under
 // the pid we can see (and signal). Anything else is a spoof.
 func (o *observer) crossNamespace(now int64, f *vlp.Frame, kernelPid uint32) bool {
-	inner, ok := nsInnermostPid(kernelPid)
+	inner, ok := o.ns.get(kernelPid, now)
 	switch {
 	case kernelPid != 0 && (!ok || inner != f.Pid):
 		o.refuse(now, f.Pid, MismatchAuthFailure, &o.c.AuthFailures, "frame pid differs from the sender's kernel pid")

@@ -26,3 +26,21 @@ func nsInnermostPid(pid uint32) (uint32, bool) {
 	}
 	return 0, false
 }
+
+// nsLookup is nsInnermostPid behind a one-entry cache that lives for one
+// loop iteration: a flood of spoofed frames from one sender costs one /proc
+// read per tick, not one per datagram, and a recycled pid is seen afresh
+// on the next tick.
+type nsLookup struct {
+	pid, inner uint32
+	ok         bool
+	at         int64 // the iteration's time the entry was filled; 0 = empty
+}
+
+func (c *nsLookup) get(pid uint32, now int64) (uint32, bool) {
+	if c.at != now || c.pid != pid || now == 0 {
+		c.inner, c.ok = nsInnermostPid(pid)
+		c.pid, c.at = pid, now
+	}
+	return c.inner, c.ok
+}

@@ -40,6 +40,7 @@ type observer struct {
 	pfds         []unix.PollFd
 	ts           unix.Timespec // ppoll's timeout, kept here so it never escapes
 	c            Counters
+	ns           nsLookup // cross-namespace check, cached for one tick
 	iterHist     *promtext.Histogram
 	recHist      *promtext.Histogram // recovery child run times
 	lastLoop     int64               // observer time of the last completed iteration
