@@ -45,6 +45,7 @@ type observer struct {
 	render       []byte              // metrics exposition buffer, reused
 	enc          promtext.Encoder
 	pids         []uint32 // scratch for sorted per-pid metrics
+	rt           *runtimeStats
 }
 
 func newObserver(cfg Config) (o *observer, err error) {
@@ -62,6 +63,7 @@ func newObserver(cfg Config) (o *observer, err error) {
 		Policy: cfg.Policy, MaxBeatRate: uint32(cfg.MaxBeatRate), GlobalRate: uint32(cfg.GlobalBeatRate),
 		GlobalBurst: uint32(cfg.GlobalBeatBurst)})
 	o.pids = make([]uint32, 0, cfg.TrackerCapacity)
+	o.rt = newRuntimeStats()
 	if o.iterHist, err = promtext.NewHistogram(iterationBounds); err != nil {
 		return nil, err
 	}
