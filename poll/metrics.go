@@ -127,4 +127,5 @@ func (o *observer) renderSelf(e *promtext.Encoder) {
 	e.Label("version", o.cfg.Version)
 	e.Label("goarch", runtime.GOARCH)
 	e.Uint(1)
+	o.rt.render(e)
 }

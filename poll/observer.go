@@ -49,6 +49,7 @@ type observer struct {
 	enc          promtext.Encoder
 	pids         []uint32 // scratch for sorted per-pid metrics
 	ops          *ops     // embedded operations (ops.go)
+	rt           *runtimeStats
 }
 
 func newObserver(cfg Config) (_ *observer, err error) {
@@ -68,6 +69,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		Policy: cfg.Policy, MaxBeatRate: uint32(cfg.MaxBeatRate), GlobalRate: uint32(cfg.GlobalBeatRate),
 		GlobalBurst: uint32(cfg.GlobalBeatBurst)})
 	o.pids = make([]uint32, 0, cfg.TrackerCapacity)
+	o.rt = newRuntimeStats()
 	if o.iterHist, err = promtext.NewHistogram(iterationBounds); err != nil {
 		return nil, err
 	}

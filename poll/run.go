@@ -79,7 +79,9 @@ func (o *observer) tick(now int64) {
 	if o.prom != nil {
 		o.prom.serve(o.pfds[2:], now)
 	}
-	o.flushEvents(now)
+	if o.events.Due(now) {
+		o.flushEvents(now)
+	}
 	o.c.Iterations++
 	o.lastLoop = now
 	o.lastLoopWall = time.Now().UnixNano()
@@ -109,6 +111,8 @@ func (o *observer) timeout(now, stopAt int64) int64 {
 	return max(t, 0)
 }
 
+// flushEvents writes the buffered event lines; tick calls it when they
+// are due (EventFile.Due), shutdown unconditionally.
 func (o *observer) flushEvents(now int64) {
 	before := o.events.Errors()
 	o.events.Flush()

@@ -1,0 +1,122 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// RSSConfig: Agents distinct real processes, each sending one beat and
+// exiting, at most Wave at a time; the observer's table has exactly
+// Agents slots. Then Scrapes full /metrics scrapes, timed.
+type RSSConfig struct {
+	Agents  int
+	Wave    int
+	Scrapes int
+}
+
+// RSSResult is the observer's memory once every agent is tracked and the
+// full exposition has been rendered, and the scrape times.
+type RSSResult struct {
+	Tracked    int
+	HWM, RSS   int64 // kB, /proc/PID/status VmHWM and VmRSS
+	Anon, File int64 // kB, RssAnon and RssFile: heap and stacks vs the binary's mapped pages
+	ScrapeP50  time.Duration
+	ScrapeMax  time.Duration
+	ExpoBytes  int
+	Spawn      time.Duration // time to start and finish every agent
+	GCCycles   uint64
+	AllocBytes uint64 // heap bytes allocated since start
+}
+
+// MeasureRSS fills the observer's table with real agents. A sender cannot
+// fake pids (the observer checks SCM_CREDENTIALS), so each agent is a
+// process; a tracked pid stays in the table until it stalls and is
+// evicted, and the threshold is far beyond the run.
+func MeasureRSS(env *Env, c RSSConfig) (RSSResult, error) {
+	var r RSSResult
+	o, err := StartObserver(env.Bin, env.Dir, true, "--threshold-ms", "3600000",
+		"--tracker-capacity", strconv.Itoa(c.Agents))
+	if err != nil {
+		return r, err
+	}
+	defer o.Stop()
+	t0 := time.Now()
+	for started := 0; ; {
+		m, _, err := o.Scrape()
+		if err != nil {
+			return r, err
+		}
+		r.Tracked = int(m["varta_watch_pids_tracked"])
+		if r.Tracked >= c.Agents {
+			break
+		}
+		// A recycled pid (the pid space wrapped) refreshes its old slot
+		// instead of taking a new one, so keep going until the table is
+		// full, within a bound.
+		if started > 2*c.Agents {
+			return r, fmt.Errorf("%d pids tracked after %d agent processes", r.Tracked, started)
+		}
+		n := c.Agents - r.Tracked
+		if err := oneShots(o.Socket, n, c.Wave); err != nil {
+			return r, err
+		}
+		started += n
+	}
+	r.Spawn = time.Since(t0)
+	var ds []int64
+	for range c.Scrapes {
+		m, d, err := o.Scrape()
+		if err != nil {
+			return r, err
+		}
+		ds = append(ds, int64(d))
+		r.GCCycles, r.AllocBytes = uint64(m["varta_go_gc_cycles_total"]), uint64(m["varta_go_heap_allocs_bytes_total"])
+	}
+	p50, _ := percentiles(ds)
+	r.ScrapeP50, r.ScrapeMax = time.Duration(p50), time.Duration(ds[len(ds)-1])
+	if r.HWM, err = procStatusKB(o.Pid(), "VmHWM"); err != nil {
+		return r, err
+	}
+	for _, f := range []struct {
+		key string
+		v   *int64
+	}{{"VmRSS", &r.RSS}, {"RssAnon", &r.Anon}, {"RssFile", &r.File}} {
+		if *f.v, err = procStatusKB(o.Pid(), f.key); err != nil {
+			return r, err
+		}
+	}
+	return r, nil
+}
+
+// oneShots runs n sender processes that each deliver one beat and exit,
+// wave at a time.
+func oneShots(socket string, n, wave int) error {
+	sem := make(chan struct{}, wave)
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for range n {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			l, err := StartLoad(1, SenderConfig{Socket: socket, Block: true, Count: 1})
+			if err == nil {
+				var rs []SenderResult
+				rs, err = l.Wait(30 * time.Second)
+				if err == nil && Total(rs).Delivered != 1 {
+					err = errors.New("a one-shot agent did not deliver its beat")
+				}
+			}
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
