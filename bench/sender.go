@@ -121,12 +121,14 @@ func runSender(c SenderConfig, stop *atomic.Bool, stopc <-chan struct{}) (Sender
 		return r, err
 	}
 	defer e.Close()
-	w := -1
+	var room []unix.PollFd // Block: waits for room in the observer's queue
 	if c.Block {
-		if w, err = writableWaiter(c.Socket); err != nil {
+		w, err := writableWaiter(c.Socket)
+		if err != nil {
 			return r, err
 		}
 		defer unix.Close(w)
+		room = []unix.PollFd{{Fd: int32(w), Events: unix.POLLOUT}}
 	}
 	var lat []int64
 	if c.Latency {
@@ -165,8 +167,8 @@ func runSender(c SenderConfig, stop *atomic.Bool, stopc <-chan struct{}) (Sender
 		case err == vlp.ErrQueueFull && c.Block:
 			r.Waits++
 			// Wait for room, then try again at once.
-			pfd := []unix.PollFd{{Fd: int32(w), Events: unix.POLLOUT}}
-			unix.Poll(pfd, 100)
+			room[0].Revents = 0
+			unix.Poll(room, 100)
 			pace.retry()
 		case err == vlp.ErrQueueFull:
 			r.Dropped++

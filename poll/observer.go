@@ -47,9 +47,9 @@ type observer struct {
 	lastLoopWall int64               // wall-clock ns of the same, for the metrics timestamp
 	render       []byte              // metrics exposition buffer, reused
 	enc          promtext.Encoder
-	pids         []uint32 // scratch for sorted per-pid metrics
-	ops          *ops     // embedded operations (ops.go)
-	rt           *runtimeStats
+	pids         []uint32      // scratch for sorted per-pid metrics
+	ops          *ops          // embedded operations (ops.go)
+	rt           *runtimeStats // Go runtime counters for /metrics
 }
 
 func newObserver(cfg Config) (_ *observer, err error) {
