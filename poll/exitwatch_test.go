@@ -181,6 +181,13 @@ func TestExitDetectionLatency(t *testing.T) {
 	if testing.Short() {
 		kills = 5
 	}
+	if sockEmulated() {
+		// qemu-user occasionally hangs in fork/exec of a multithreaded
+		// Go process, and 20 forks made that likely enough to time out
+		// CI; latency is a native measurement anyway (the end-to-end
+		// exit tests in cmd/varta-watch still run under emulation).
+		t.Skip("timing test: measured natively, not under qemu-user")
+	}
 	lat := exitLatencies(t, kills)
 	median := lat[len(lat)/2]
 	t.Logf("exit detection over %d kills: min %v, median %v, max %v", kills, lat[0], median, lat[len(lat)-1])
