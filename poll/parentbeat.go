@@ -3,8 +3,6 @@ package poll
 import (
 	"math"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/varta-go/varta/vlp"
 )
 
@@ -87,60 +85,9 @@ const procPPidField = 4
 // the process no longer exists (or the file cannot be parsed). Like
 // ProcStartTime it reads into stack buffers and never allocates.
 func ProcParentPid(pid uint32) (uint32, bool) {
-	var path [procPathMax]byte
-	n := copy(path[:], "/proc/")
-	n += procPutPid(path[n:], pid)
-	n += copy(path[n:], "/stat")
-	path[n] = 0
-	fd, ok := procOpen(&path[0])
-	if !ok {
-		return 0, false
-	}
-	var buf [procStatMax]byte
-	m, ok := procRead(fd, buf[:])
-	unix.Close(fd)
-	if !ok {
-		return 0, false
-	}
-	v, ok := procStatField(buf[:m], procPPidField)
+	v, ok := procStatNumber(pid, procPPidField)
 	if !ok || v > math.MaxUint32 {
 		return 0, false
 	}
 	return uint32(v), true
-}
-
-// procStatField returns numeric field n (n ≥ 3) of a stat file's content,
-// counting from the LAST ')' since comm (field 2) may contain ") (".
-// Field n must be followed by another field: a stat cut short is not
-// trusted.
-func procStatField(stat []byte, n int) (uint64, bool) {
-	end := -1
-	for i := len(stat) - 1; i >= 0; i-- {
-		if stat[i] == ')' {
-			end = i
-			break
-		}
-	}
-	if end < 0 || n < 3 {
-		return 0, false
-	}
-	field := 2 // the ')' ends field 2
-	var v uint64
-	digits := 0
-	for _, c := range stat[end+1:] {
-		switch {
-		case c == ' ':
-			if field == n {
-				return v, digits > 0
-			}
-			field++
-		case field == n:
-			if c < '0' || c > '9' || v > math.MaxUint64/10-1 {
-				return 0, false
-			}
-			v = v*10 + uint64(c-'0')
-			digits++
-		}
-	}
-	return 0, false
 }

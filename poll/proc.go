@@ -26,13 +26,16 @@ const procStatMax = 1024
 // process no longer exists. It wraps openat(2), read(2) and close(2) on
 // caller-stack buffers and never allocates: the observer calls it for every
 // new kernel-attested pid and for every stall it raises.
-func ProcStartTime(pid uint32) (uint64, bool) {
-	var path [procPathMax]byte
-	n := copy(path[:], "/proc/")
-	n += procPutPid(path[n:], pid)
-	n += copy(path[n:], "/stat")
-	path[n] = 0
+func ProcStartTime(pid uint32) (uint64, bool) { return procStatNumber(pid, procStartField) }
 
+// procStatNumber reads /proc/<pid>/stat into stack buffers and returns
+// its numeric field n; false when the process is gone or the file odd.
+func procStatNumber(pid uint32, n int) (uint64, bool) {
+	var path [procPathMax]byte
+	k := copy(path[:], "/proc/")
+	k += procPutPid(path[k:], pid)
+	k += copy(path[k:], "/stat")
+	path[k] = 0
 	fd, ok := procOpen(&path[0])
 	if !ok {
 		return 0, false
@@ -43,7 +46,7 @@ func ProcStartTime(pid uint32) (uint64, bool) {
 	if !ok {
 		return 0, false
 	}
-	return parseProcStartTime(buf[:m])
+	return procStatField(buf[:m], n)
 }
 
 // procOpen wraps openat(2) with a NUL-terminated path. unix.Open would
@@ -89,10 +92,14 @@ func procPutPid(b []byte, v uint32) int {
 	return copy(b, tmp[i:])
 }
 
-// parseProcStartTime extracts field 22 from the contents of a stat file. The
-// fields are counted from the LAST ')', because comm (field 2) is the
-// program's name verbatim and may contain ") (" itself.
-func parseProcStartTime(stat []byte) (uint64, bool) {
+// parseProcStartTime extracts field 22 (starttime) from a stat file.
+func parseProcStartTime(stat []byte) (uint64, bool) { return procStatField(stat, procStartField) }
+
+// procStatField returns numeric field n (n ≥ 3) of a stat file's content,
+// counting from the LAST ')' since comm (field 2) is the program's name
+// verbatim and may contain ") (" itself. Field n must be followed by
+// another field: a stat cut short is not trusted.
+func procStatField(stat []byte, n int) (uint64, bool) {
 	end := -1
 	for i := len(stat) - 1; i >= 0; i-- {
 		if stat[i] == ')' {
@@ -100,7 +107,7 @@ func parseProcStartTime(stat []byte) (uint64, bool) {
 			break
 		}
 	}
-	if end < 0 {
+	if end < 0 || n < 3 {
 		return 0, false
 	}
 	field := 2 // the ')' ends field 2
@@ -109,18 +116,17 @@ func parseProcStartTime(stat []byte) (uint64, bool) {
 	for _, c := range stat[end+1:] {
 		switch {
 		case c == ' ':
-			if field == procStartField {
+			if field == n {
 				return v, digits > 0
 			}
 			field++
-		case field == procStartField:
-			if c < '0' || c > '9' || v > math.MaxUint64/10-1 { // no value near the top is a start time
+		case field == n:
+			if c < '0' || c > '9' || v > math.MaxUint64/10-1 {
 				return 0, false
 			}
 			v = v*10 + uint64(c-'0')
 			digits++
 		}
 	}
-	// Field 22 is never the last one; a stat cut short is not trusted.
 	return 0, false
 }
