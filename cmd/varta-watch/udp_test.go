@@ -97,16 +97,6 @@ func dialUDP(t *testing.T, addr string) *rawSender {
 	return &rawSender{t: t, fd: fd}
 }
 
-// runBeat runs varta-beat to completion and returns its pid.
-func runBeat(t *testing.T, args ...string) int {
-	t.Helper()
-	cmd := testbin.Command(beatBin(t), args...)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("varta-beat %q: %v\n%s", args, err, out)
-	}
-	return cmd.Process.Pid
-}
-
 func aeadFor(t *testing.T, k vlp.Key) cipher.AEAD {
 	t.Helper()
 	a, err := vlp.NewAEAD(k)
@@ -136,7 +126,7 @@ func TestUDPBeatAndStall(t *testing.T) {
 				if mode.flag != "" {
 					args = append(args, mode.flag, mode.key)
 				}
-				pid := runBeat(t, args...)
+				pid := beatWith(t, args...)
 				if w.waitEvent(5*time.Second, kindPid("stall", pid)) == nil {
 					t.Fatalf("%s: no stall for varta-beat pid %d:\n%s", mode.name, pid, w.logText())
 				}
@@ -279,7 +269,7 @@ func TestUDPKeyRotation(t *testing.T) {
 	if addr2 != addr {
 		t.Fatalf("second observer on %s, want %s", addr2, addr)
 	}
-	newPid := runBeat(t, "--udp", addr, "--key-file", newFile, "--count", "3", "--interval-ms", "10")
+	newPid := beatWith(t, "--udp", addr, "--key-file", newFile, "--count", "3", "--interval-ms", "10")
 	for _, pid := range []int{oldPid, newPid} {
 		if second.waitEvent(5*time.Second, kindPid("beat", pid)) == nil {
 			t.Errorf("second observer: no beat from pid %d:\n%s", pid, second.logText())
@@ -440,7 +430,7 @@ func TestUDPPortForms(t *testing.T) {
 			if slicesContain(tc.args, "--key-file") {
 				args = append(args, "--key-file", key)
 			}
-			if pid := runBeat(t, args...); w.waitEvent(5*time.Second, kindPid("beat", pid)) == nil {
+			if pid := beatWith(t, args...); w.waitEvent(5*time.Second, kindPid("beat", pid)) == nil {
 				t.Errorf("no beat over %s:\n%s", target, w.logText())
 			}
 		})
@@ -506,7 +496,7 @@ func TestUDPRecovery(t *testing.T) {
 			args := append([]string{"--threshold-ms", "100", "--udp-addr", "127.0.0.1:0", "--i-accept-plaintext-udp",
 				"--recovery-exec", "/bin/true", "--prom-addr", "127.0.0.1:0"}, tc.extra...)
 			w, addr := startUDP(t, args...)
-			pid := runBeat(t, "--udp", addr)
+			pid := beatWith(t, "--udp", addr)
 			if w.waitEvent(5*time.Second, kindPid("stall", pid)) == nil {
 				t.Fatalf("no stall:\n%s", w.logText())
 			}
