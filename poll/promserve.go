@@ -135,7 +135,7 @@ func (p *promServer) serve(fds []unix.PollFd, now int64) {
 
 func (p *promServer) accept(now int64) {
 	for i := 0; i < acceptsPerTick; i++ {
-		fd, _, err := unix.Accept4(p.lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		fd, err := accept4(p.lfd)
 		if err != nil {
 			return // EAGAIN: nothing more queued; other errors are the client's
 		}
@@ -148,6 +148,21 @@ func (p *promServer) accept(now int64) {
 		}
 	}
 }
+
+// accept4 takes one queued connection without asking for the peer's
+// address: unix.Accept4 would allocate a Sockaddr for it on every scrape,
+// and nothing here uses it.
+func accept4(lfd int) (int, error) {
+	fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(fd), nil
+}
+
+// resetLinger makes close(2) send a reset and drop unsent data; package
+// level so passing it to the kernel allocates nothing.
+var resetLinger = unix.Linger{Onoff: 1, Linger: 0}
 
 // service does at most one read and one write for c.
 func (p *promServer) service(c *promtext.Conn, now int64) {
@@ -183,7 +198,7 @@ func (p *promServer) service(c *promtext.Conn, now int64) {
 func (p *promServer) close(c *promtext.Conn, now int64) {
 	if c.Expired(now) {
 		p.expired++
-		unix.SetsockoptLinger(c.FD(), unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0})
+		unix.SetsockoptLinger(c.FD(), unix.SOL_SOCKET, unix.SO_LINGER, &resetLinger)
 	}
 	unix.Close(c.FD())
 	p.srv.Release(c)
