@@ -10,7 +10,9 @@ import (
 	"testing"
 )
 
-// naiveStartTime is the obvious, allocating way to read field 22.
+// naiveStartTime is the obvious, allocating way to read field 22
+// (starttime, proc(5)); it names the field itself rather than borrow
+// procStartField from the code under test.
 func naiveStartTime(t *testing.T, pid int) uint64 {
 	t.Helper()
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -19,9 +21,9 @@ func naiveStartTime(t *testing.T, pid int) uint64 {
 	}
 	s := string(b)
 	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	v, err := strconv.ParseUint(fields[procStartField-3], 10, 64)
+	v, err := strconv.ParseUint(fields[22-3], 10, 64) // fields starts at field 3, the state
 	if err != nil {
-		t.Fatalf("stat of %d: field %d: %v", pid, procStartField, err)
+		t.Fatalf("stat of %d: field 22: %v", pid, err)
 	}
 	return v
 }

@@ -1,6 +1,8 @@
 package recovery
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -96,6 +98,18 @@ func TestAuditLogFormat(t *testing.T) {
 	}
 	if n, err := VerifyAudit(path); err != nil || n != 4 {
 		t.Fatalf("VerifyAudit = %d, %v; want 4, nil", n, err)
+	}
+	// The chain recomputed here, not by VerifyAudit (which could share a
+	// mistake with the writer): each hash is SHA-256 of the previous hash
+	// in hex, a tab, and the record up to its hash column.
+	prev := GenesisHash
+	for _, rec := range lines[1:] {
+		i := strings.LastIndexByte(rec, '\t')
+		sum := sha256.Sum256([]byte(prev + "\t" + rec[:i]))
+		if got, want := rec[i+1:], hex.EncodeToString(sum[:]); got != want {
+			t.Fatalf("record %q: hash %s, want %s", rec, got, want)
+		}
+		prev = rec[i+1:]
 	}
 }
 

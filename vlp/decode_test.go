@@ -107,6 +107,9 @@ func TestErrorSpellings(t *testing.T) {
 		{"BadStatus", "bad_status"}, {"StallOnWire", "stall_on_wire"}, {"BadPid", "bad_pid"},
 		{"BadTimestamp", "bad_timestamp"}, {"BadNonce", "bad_nonce"},
 	}
+	if len(DecodeErrors) != len(want) {
+		t.Fatalf("DecodeErrors has %d kinds, SPEC.md §2 has %d", len(DecodeErrors), len(want))
+	}
 	for i, e := range DecodeErrors {
 		if e.Name() != want[i].name || e.Label() != want[i].label {
 			t.Errorf("DecodeErrors[%d] = %s/%s, want %s/%s", i, e.Name(), e.Label(), want[i].name, want[i].label)

@@ -20,23 +20,29 @@ func TestReadSecretFile(t *testing.T) {
 	good := write("good", 0o600, "secret\n")
 	link := filepath.Join(dir, "link")
 	os.Symlink(good, link)
+	at64 := strings.Repeat("k", 64)
 	tests := []struct {
 		name, path, want string
+		body             string // the bytes a success returns
 	}{
-		{"good", good, ""},
-		{"owner read only", write("ro", 0o400, "x"), ""},
-		{"group readable", write("loose", 0o640, "x"), "chmod 600"},
-		{"symlink", link, "symlink"},
-		{"directory", dir, "not a regular file"},
-		{"too large", write("big", 0o600, strings.Repeat("x", 65)), "larger than 64 bytes"},
-		{"missing", filepath.Join(dir, "none"), "no such file"},
+		{"good", good, "", "secret\n"},
+		{"owner read only", write("ro", 0o400, "x"), "", "x"},
+		{"exactly the limit", write("full", 0o600, at64), "", at64},
+		{"empty", write("empty", 0o600, ""), "", ""},
+		{"group readable", write("loose", 0o640, "x"), "chmod 600", ""},
+		{"symlink", link, "symlink", ""},
+		{"directory", dir, "not a regular file", ""},
+		{"too large", write("big", 0o600, strings.Repeat("x", 65)), "larger than 64 bytes", ""},
+		{"missing", filepath.Join(dir, "none"), "no such file", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := ReadSecretFile("key file", tc.path, 64)
 			switch {
-			case tc.want == "" && err != nil:
-				t.Errorf("ReadSecretFile(%s) = %v, want success", tc.path, err)
+			case tc.want == "" && (err != nil || string(b) != tc.body):
+				// The bytes are the point: a reader that checks the file
+				// but returns nothing, or a cut copy, must fail here.
+				t.Errorf("ReadSecretFile(%s) = %q, %v, want %q", tc.path, b, err, tc.body)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.path)):
 				t.Errorf("ReadSecretFile(%s) = %q, %v, want an error naming the path and %q", tc.path, b, err, tc.want)
 			}

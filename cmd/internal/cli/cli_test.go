@@ -11,7 +11,7 @@ type parsed struct {
 	b    bool
 	i    int
 	i64  int64
-	u    *uint64
+	u    uint64 // read through the pointer Uint64 returns
 	rest []string
 }
 
@@ -22,8 +22,9 @@ func parseArgs(args ...string) (parsed, error) {
 	fs.BoolVar(&p.b, "on", false, "")
 	fs.IntVar(&p.i, "count", 7, "")
 	fs.Int64Var(&p.i64, "big", -1, "")
-	p.u = fs.Uint64("payload", 0, "")
+	u := fs.Uint64("payload", 0, "")
 	err := fs.Parse(args)
+	p.u = *u
 	for i := 0; i < fs.NArg(); i++ {
 		p.rest = append(p.rest, fs.Arg(i))
 	}
@@ -38,16 +39,17 @@ func TestParse(t *testing.T) {
 	}{
 		{"defaults", nil, parsed{s: "def", i: 7, i64: -1}},
 		{"space forms", []string{"--name", "x", "--count", "3", "-big", "9"}, parsed{s: "x", i: 3, i64: 9}},
-		{"equals forms", []string{"--name=a=b", "--on", "--count=-2", "--payload=5"}, parsed{s: "a=b", b: true, i: -2, i64: -1}},
+		{"equals forms", []string{"--name=a=b", "--on", "--count=-2", "--payload=5"}, parsed{s: "a=b", b: true, i: -2, i64: -1, u: 5}},
 		{"explicit bool", []string{"--on=false", "x", "--name", "y"}, parsed{s: "def", i: 7, i64: -1, rest: []string{"x", "--name", "y"}}},
 		{"double dash", []string{"--on", "--", "--count"}, parsed{s: "def", b: true, i: 7, i64: -1, rest: []string{"--count"}}},
 		{"empty value", []string{"--name="}, parsed{s: "", i: 7, i64: -1}},
+		{"uint64 beyond int64", []string{"--payload", "18446744073709551615"}, parsed{s: "def", i: 7, i64: -1, u: 1<<64 - 1}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := parseArgs(tc.args...)
 			if err != nil || got.s != tc.want.s || got.b != tc.want.b || got.i != tc.want.i ||
-				got.i64 != tc.want.i64 || strings.Join(got.rest, " ") != strings.Join(tc.want.rest, " ") {
+				got.i64 != tc.want.i64 || got.u != tc.want.u || strings.Join(got.rest, " ") != strings.Join(tc.want.rest, " ") {
 				t.Errorf("Parse(%q) = %+v, %v, want %+v", tc.args, got, err, tc.want)
 			}
 		})
