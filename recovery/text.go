@@ -1,17 +1,28 @@
 package recovery
 
-// wrapped prefixes an error with what it was about while keeping it
-// reachable for errors.Is/As; the package avoids fmt to keep it out of the
-// static board binaries.
+// wrapped prefixes an error with what it was about, and may add what to
+// do about it, while keeping it reachable for errors.Is/As; the package
+// avoids fmt to keep it out of the static board binaries.
 type wrapped struct {
-	msg string
-	err error
+	msg  string
+	err  error
+	hint string
 }
 
-func (w *wrapped) Error() string { return w.msg + ": " + w.err.Error() }
+func (w *wrapped) Error() string {
+	if w.hint != "" {
+		return w.msg + ": " + w.err.Error() + " (" + w.hint + ")"
+	}
+	return w.msg + ": " + w.err.Error()
+}
 func (w *wrapped) Unwrap() error { return w.err }
 
 func wrap(msg string, err error) error { return &wrapped{msg: msg, err: err} }
+
+// wrapHint is wrap with a hint for the operator.
+func wrapHint(msg string, err error, hint string) error {
+	return &wrapped{msg: msg, err: err, hint: hint}
+}
 
 // appendHex appends the lowercase hex of b (the audit chain's hashes);
 // encoding/hex would link fmt into the binary for its error type.
