@@ -98,6 +98,8 @@ func parse(args []string) (options, error) {
 		return o, errUsage{"unexpected argument " + strconv.Quote(fs.Arg(0))}
 	case o.socket == "" && o.udp == "":
 		return o, errUsage{"--socket PATH or --udp HOST:PORT is required"}
+	case len(o.socket) > 107:
+		return o, errUsage{"--socket: path is longer than the 107 bytes a Unix socket address holds"}
 	case o.socket != "" && o.udp != "":
 		return o, errUsage{"--socket and --udp are exclusive: one observer, one transport"}
 	case *keyFile != "" && *masterFile != "":

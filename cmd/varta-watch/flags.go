@@ -148,6 +148,8 @@ func (s *settings) check(thresholdSet bool, mode, policy, uids, clock string, af
 		return bad("socket", "required: the path to bind the observer's datagram socket")
 	case len(c.SocketPath) > 107:
 		return bad("socket", "path is longer than the 107 bytes a Unix socket address holds")
+	case c.SocketPath[0] == '@':
+		return bad("socket", "abstract socket names are not supported; give a filesystem path, e.g. /run/varta/varta.sock")
 	case !thresholdSet:
 		return bad("threshold-ms", "required: silence in milliseconds before a stall (at least 10)")
 	case c.TrackerCapacity < 1 || c.TrackerCapacity > 65536:

@@ -479,6 +479,7 @@ func TestBadUsage(t *testing.T) {
 		{"threshold not a number", []string{"--socket", sock, "--threshold-ms", "1s"}, []string{"--threshold-ms", `"1s"`}},
 		{"missing socket", []string{"--threshold-ms", "100"}, []string{"--socket", "required"}},
 		{"missing threshold", []string{"--socket", sock}, []string{"--threshold-ms", "required"}},
+		{"abstract socket", []string{"--socket", "@varta", "--threshold-ms", "100"}, []string{"--socket", "abstract", "filesystem path"}},
 		{"socket mode not octal", base("--socket-mode", "0999"), []string{"--socket-mode", `"0999"`}},
 		{"socket mode word", base("--socket-mode=rw"), []string{"--socket-mode", `"rw"`}},
 		{"socket mode too wide", base("--socket-mode", "04755"), []string{"--socket-mode"}},
