@@ -91,7 +91,9 @@ func LoadCommandFile(path string) (Command, error) {
 	}
 	cmd, err := ParseCommand(b.String())
 	if err != nil {
-		return Command{}, wrap("recovery command file "+path, err)
+		// ParseCommand's own "recovery command: " prefix would repeat
+		// what the file's name already says.
+		return Command{}, &wrapped{msg: "recovery command file " + path, err: err, trim: "recovery command: "}
 	}
 	return cmd, nil
 }

@@ -1,5 +1,7 @@
 package recovery
 
+import "strings"
+
 // wrapped prefixes an error with what it was about, and may add what to
 // do about it, while keeping it reachable for errors.Is/As; the package
 // avoids fmt to keep it out of the static board binaries.
@@ -7,13 +9,15 @@ type wrapped struct {
 	msg  string
 	err  error
 	hint string
+	trim string // a prefix of err's text that msg already says
 }
 
 func (w *wrapped) Error() string {
+	s := w.msg + ": " + strings.TrimPrefix(w.err.Error(), w.trim)
 	if w.hint != "" {
-		return w.msg + ": " + w.err.Error() + " (" + w.hint + ")"
+		s += " (" + w.hint + ")"
 	}
-	return w.msg + ": " + w.err.Error()
+	return s
 }
 func (w *wrapped) Unwrap() error { return w.err }
 
