@@ -81,8 +81,13 @@ func (h *heartbeat) write(loops uint64, ns int64) error {
 	fd, e := hbOpen(h.tmp)
 	if e != 0 {
 		hint := ""
-		if e == unix.EEXIST {
+		switch e {
+		case unix.EEXIST:
 			hint = "something re-created the temporary file " + string(h.tmp[:len(h.tmp)-1]) + " between unlink and open"
+		case unix.ENOENT:
+			hint = "create the directory " + filepath.Dir(h.name) + " first"
+		case unix.EACCES, unix.EPERM, unix.EROFS:
+			hint = "run as a user that may write to " + filepath.Dir(h.name) + ", or choose another path, on a tmpfs such as /run"
 		}
 		return hbErr(h.name, "cannot create the temporary file", hint, os.NewSyscallError("open", e))
 	}

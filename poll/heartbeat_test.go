@@ -97,7 +97,8 @@ func TestHeartbeatRefuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := h.write(0, 0); err == nil || !strings.Contains(err.Error(), "temporary file") {
+	if err := h.write(0, 0); err == nil || !strings.Contains(err.Error(), "temporary file") ||
+		!strings.Contains(err.Error(), "create the directory") {
 		t.Errorf("write into a missing directory = %v", err)
 	}
 }

@@ -43,7 +43,7 @@ func openHWWatchdog(path string, timeout int, log *logger) (*hwWatchdog, error) 
 		hint := ""
 		switch err {
 		case unix.ENOENT, unix.ENODEV, unix.ENXIO:
-			hint = "check the path and that the watchdog driver is loaded (softdog for a trial)"
+			hint = "check the path and that the watchdog driver is loaded; modprobe softdog for a trial"
 		case unix.EBUSY:
 			hint = "another process (a watchdog daemon?) holds the device; only one may"
 		case unix.EACCES, unix.EPERM:

@@ -73,8 +73,7 @@ func listenTCP(addr string) (int, error) {
 	unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
-		return -1, errors.New("metrics address " + addr + ": " + os.NewSyscallError("bind", err).Error() +
-			" (is another exporter on that port?)")
+		return -1, errors.New("metrics address " + addr + ": " + os.NewSyscallError("bind", err).Error() + bindHint(err, "exporter"))
 	}
 	if err := unix.Listen(fd, 64); err != nil {
 		unix.Close(fd)

@@ -3,6 +3,7 @@ package poll
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -77,5 +78,31 @@ func TestMetricsRequestNoAllocs(t *testing.T) {
 	}
 	if allocs != 0 {
 		t.Errorf("one /metrics request: %v allocations, want 0", allocs)
+	}
+}
+
+// TestListenTCPErrors: a failed bind of the metrics listener says what to
+// do for the cause at hand, not always "another exporter".
+func TestListenTCPErrors(t *testing.T) {
+	fd, err := listenTCP("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	taken := boundAddr(fd, "")
+	for _, tc := range []struct{ name, addr, want, not string }{
+		{"port taken", taken, "another exporter on that port", ""},
+		{"not ours", "192.0.2.1:0", "no interface has that address", "another exporter"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fd, err := listenTCP(tc.addr)
+			if err == nil {
+				unix.Close(fd)
+				t.Fatalf("listenTCP(%q) succeeded", tc.addr)
+			}
+			if !strings.Contains(err.Error(), tc.want) || (tc.not != "" && strings.Contains(err.Error(), tc.not)) {
+				t.Errorf("listenTCP(%q) = %v, want it to mention %q and not %q", tc.addr, err, tc.want, tc.not)
+			}
+		})
 	}
 }

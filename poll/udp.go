@@ -82,16 +82,23 @@ func ListenUDP(addr string) (fd int, bound string, err error) {
 	}
 	if err := unix.Bind(fd, sa); err != nil {
 		unix.Close(fd)
-		hint := ""
-		switch err {
-		case unix.EADDRINUSE:
-			hint = " (is another observer on that port?)"
-		case unix.EADDRNOTAVAIL:
-			hint = " (no interface has that address)"
-		}
-		return -1, "", errors.New("UDP address " + addr + ": " + os.NewSyscallError("bind", err).Error() + hint)
+		return -1, "", errors.New("UDP address " + addr + ": " + os.NewSyscallError("bind", err).Error() + bindHint(err, "observer"))
 	}
 	return fd, boundAddr(fd, addr), nil
+}
+
+// bindHint says what to do about a failed bind(2) of an IP listener;
+// other names who else may hold the port.
+func bindHint(err error, other string) string {
+	switch err {
+	case unix.EADDRINUSE:
+		return " (is another " + other + " on that port? stop it or choose another port)"
+	case unix.EADDRNOTAVAIL:
+		return " (no interface has that address; give one of this host's addresses, or 0.0.0.0 or [::] for all)"
+	case unix.EACCES:
+		return " (ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a port above 1023)"
+	}
+	return ""
 }
 
 // newUDPListener binds cfg.Addr and prepares the secure side.

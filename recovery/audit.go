@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -74,14 +75,21 @@ func openAudit(path string, mode SyncMode, seq0 uint64, bufCap int) (*auditLog, 
 		if lst.Mode&unix.S_IFMT == unix.S_IFLNK {
 			return nil, 0, errors.New("audit file " + path + ": is a symlink; give the real path")
 		}
-		return nil, 0, errors.New("audit file " + path + ": not a regular file")
+		return nil, 0, errors.New("audit file " + path + ": not a regular file; give the path of a regular file")
 	}
 	fd, err := unix.Open(path, unix.O_RDWR|unix.O_APPEND|unix.O_CREAT|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0o600)
 	if err != nil {
 		if errors.Is(err, unix.ELOOP) {
 			return nil, 0, errors.New("audit file " + path + ": is a symlink; give the real path")
 		}
-		return nil, 0, wrap("audit file "+path, os.NewSyscallError("open", err))
+		hint := ""
+		switch err {
+		case unix.ENOENT:
+			hint = "create the directory " + filepath.Dir(path) + " first"
+		case unix.EACCES, unix.EPERM, unix.EROFS:
+			hint = "run as a user that may write there, or choose another path"
+		}
+		return nil, 0, wrapHint("audit file "+path, os.NewSyscallError("open", err), hint)
 	}
 	a := &auditLog{path: path, fd: fd, mode: mode, seq: seq0, buf: make([]byte, 0, bufCap)}
 	copy(a.prev[:], GenesisHash)

@@ -91,7 +91,9 @@ func LoadCommandFile(path string) (Command, error) {
 	}
 	cmd, err := ParseCommand(b.String())
 	if err != nil {
-		return Command{}, wrap("recovery command file "+path, err)
+		// ParseCommand's own "recovery command: " prefix would repeat
+		// what the file's name already says.
+		return Command{}, &wrapped{msg: "recovery command file " + path, err: err, trim: "recovery command: "}
 	}
 	return cmd, nil
 }
@@ -104,7 +106,11 @@ func resolveProgram(name string) (string, error) {
 			return "", errors.New("recovery command: program " + strconv.Quote(name) + " is a relative path; give an absolute path (the observer's working directory is not a stable base)")
 		}
 		if err := checkExecutable(name); err != nil {
-			return "", wrap("recovery command: program "+name, err)
+			hint := ""
+			if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+				hint = "check the path: give the absolute path of an installed program"
+			}
+			return "", wrapHint("recovery command: program "+name, err, hint)
 		}
 		return name, nil
 	}
@@ -130,10 +136,10 @@ func checkExecutable(p string) error {
 		return os.NewSyscallError("stat", err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return errors.New("not a regular file")
+		return errors.New("not a regular file; give the path of a program")
 	}
 	if st.Mode&0o111 == 0 {
-		return errors.New("not executable (no x permission bit)")
+		return errors.New("not executable: no x permission bit (chmod +x it, or give another program)")
 	}
 	return nil
 }

@@ -18,9 +18,16 @@ import (
 func ReadSecretFile(what, path string, max int64) ([]byte, error) {
 	fail := func(msg string) ([]byte, error) { return nil, errors.New(what + " " + path + ": " + msg) }
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if err == unix.ELOOP {
+	switch err {
+	case nil:
+	case unix.ELOOP:
 		return fail("is a symlink; point the flag at the real file")
-	} else if err != nil {
+	case unix.ENOENT, unix.ENOTDIR:
+		return fail(os.NewSyscallError("open", err).Error() + " (check the path given to the flag)")
+	case unix.EACCES:
+		return fail(os.NewSyscallError("open", err).Error() + " (the file and its directories must be readable by uid " +
+			strconv.Itoa(os.Geteuid()) + ", the uid this process runs as)")
+	default:
 		return fail(os.NewSyscallError("open", err).Error())
 	}
 	f := os.NewFile(uintptr(fd), path)
@@ -32,7 +39,7 @@ func ReadSecretFile(what, path string, max int64) ([]byte, error) {
 	euid := strconv.Itoa(os.Geteuid())
 	switch {
 	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		return fail("not a regular file")
+		return fail("not a regular file; point the flag at the file itself")
 	case strconv.FormatUint(uint64(st.Uid), 10) != euid:
 		return fail("owned by uid " + strconv.FormatUint(uint64(st.Uid), 10) +
 			", must be owned by uid " + euid + ", the uid this process runs as (chown " + euid + " " + path + ")")
@@ -45,7 +52,7 @@ func ReadSecretFile(what, path string, max int64) ([]byte, error) {
 		return fail(err.Error())
 	}
 	if int64(len(b)) > max {
-		return fail("larger than " + strconv.FormatInt(max, 10) + " bytes")
+		return fail("larger than " + strconv.FormatInt(max, 10) + " bytes; is it the right file?")
 	}
 	return b, nil
 }

@@ -20,6 +20,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/varta-go/varta/cmd/internal/cli"
@@ -97,6 +98,8 @@ func parse(args []string) (options, error) {
 		return o, errUsage{"unexpected argument " + strconv.Quote(fs.Arg(0))}
 	case o.socket == "" && o.udp == "":
 		return o, errUsage{"--socket PATH or --udp HOST:PORT is required"}
+	case len(o.socket) > 107:
+		return o, errUsage{"--socket: path is longer than the 107 bytes a Unix socket address holds"}
 	case o.socket != "" && o.udp != "":
 		return o, errUsage{"--socket and --udp are exclusive: one observer, one transport"}
 	case *keyFile != "" && *masterFile != "":
@@ -145,7 +148,11 @@ func dial(o options) (*vlp.Emitter, error) {
 	if o.keyFile != "" {
 		k, err := vlp.ReadKey(o.keyFile)
 		if err != nil {
-			return nil, err
+			flag := "--key-file: "
+			if o.master {
+				flag = "--master-key-file: "
+			}
+			return nil, errors.New(flag + err.Error())
 		}
 		if o.master {
 			opts.MasterKey = &k
@@ -200,9 +207,23 @@ func run(o options) error {
 			total++
 		}
 		return errors.New(strconv.FormatUint(e.Dropped(), 10) + " of " + strconv.Itoa(total) +
-			" frames not sent to " + o.socket + o.udp + ": " + last.Error())
+			" frames not sent to " + o.socket + o.udp + ": " + sendFailure(o, last))
 	}
 	return nil
+}
+
+// sendFailure says why the frames did not arrive and what to check; the
+// vlp text serves both transports and every caller, this one the flags.
+func sendFailure(o options, err error) string {
+	switch {
+	case errors.Is(err, vlp.ErrNoObserver) && o.udp != "":
+		return "no observer listening there (the port refused a datagram; is varta-watch running with --udp-addr on that address?)"
+	case errors.Is(err, vlp.ErrNoObserver):
+		return "no observer listening there (is varta-watch running with --socket " + o.socket + "? check the path)"
+	case errors.Is(err, syscall.EPROTOTYPE):
+		return "not a datagram socket, so not a varta-watch observer's (check the path)"
+	}
+	return err.Error()
 }
 
 func main() {

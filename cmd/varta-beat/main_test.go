@@ -124,6 +124,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad status", []string{"--socket", live, "--status", "stall"}, 2, "--status"},
 		{"bad payload", []string{"--socket", live, "--payload", "4294967296"}, 2, "--payload"},
 		{"stray argument", []string{"--socket", live, "extra"}, 2, "unexpected argument"},
+		{"socket path too long", []string{"--socket", "/" + strings.Repeat("a", 107)}, 2, "107 bytes"},
 		{"help", []string{"--help"}, 0, "usage: varta-beat"},
 	}
 	for _, tc := range tests {

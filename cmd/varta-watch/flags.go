@@ -148,14 +148,24 @@ func (s *settings) check(thresholdSet bool, mode, policy, uids, clock string, af
 		return bad("socket", "required: the path to bind the observer's datagram socket")
 	case len(c.SocketPath) > 107:
 		return bad("socket", "path is longer than the 107 bytes a Unix socket address holds")
+	case c.SocketPath[0] == '@':
+		return bad("socket", "abstract socket names are not supported; give a filesystem path, e.g. /run/varta/varta.sock")
 	case !thresholdSet:
 		return bad("threshold-ms", "required: silence in milliseconds before a stall (at least 10)")
 	case c.TrackerCapacity < 1 || c.TrackerCapacity > 65536:
 		return bad("tracker-capacity", "must be 1 to 65536")
-	case c.MaxBeatRate < 0 || c.GlobalBeatRate < 0 || c.GlobalBeatBurst < 0:
-		return bad("max-beat-rate", "rates and bursts must not be negative (0 disables)")
-	case c.ExportMaxBytes < 0 || (c.ExportMaxBytes > 0 && c.ExportFile == ""):
-		return bad("export-file-max-bytes", "needs --export-file and a size of at least 1")
+	case c.MaxBeatRate < 0:
+		return bad("max-beat-rate", "must not be negative (0 disables the per-pid limit)")
+	case c.GlobalBeatRate < 0:
+		return bad("global-beat-rate", "must not be negative (0 disables the global limit)")
+	case c.GlobalBeatBurst < 0:
+		return bad("global-beat-burst", "must not be negative")
+	case c.ExportMaxBytes < 0:
+		return bad("export-file-max-bytes", "must be at least 1 (leave it out for no rotation)")
+	case c.ExportMaxBytes > 0 && c.ExportFile == "":
+		return bad("export-file-max-bytes", "needs --export-file: it rotates the event file")
+	case c.ExportMaxBytes > 0 && c.ExportFile == poll.EventStdout:
+		return bad("export-file-max-bytes", "cannot rotate standard output (--export-file -); give a file path or drop it")
 	case after < 0:
 		return bad("shutdown-after-secs", "must not be negative")
 	case s.captureBytes < 0 || s.captureBytes > 1<<20:
@@ -207,6 +217,9 @@ func (s *settings) checkPromAddr() error {
 	if err != nil {
 		return bad("prom-addr", err.Error())
 	}
+	if ap.Addr().Zone() != "" {
+		return bad("prom-addr", "IPv6 zones are not supported, got "+strconv.Quote(s.promAddr)+"; listen on [::1], [::] or a global address")
+	}
 	if !ap.Addr().Unmap().IsLoopback() && s.promToken == "" {
 		return bad("prom-addr", s.promAddr+" is not a loopback address and needs --prom-token-file, "+
 			"or listen on 127.0.0.1 or [::1]")
@@ -215,9 +228,10 @@ func (s *settings) checkPromAddr() error {
 }
 
 func (s *settings) checkRecovery() error {
-	hasCmd := s.recoveryExec != "" || s.recoveryFile != ""
-	if !hasCmd && (len(s.recoveryEnv) > 0 || s.inheritEnv || s.captureBytes > 0 || s.recTimeout > 0 || s.auditFile != "") {
-		return bad("recovery-exec", "the --recovery-* options need a command: --recovery-exec or --recovery-exec-file")
+	if s.recoveryExec == "" && s.recoveryFile == "" {
+		if name := s.recoveryOption(); name != "" {
+			return bad(name, "needs a recovery command: --recovery-exec or --recovery-exec-file")
+		}
 	}
 	for _, kv := range s.recoveryEnv {
 		if i := strings.IndexByte(kv, '='); i < 1 {
@@ -225,6 +239,24 @@ func (s *settings) checkRecovery() error {
 		}
 	}
 	return nil
+}
+
+// recoveryOption names the first --recovery-* option given that only
+// makes sense with a recovery command, or "".
+func (s *settings) recoveryOption() string {
+	switch {
+	case len(s.recoveryEnv) > 0:
+		return "recovery-env"
+	case s.inheritEnv:
+		return "recovery-inherit-env"
+	case s.captureBytes > 0:
+		return "recovery-capture-bytes"
+	case s.recTimeout > 0:
+		return "recovery-timeout-ms"
+	case s.auditFile != "":
+		return "recovery-audit-file"
+	}
+	return ""
 }
 
 // parseUIDs reads "UID[,UID]"; empty means only our own uid.

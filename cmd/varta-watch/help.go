@@ -17,6 +17,7 @@ Socket and loop:
   --allow-cross-namespace-agents  admit agents from another pid namespace
   --clock-source monotonic|boottime
                                   boottime counts suspend as silence
+                                  (default monotonic)
   --allow-parent-beats            accept frames for the sender's parent pid
                                   (varta-beat --parent in a shell loop)
 
@@ -25,6 +26,7 @@ Tracking:
   --tracker-eviction-policy strict|balanced
                                   when full, strict evicts only long-stalled
                                   pids; balanced any pid silent 10x threshold
+                                  (default strict)
   --max-beat-rate N               beats/s per pid, 0 = off (default 100)
   --global-beat-rate N            beats/s in all, 0 = off (default 5000)
   --global-beat-burst N           global burst (default 10000)
@@ -63,10 +65,12 @@ Recovery:
   --recovery-env K=V              add to the child's environment (repeatable)
   --recovery-inherit-env          child inherits our environment
   --recovery-capture-bytes N      capture up to N bytes of child output
+                                  for the audit log, 0..1048576 (default 0: off)
   --recovery-audit-file PATH      hash-chained audit log of every decision
 
 Output:
   --export-file PATH              append one tab-separated line per event
+                                  (- for standard output)
   --export-file-max-bytes N       rotate at N bytes, keeping 5 generations
   --prom-addr IP:PORT             serve /metrics and /healthz
   --prom-token-file PATH          require Authorization: Bearer <token>;

@@ -108,10 +108,10 @@ func (s *settings) load() error {
 		if s.promToken != "" {
 			tok, err := vlp.ReadSecretFile("token file", s.promToken, 4096)
 			if err != nil {
-				return err
+				return errors.New("--prom-token-file: " + err.Error())
 			}
 			if m.Token = trimToken(tok); len(m.Token) == 0 {
-				return errors.New("token file " + s.promToken + ": empty; write the bearer token on one line")
+				return errors.New("--prom-token-file: token file " + s.promToken + ": holds no token; write the bearer token on one line")
 			}
 		}
 		s.cfg.Metrics = m

@@ -83,6 +83,11 @@ type intValue struct {
 func (v intValue) String() string { return "" }
 func (v intValue) Set(s string) error {
 	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		// Not a number at all: the type's range (±9223372036854775807)
+		// would only distract; the command checks its own bounds.
+		return errors.New("want a whole number")
+	}
 	if err != nil || n < v.min || n > v.max {
 		return errors.New("want a whole number from " + strconv.FormatInt(v.min, 10) + " to " + strconv.FormatInt(v.max, 10))
 	}
