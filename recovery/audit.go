@@ -143,34 +143,37 @@ func (a *auditLog) position() (int64, error) {
 	case !bytes.HasPrefix(head, []byte(hdr)):
 		return 0, errors.New("first line is not " + strconv.Quote(AuditHeader) + "; not a varta-watch audit log, move it aside")
 	}
-	// Cut a torn last line (a crash mid-write) back to the last newline.
-	repaired := int64(0)
+	// A torn last line (a crash mid-write) is cut back to the last
+	// newline, but only once the record before it has been found good:
+	// a file refused here is left exactly as it was.
 	end := len(tail) // tail[:end] ends with '\n'
 	if tail[end-1] != '\n' {
 		end = bytes.LastIndexByte(tail, '\n') + 1
 		if end == 0 {
 			return 0, errTailTooLong
 		}
-		repaired = int64(len(tail) - end)
+	}
+	repaired := int64(len(tail) - end)
+	if size-repaired == int64(len(hdr)) {
+		a.fresh = true // header only: seq0 and genesis stand
+	} else {
+		start := bytes.LastIndexByte(tail[:end-1], '\n') + 1
+		if start == 0 && size > n {
+			return 0, errTailTooLong
+		}
+		seq, hash, ok := parseRecordEnds(tail[start : end-1])
+		if !ok {
+			return 0, errors.New("last record is malformed; check it with 'varta-watch audit verify' and move the file aside")
+		}
+		a.seq = seq
+		copy(a.prev[:], hash)
+	}
+	if repaired > 0 {
 		if err := a.truncate(size - repaired); err != nil {
 			return 0, err
 		}
 	}
 	a.size = size - repaired
-	if a.size == int64(len(hdr)) {
-		a.fresh = true
-		return repaired, nil // header only: seq0 and genesis stand
-	}
-	start := bytes.LastIndexByte(tail[:end-1], '\n') + 1
-	if start == 0 && size > n {
-		return 0, errTailTooLong
-	}
-	seq, hash, ok := parseRecordEnds(tail[start : end-1])
-	if !ok {
-		return 0, errors.New("last record is malformed; check it with 'varta-watch audit verify' and move the file aside")
-	}
-	a.seq = seq
-	copy(a.prev[:], hash)
 	return repaired, nil
 }
 
