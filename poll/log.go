@@ -16,9 +16,10 @@ const (
 	logRate
 	logCapacity
 	logEvents
-	logUDP    // UDP frames refused: plaintext off, decrypt failures
-	logReplay // secure UDP replays and a full replay table
-	logAudit  // audit-log writes that failed
+	logUDP     // UDP frames refused: plaintext off, decrypt failures
+	logReplay  // secure UDP replays and a full replay table
+	logAudit   // audit-log writes that failed
+	logMetrics // metrics connections that could not be accepted
 	numLogKinds
 )
 

@@ -99,6 +99,7 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 	if o.prom != nil {
 		counter(e, "varta_metrics_connections_refused_total", "Metrics connections closed because every slot was busy.", o.prom.refused)
 		counter(e, "varta_metrics_connections_expired_total", "Metrics connections closed at a read or write deadline.", o.prom.expired)
+		counter(e, "varta_metrics_accept_failures_total", "Metrics connections that could not be accepted for want of file descriptors or memory.", o.prom.acceptFailed)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"os"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -17,6 +18,12 @@ const acceptsPerTick = 8
 // scrapeSndBuf bounds each metrics connection's kernel send buffer.
 const scrapeSndBuf = 256 << 10
 
+// acceptPause is how long the listener stays out of the poll set after
+// accept(2) failed for want of a resource (fds, kernel memory): the
+// connection still queued keeps the listener readable, so polling it again
+// at once would spin the loop until something is freed.
+const acceptPause = int64(100 * time.Millisecond)
+
 // promServer owns the metrics listening socket and its accepted fds; the
 // HTTP protocol itself is promtext.Server's.
 type promServer struct {
@@ -25,8 +32,14 @@ type promServer struct {
 	scratch []byte
 	conns   []*promtext.Conn // conns polled this iteration, parallel to pfds
 	refused uint64           // connections closed because every slot was busy
-	expired uint64           // connections closed at a read or write deadline
-	addr    string           // the bound address, with the real port when :0 was asked
+	// acceptFailed counts accept(2) failures for want of a resource;
+	// acceptErr is the latest, for the loop to log; pausedUntil is when
+	// the listener is polled again after one.
+	acceptFailed uint64
+	acceptErr    error
+	pausedUntil  int64
+	expired      uint64 // connections closed at a read or write deadline
+	addr         string // the bound address, with the real port when :0 was asked
 }
 
 // boundAddr reports the listener's address as bound (port 0 resolved).
@@ -98,7 +111,11 @@ func newPromServer(cfg *MetricsConfig, render func([]byte) []byte, alive func() 
 // addPollFds appends the listener and every connection that waits for I/O,
 // closing connections that are done or timed out.
 func (p *promServer) addPollFds(fds []unix.PollFd, now int64) []unix.PollFd {
-	fds = append(fds, unix.PollFd{Fd: int32(p.lfd), Events: unix.POLLIN})
+	ev := int16(unix.POLLIN)
+	if now < p.pausedUntil {
+		ev = 0 // the entry stays so connections keep their places in fds
+	}
+	fds = append(fds, unix.PollFd{Fd: int32(p.lfd), Events: ev})
 	p.conns = p.conns[:0]
 	for i := 0; i < p.srv.Slots(); i++ {
 		c := p.srv.Conn(i)
@@ -135,8 +152,17 @@ func (p *promServer) serve(fds []unix.PollFd, now int64) {
 func (p *promServer) accept(now int64) {
 	for i := 0; i < acceptsPerTick; i++ {
 		fd, err := accept4(p.lfd)
-		if err != nil {
-			return // EAGAIN: nothing more queued; other errors are the client's
+		switch err {
+		case nil:
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			p.acceptFailed++
+			p.acceptErr = err
+			p.pausedUntil = now + acceptPause
+			return
+		default:
+			// EAGAIN: nothing more queued. Anything else is one client's
+			// network error, and that connection has left the queue.
+			return
 		}
 		// Cap the kernel's send buffer: a client that never reads would
 		// otherwise pin megabytes of kernel memory until the write deadline.
@@ -203,7 +229,22 @@ func (p *promServer) close(c *promtext.Conn, now int64) {
 	p.srv.Release(c)
 }
 
-func (p *promServer) nextDeadline() (int64, bool) { return p.srv.NextDeadline() }
+// nextDeadline is the earliest connection deadline, or the end of an
+// accept pause if that comes first.
+func (p *promServer) nextDeadline(now int64) (int64, bool) {
+	d, ok := p.srv.NextDeadline()
+	if p.pausedUntil > now && (!ok || p.pausedUntil < d) {
+		return p.pausedUntil, true
+	}
+	return d, ok
+}
+
+// takeAcceptErr returns the accept failure since the last call, if any.
+func (p *promServer) takeAcceptErr() error {
+	err := p.acceptErr
+	p.acceptErr = nil
+	return err
+}
 
 func (p *promServer) shutdown() {
 	for i := 0; i < p.srv.Slots(); i++ {

@@ -106,3 +106,73 @@ func TestListenTCPErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestMetricsAcceptPausesWithoutFds: when accept(2) fails for want of a
+// file descriptor the queued connection keeps the listener readable, so
+// the listener must leave the poll set for a while instead of waking the
+// loop at once, over and over (a busy loop at 100 % CPU until an fd is
+// freed). The failure is counted and reported for the log; once the pause
+// is over, and an fd is free again, the connection is taken.
+func TestMetricsAcceptPausesWithoutFds(t *testing.T) {
+	p, err := newPromServer(&MetricsConfig{Addr: "127.0.0.1:0"},
+		func(b []byte) []byte { return b }, func() bool { return true })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.shutdown()
+	defer unix.Close(p.lfd)
+	ap := netip.MustParseAddrPort(p.addr)
+	cfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(cfd)
+	if err := unix.Connect(cfd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Lower the soft fd limit to the lowest free fd number: no new fd fits.
+	var orig unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &orig); err != nil {
+		t.Fatal(err)
+	}
+	free, err := unix.Dup(cfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(free)
+	low := orig
+	low.Cur = uint64(free)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	const now = int64(1e9)
+	p.accept(now)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &orig); err != nil {
+		t.Fatal(err)
+	}
+
+	if p.acceptFailed != 1 || p.srv.Active() != 0 {
+		t.Fatalf("accept without a free fd: %d failures counted, %d connections; want 1 and 0", p.acceptFailed, p.srv.Active())
+	}
+	if err := p.takeAcceptErr(); err != unix.EMFILE {
+		t.Errorf("reported error %v, want EMFILE", err)
+	}
+	if err := p.takeAcceptErr(); err != nil {
+		t.Errorf("the error is reported twice: %v", err)
+	}
+	if fds := p.addPollFds(nil, now+acceptPause-1); fds[0].Events != 0 {
+		t.Errorf("listener polled for %#x during the pause, want nothing", fds[0].Events)
+	}
+	if d, ok := p.nextDeadline(now); !ok || d != now+acceptPause {
+		t.Errorf("next deadline %d, %v; want the pause's end %d so the loop wakes to resume", d, ok, now+acceptPause)
+	}
+	fds := p.addPollFds(nil, now+acceptPause)
+	if fds[0].Events != unix.POLLIN {
+		t.Fatalf("listener polled for %#x after the pause, want POLLIN", fds[0].Events)
+	}
+	p.accept(now + acceptPause)
+	if p.srv.Active() != 1 {
+		t.Fatalf("after the pause the queued connection was not taken (%d active)", p.srv.Active())
+	}
+}

@@ -78,6 +78,10 @@ func (o *observer) tick(now int64) {
 	}
 	if o.prom != nil {
 		o.prom.serve(o.pfds[2:], now)
+		if err := o.prom.takeAcceptErr(); err != nil {
+			o.log.limited(logMetrics, now, "cannot accept metrics connections, pausing the listener for 100 ms; "+
+				"raise the open-file limit (ulimit -n, LimitNOFILE=) or scrape less often", str("err", err.Error()))
+		}
 	}
 	if o.events.Due(now) {
 		o.flushEvents(now)
@@ -100,7 +104,7 @@ func (o *observer) timeout(now, stopAt int64) int64 {
 		t = min(t, o.rec.NextDeadline()-now)
 	}
 	if o.prom != nil {
-		if d, ok := o.prom.nextDeadline(); ok {
+		if d, ok := o.prom.nextDeadline(now); ok {
 			t = min(t, d-now)
 		}
 	}
