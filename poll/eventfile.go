@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
+	"unsafe"
 
 	"github.com/varta-go/varta/vlp"
 	"golang.org/x/sys/unix"
@@ -85,6 +87,8 @@ type EventFile struct {
 	path      string
 	gens      [EventGenerations + 1]string // path, path.1 ... path.5
 	fd        int
+	sock      bool  // fd is a socket (standard output under a supervisor): send with MSG_DONTWAIT
+	stream    bool  // fd is a pipe, socket or terminal: a part of a line written is kept, the rest follows
 	origin    int64 // observer_ns = now - origin
 	maxBytes  int64 // 0: unbounded
 	size      int64 // bytes in the live file, for rotation
@@ -125,12 +129,43 @@ func OpenEventFile(path string, maxBytes int64, origin int64) (*EventFile, error
 // look, or a supervisor that collects stdout); it never rotates or reopens.
 const EventStdout = "-"
 
+// openEventStdout takes a handle on standard output whose writes never
+// block the loop: a pipe or terminal whose reader stops costs buffered,
+// then dropped and counted, lines, never a stall raised late. A regular
+// file is written as it is. A pipe, FIFO or terminal is opened afresh
+// through /proc/self/fd/1: a new open file description, so its O_NONBLOCK
+// does not reach the other processes sharing our standard output. A
+// socket (a supervisor's stdout stream) cannot be reopened that way and is
+// written with MSG_DONTWAIT instead.
 func openEventStdout(origin int64) (*EventFile, error) {
-	fd, err := unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3)
-	if err != nil {
-		return nil, eventErr("standard output", "cannot duplicate it", "", os.NewSyscallError("fcntl", err))
+	const what = "standard output"
+	var st unix.Stat_t
+	if err := unix.Fstat(1, &st); err != nil {
+		return nil, eventErr(what, "cannot inspect it", "start varta-watch with standard output open, or give --export-file a path",
+			os.NewSyscallError("fstat", err))
 	}
-	return &EventFile{path: EventStdout, fd: fd, origin: origin, buf: make([]byte, 0, eventBufBytes)}, nil
+	e := &EventFile{path: EventStdout, origin: origin, buf: make([]byte, 0, eventBufBytes)}
+	var err error
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG, unix.S_IFSOCK:
+		e.sock = st.Mode&unix.S_IFMT == unix.S_IFSOCK
+		e.stream = e.sock
+		if e.fd, err = unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3); err != nil {
+			return nil, eventErr(what, "cannot duplicate it", "", os.NewSyscallError("fcntl", err))
+		}
+	default:
+		e.stream = true
+		e.fd, err = unix.Open("/proc/self/fd/1", unix.O_WRONLY|unix.O_APPEND|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		switch err {
+		case nil:
+		case unix.ENXIO:
+			return nil, eventErr(what, "is a pipe that nobody reads", "start the reader first, or give --export-file a path", nil)
+		default:
+			return nil, eventErr(what, "cannot open it for writing without blocking", "mount /proc, or give --export-file a path",
+				os.NewSyscallError("open /proc/self/fd/1", err))
+		}
+	}
+	return e, nil
 }
 
 func eventErr(path, problem, hint string, err error) error {
@@ -345,14 +380,17 @@ var eventNewline = []byte{'\n'}
 // write appends p (whole lines) and drops what was written from the buffer.
 func (e *EventFile) write(p []byte) error {
 	if e.torn { // end the fragment an earlier partial write left behind
-		if _, err := eventWrite(e.fd, eventNewline); err != nil {
+		if _, err := e.sysWrite(eventNewline); err != nil {
 			return e.fail(err)
 		}
 		e.torn = false
 		e.size++
 	}
-	n, err := eventWrite(e.fd, p)
-	if n > 0 && p[n-1] != '\n' {
+	n, err := e.sysWrite(p)
+	if n > 0 && p[n-1] != '\n' && !e.stream {
+		// A file that took part of a line (disk full) is cut back to
+		// whole lines. A pipe, socket or terminal cannot be cut, and needs
+		// not be: the rest of the line stays first in the buffer.
 		whole := bytes.LastIndexByte(p[:n], '\n') + 1
 		e.untear(n - whole)
 		n = whole
@@ -373,13 +411,32 @@ func (e *EventFile) write(p []byte) error {
 	return nil
 }
 
-// eventWrite is write(2) with EINTR retried once.
-func eventWrite(fd int, p []byte) (int, error) {
-	n, err := unix.Write(fd, p)
+// sysWrite is write(2), or send(2) without waiting on a socket, with
+// EINTR retried once.
+func (e *EventFile) sysWrite(p []byte) (int, error) {
+	write := unix.Write
+	if e.sock {
+		write = sendNow
+	}
+	n, err := write(e.fd, p)
 	if err == unix.EINTR {
-		n, err = unix.Write(fd, p)
+		n, err = write(e.fd, p)
 	}
 	return max(n, 0), err
+}
+
+// sendNow sends p on a connected socket without blocking and without
+// SIGPIPE; EAGAIN when the peer's buffer is full.
+func sendNow(fd int, p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
+		unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+	if e != 0 {
+		return -1, e
+	}
+	return int(n), nil
 }
 
 // untear cuts the last k bytes (a line fragment) off the file; if that is
@@ -404,6 +461,8 @@ func (e *EventFile) fail(cause error) error {
 			hint = "free disk space"
 		case unix.EFBIG, errEventNoProgress:
 			hint = "free disk space, or rotate with a maximum size below the file size limit"
+		case unix.EAGAIN:
+			hint = "its reader is not keeping up: a stopped pipe or a paused terminal"
 		}
 		if errno, ok := cause.(unix.Errno); ok {
 			cause = os.NewSyscallError("write", errno)
@@ -454,13 +513,42 @@ func (e *EventFile) reopenLive() error {
 	return nil
 }
 
+// eventCloseWait bounds how long Close waits for a slow reader of a pipe,
+// socket or terminal to take the last lines: long enough for a log
+// collector that is merely busy, short enough that a stopped one cannot
+// hold up the exit.
+const eventCloseWait = time.Second
+
+// drain flushes, waiting up to wait in all for the output to take more
+// whenever it is full; the Flush error when the buffer is still not empty.
+func (e *EventFile) drain(wait time.Duration) error {
+	end := time.Now().Add(wait)
+	for {
+		err := e.Flush()
+		left := time.Until(end)
+		if len(e.buf) == 0 || left <= 0 || (err != nil && e.errCause != unix.EAGAIN) {
+			return err
+		}
+		ts := unix.NsecToTimespec(int64(left))
+		pfd := []unix.PollFd{{Fd: int32(e.fd), Events: unix.POLLOUT}}
+		if n, perr := unix.Ppoll(pfd, &ts, nil); perr != nil && perr != unix.EINTR || n == 0 {
+			return err
+		}
+	}
+}
+
 // Close flushes, fsyncs and closes the file. Lines that still cannot be
 // written are counted as dropped. Later events are dropped silently.
 func (e *EventFile) Close() error {
 	if e == nil || e.fd < 0 {
 		return nil
 	}
-	err := e.Flush()
+	var err error
+	if e.stream {
+		err = e.drain(eventCloseWait)
+	} else {
+		err = e.Flush()
+	}
 	e.dropped += uint64(bytes.Count(e.buf, eventNewline))
 	e.buf = e.buf[:0]
 	if serr := unix.Fsync(e.fd); serr != nil && serr != unix.EINVAL && err == nil { // EINVAL: a pipe or tty

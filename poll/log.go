@@ -106,3 +106,11 @@ func (l *logger) limited(k logKind, now int64, msg string, fs ...field) bool {
 	l.warn(msg, fs...)
 	return true
 }
+
+// errField is err as an "err" field, "-" when there is none.
+func errField(err error) field {
+	if err == nil {
+		return str("err", "-")
+	}
+	return str("err", err.Error())
+}

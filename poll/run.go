@@ -123,7 +123,7 @@ func (o *observer) flushEvents(now int64) {
 	if o.events.Errors() != before {
 		o.c.IOErrors += o.events.Errors() - before
 		o.log.limited(logEvents, now, "writing the event file failed; events are kept in memory up to a bound and counted when dropped",
-			str("file", o.cfg.ExportFile), num("dropped", int64(o.events.Dropped())))
+			str("file", o.cfg.ExportFile), num("dropped", int64(o.events.Dropped())), errField(o.events.Err()))
 	}
 }
 

@@ -40,7 +40,8 @@ type watcher struct {
 	dir     string
 	socket  string
 	events  string
-	metrics string // host:port once --prom-addr is given
+	metrics string   // host:port once --prom-addr is given
+	stdout  *os.File // the observer's standard output; nil: /dev/null
 	mu      sync.Mutex
 	log     strings.Builder
 	lines   chan string
@@ -82,6 +83,7 @@ func (w *watcher) launch(args []string, files ...*os.File) {
 	t.Helper()
 	w.cmd = testbin.Command(watchBin(t), args...)
 	w.cmd.ExtraFiles = files
+	w.cmd.Stdout = w.stdout
 	stderr, err := w.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
