@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
-	"unsafe"
 
 	"github.com/varta-go/varta/vlp"
 	"golang.org/x/sys/unix"
@@ -86,12 +85,10 @@ var errEventNoProgress = errors.New("short write left no room for a whole line (
 type EventFile struct {
 	path      string
 	gens      [EventGenerations + 1]string // path, path.1 ... path.5
-	fd        int
-	sock      bool  // fd is a socket (standard output under a supervisor): send with MSG_DONTWAIT
-	stream    bool  // fd is a pipe, socket or terminal: a part of a line written is kept, the rest follows
-	origin    int64 // observer_ns = now - origin
-	maxBytes  int64 // 0: unbounded
-	size      int64 // bytes in the live file, for rotation
+	out       outFd                        // the open file (out.fd, -1 once closed); out.stream: a part of a line written is kept, the rest follows
+	origin    int64                        // observer_ns = now - origin
+	maxBytes  int64                        // 0: unbounded
+	size      int64                        // bytes in the live file, for rotation
 	buf       []byte
 	reopenDue bool  // the live path must be reopened (rotation or Reopen failed)
 	torn      bool  // the file ends in a fragment that could not be cut off
@@ -116,7 +113,7 @@ func OpenEventFile(path string, maxBytes int64, origin int64) (*EventFile, error
 	if err != nil {
 		return nil, err
 	}
-	e := &EventFile{path: path, fd: fd, origin: origin, maxBytes: max(maxBytes, 0), size: size,
+	e := &EventFile{path: path, out: outFd{fd: fd}, origin: origin, maxBytes: max(maxBytes, 0), size: size,
 		buf: make([]byte, 0, eventBufBytes)}
 	e.gens[0] = path
 	for g := 1; g <= EventGenerations; g++ {
@@ -129,43 +126,20 @@ func OpenEventFile(path string, maxBytes int64, origin int64) (*EventFile, error
 // look, or a supervisor that collects stdout); it never rotates or reopens.
 const EventStdout = "-"
 
-// openEventStdout takes a handle on standard output whose writes never
-// block the loop: a pipe or terminal whose reader stops costs buffered,
-// then dropped and counted, lines, never a stall raised late. A regular
-// file is written as it is. A pipe, FIFO or terminal is opened afresh
-// through /proc/self/fd/1: a new open file description, so its O_NONBLOCK
-// does not reach the other processes sharing our standard output. A
-// socket (a supervisor's stdout stream) cannot be reopened that way and is
-// written with MSG_DONTWAIT instead.
+// openEventStdout writes events to standard output through a handle whose
+// writes never block the loop (openOut): a pipe or terminal whose reader
+// stops costs buffered, then dropped and counted, lines, never a stall
+// raised late.
 func openEventStdout(origin int64) (*EventFile, error) {
-	const what = "standard output"
-	var st unix.Stat_t
-	if err := unix.Fstat(1, &st); err != nil {
-		return nil, eventErr(what, "cannot inspect it", "start varta-watch with standard output open, or give --export-file a path",
-			os.NewSyscallError("fstat", err))
+	o, err := openOut(1)
+	switch {
+	case err == errNoReader:
+		return nil, eventErr("standard output", "is a pipe that nobody reads", "start the reader first, or give --export-file a path", nil)
+	case err != nil:
+		return nil, eventErr("standard output", "cannot open it for writing without blocking",
+			"start varta-watch with standard output open (and /proc mounted), or give --export-file a path", err)
 	}
-	e := &EventFile{path: EventStdout, origin: origin, buf: make([]byte, 0, eventBufBytes)}
-	var err error
-	switch st.Mode & unix.S_IFMT {
-	case unix.S_IFREG, unix.S_IFSOCK:
-		e.sock = st.Mode&unix.S_IFMT == unix.S_IFSOCK
-		e.stream = e.sock
-		if e.fd, err = unix.FcntlInt(1, unix.F_DUPFD_CLOEXEC, 3); err != nil {
-			return nil, eventErr(what, "cannot duplicate it", "", os.NewSyscallError("fcntl", err))
-		}
-	default:
-		e.stream = true
-		e.fd, err = unix.Open("/proc/self/fd/1", unix.O_WRONLY|unix.O_APPEND|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-		switch err {
-		case nil:
-		case unix.ENXIO:
-			return nil, eventErr(what, "is a pipe that nobody reads", "start the reader first, or give --export-file a path", nil)
-		default:
-			return nil, eventErr(what, "cannot open it for writing without blocking", "mount /proc, or give --export-file a path",
-				os.NewSyscallError("open /proc/self/fd/1", err))
-		}
-	}
-	return e, nil
+	return &EventFile{path: EventStdout, out: o, origin: origin, buf: make([]byte, 0, eventBufBytes)}, nil
 }
 
 func eventErr(path, problem, hint string, err error) error {
@@ -271,7 +245,7 @@ func (e *EventFile) Exit(now int64, pid uint32, nonce uint64, status vlp.Status,
 // begin starts a line after making sure a whole one fits; when the buffer
 // cannot be emptied the event is dropped and counted.
 func (e *EventFile) begin(now int64, kind string) ([]byte, bool) {
-	if e == nil || e.fd < 0 {
+	if e == nil || e.out.fd < 0 {
 		return nil, false
 	}
 	if cap(e.buf)-len(e.buf) < eventMaxLine {
@@ -339,7 +313,7 @@ func eventText(b []byte, s string) []byte {
 // line stays buffered. On failure it returns the error (also kept in Err
 // and counted in Errors) and keeps the lines for the next Flush.
 func (e *EventFile) Flush() error {
-	if e == nil || e.fd < 0 {
+	if e == nil || e.out.fd < 0 {
 		return nil
 	}
 	if e.reopenDue {
@@ -380,14 +354,14 @@ var eventNewline = []byte{'\n'}
 // write appends p (whole lines) and drops what was written from the buffer.
 func (e *EventFile) write(p []byte) error {
 	if e.torn { // end the fragment an earlier partial write left behind
-		if _, err := e.sysWrite(eventNewline); err != nil {
+		if _, err := e.out.write(eventNewline); err != nil {
 			return e.fail(err)
 		}
 		e.torn = false
 		e.size++
 	}
-	n, err := e.sysWrite(p)
-	if n > 0 && p[n-1] != '\n' && !e.stream {
+	n, err := e.out.write(p)
+	if n > 0 && p[n-1] != '\n' && !e.out.stream {
 		// A file that took part of a line (disk full) is cut back to
 		// whole lines. A pipe, socket or terminal cannot be cut, and needs
 		// not be: the rest of the line stays first in the buffer.
@@ -411,40 +385,12 @@ func (e *EventFile) write(p []byte) error {
 	return nil
 }
 
-// sysWrite is write(2), or send(2) without waiting on a socket, with
-// EINTR retried once.
-func (e *EventFile) sysWrite(p []byte) (int, error) {
-	write := unix.Write
-	if e.sock {
-		write = sendNow
-	}
-	n, err := write(e.fd, p)
-	if err == unix.EINTR {
-		n, err = write(e.fd, p)
-	}
-	return max(n, 0), err
-}
-
-// sendNow sends p on a connected socket without blocking and without
-// SIGPIPE; EAGAIN when the peer's buffer is full.
-func sendNow(fd int, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)),
-		unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
-}
-
 // untear cuts the last k bytes (a line fragment) off the file; if that is
 // impossible (an append-only inode), the next write ends the fragment
 // with a newline so the following lines stay whole.
 func (e *EventFile) untear(k int) {
 	var st unix.Stat_t
-	if unix.Fstat(e.fd, &st) == nil && st.Size >= int64(k) && unix.Ftruncate(e.fd, st.Size-int64(k)) == nil {
+	if unix.Fstat(e.out.fd, &st) == nil && st.Size >= int64(k) && unix.Ftruncate(e.out.fd, st.Size-int64(k)) == nil {
 		e.size = st.Size - int64(k)
 		return
 	}
@@ -490,7 +436,7 @@ func (e *EventFile) rotate() error {
 // SIGHUP, when logrotate has moved the file away. On failure the old file
 // keeps receiving lines and each Flush retries the open.
 func (e *EventFile) Reopen() error {
-	if e == nil || e.fd < 0 {
+	if e == nil || e.out.fd < 0 {
 		return nil
 	}
 	e.Flush()
@@ -508,8 +454,8 @@ func (e *EventFile) reopenLive() error {
 		e.err, e.errCause = err, nil
 		return err
 	}
-	unix.Close(e.fd)
-	e.fd, e.size, e.reopenDue, e.torn = fd, size, false, false
+	unix.Close(e.out.fd)
+	e.out.fd, e.size, e.reopenDue, e.torn = fd, size, false, false
 	return nil
 }
 
@@ -530,7 +476,7 @@ func (e *EventFile) drain(wait time.Duration) error {
 			return err
 		}
 		ts := unix.NsecToTimespec(int64(left))
-		pfd := []unix.PollFd{{Fd: int32(e.fd), Events: unix.POLLOUT}}
+		pfd := []unix.PollFd{{Fd: int32(e.out.fd), Events: unix.POLLOUT}}
 		if n, perr := unix.Ppoll(pfd, &ts, nil); perr != nil && perr != unix.EINTR || n == 0 {
 			return err
 		}
@@ -540,24 +486,24 @@ func (e *EventFile) drain(wait time.Duration) error {
 // Close flushes, fsyncs and closes the file. Lines that still cannot be
 // written are counted as dropped. Later events are dropped silently.
 func (e *EventFile) Close() error {
-	if e == nil || e.fd < 0 {
+	if e == nil || e.out.fd < 0 {
 		return nil
 	}
 	var err error
-	if e.stream {
+	if e.out.stream {
 		err = e.drain(eventCloseWait)
 	} else {
 		err = e.Flush()
 	}
 	e.dropped += uint64(bytes.Count(e.buf, eventNewline))
 	e.buf = e.buf[:0]
-	if serr := unix.Fsync(e.fd); serr != nil && serr != unix.EINVAL && err == nil { // EINVAL: a pipe or tty
+	if serr := unix.Fsync(e.out.fd); serr != nil && serr != unix.EINVAL && err == nil { // EINVAL: a pipe or tty
 		err = eventErr(e.path, "cannot sync", "", os.NewSyscallError("fsync", serr))
 	}
-	if cerr := unix.Close(e.fd); cerr != nil && err == nil {
+	if cerr := unix.Close(e.out.fd); cerr != nil && err == nil {
 		err = eventErr(e.path, "cannot close", "", os.NewSyscallError("close", cerr))
 	}
-	e.fd = -1
+	e.out.fd = -1
 	return err
 }
 

@@ -56,7 +56,7 @@ func eventTestSwap(t *testing.T, e *EventFile, path string) {
 		t.Fatal(err)
 	}
 	defer unix.Close(fd)
-	if err := unix.Dup3(fd, e.fd, unix.O_CLOEXEC); err != nil {
+	if err := unix.Dup3(fd, e.out.fd, unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -146,7 +146,7 @@ func TestEventFileCreateAndAppend(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fl, _ := unix.FcntlInt(uintptr(e.fd), unix.F_GETFD, 0); fl&unix.FD_CLOEXEC == 0 {
+	if fl, _ := unix.FcntlInt(uintptr(e.out.fd), unix.F_GETFD, 0); fl&unix.FD_CLOEXEC == 0 {
 		t.Error("event file fd is not close-on-exec")
 	}
 	e.Eviction(2, 2)

@@ -93,6 +93,11 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 	counter(e, "varta_datagrams_received_total", "Datagrams read from the observer's sockets.", c.Received)
 	counter(e, "varta_unsolicited_fds_closed_total", "File descriptors sent to the observer and closed unread.", c.ClosedFds)
 	o.renderUDP(e)
+	var logDropped uint64
+	if l, ok := o.cfg.Log.(*LogOutput); ok {
+		logDropped = l.Dropped()
+	}
+	counter(e, "varta_log_lines_dropped_total", "Log lines dropped because standard error had no room (its reader is behind).", logDropped)
 	if o.events != nil {
 		counter(e, "varta_event_file_dropped_total", "Event lines lost because the event file could not be written.", o.events.Dropped())
 	}

@@ -30,7 +30,17 @@ var (
 
 func main() {
 	tuneRuntime()
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdout, logOutput()))
+}
+
+// logOutput is standard error opened so that a reader that stops (a stuck
+// log collector) costs dropped, counted log lines rather than a blocked
+// loop; plain os.Stderr if that cannot be done (no /proc, say).
+func logOutput() io.Writer {
+	if w, err := poll.OpenLogOutput(2); err == nil {
+		return w
+	}
+	return os.Stderr
 }
 
 // tuneRuntime fits the Go runtime to a daemon whose one goroutine does
