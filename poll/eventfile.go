@@ -136,8 +136,8 @@ func openEventStdout(origin int64) (*EventFile, error) {
 	case err == errNoReader:
 		return nil, eventErr("standard output", "is a pipe that nobody reads", "start the reader first, or give --export-file a path", nil)
 	case err != nil:
-		return nil, eventErr("standard output", "cannot open it for writing without blocking",
-			"start varta-watch with standard output open (and /proc mounted), or give --export-file a path", err)
+		return nil, eventErr("standard output", "cannot open it for writing",
+			"start varta-watch with standard output open, or give --export-file a path", err)
 	}
 	return &EventFile{path: EventStdout, out: o, origin: origin, buf: make([]byte, 0, eventBufBytes)}, nil
 }

@@ -17,14 +17,24 @@ type outFd struct {
 	fd     int
 	sock   bool // a socket (a supervisor's stream): sent with MSG_DONTWAIT
 	stream bool // a pipe, socket or terminal: no seeking, no cutting back
+	// probe: a pipe or terminal that could not be reopened (no /proc, or
+	// a terminal another user owns) and so stays blocking: each write
+	// first asks poll(2) whether there is room, and writes at most
+	// PIPE_BUF bytes, which a pipe with room takes without waiting.
+	probe bool
 }
+
+// pipeBuf is PIPE_BUF: the largest write a pipe takes atomically.
+const pipeBuf = 4096
 
 // openOut opens inherited fd (1 or 2) for non-blocking writes. A regular
 // file is only duplicated: its writes do not wait for a reader. A pipe,
 // FIFO or terminal is opened afresh through /proc/self/fd/N, which gives
 // a new open file description, so its O_NONBLOCK does not reach the other
-// processes sharing the inherited one. A socket cannot be reopened that
-// way; it keeps a duplicate and every send carries MSG_DONTWAIT.
+// processes sharing the inherited one; where that is refused (no /proc,
+// a terminal another user owns) a duplicate is probed before each write.
+// A socket cannot be reopened that way; it keeps a duplicate and every
+// send carries MSG_DONTWAIT.
 func openOut(fd int) (outFd, error) {
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
@@ -41,17 +51,24 @@ func openOut(fd int) (outFd, error) {
 		}
 	default:
 		o.stream = true
-		path := "/proc/self/fd/" + strconv.Itoa(fd)
+		path := procFdDir + strconv.Itoa(fd)
 		o.fd, err = unix.Open(path, unix.O_WRONLY|unix.O_APPEND|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 		if err == unix.ENXIO {
 			return outFd{fd: -1}, errNoReader
 		}
 		if err != nil {
-			return outFd{fd: -1}, os.NewSyscallError("open "+path, err)
+			o.probe = true
+			if o.fd, err = unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3); err != nil {
+				return outFd{fd: -1}, os.NewSyscallError("fcntl", err)
+			}
 		}
 	}
 	return o, nil
 }
+
+// procFdDir is where an inherited fd is reopened from; tests point it
+// elsewhere to exercise the fallback for a machine without /proc.
+var procFdDir = "/proc/self/fd/"
 
 // errNoReader: the inherited output is a pipe whose reading end is closed.
 var errNoReader = errors.New("a pipe that nobody reads")
@@ -62,6 +79,13 @@ func (o outFd) write(p []byte) (int, error) {
 	write := unix.Write
 	if o.sock {
 		write = sendNow
+	}
+	if o.probe {
+		pfd := [1]unix.PollFd{{Fd: int32(o.fd), Events: unix.POLLOUT}}
+		if n, err := unix.Poll(pfd[:], 0); err != nil || n == 0 || pfd[0].Revents&unix.POLLOUT == 0 {
+			return 0, unix.EAGAIN
+		}
+		p = p[:min(len(p), pipeBuf)]
 	}
 	n, err := write(o.fd, p)
 	if err == unix.EINTR {

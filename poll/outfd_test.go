@@ -26,6 +26,21 @@ func TestLogOutputNeverBlocks(t *testing.T) {
 		}
 		logToStoppedReader(t, p[0], p[1])
 	})
+	t.Run("pipe without /proc", func(t *testing.T) {
+		// The reopen fails (as without /proc, or for a terminal another
+		// user owns): the shared, blocking descriptor is probed with
+		// poll(2) before each write instead.
+		defer func(d string) { procFdDir = d }(procFdDir)
+		procFdDir = "/nonexistent/fd/"
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, 4096); err != nil {
+			t.Fatal(err)
+		}
+		logToStoppedReader(t, p[0], p[1])
+	})
 	t.Run("socket", func(t *testing.T) {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
