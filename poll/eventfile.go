@@ -83,12 +83,14 @@ var errEventNoProgress = errors.New("short write left no room for a whole line (
 // All methods are no-ops on a nil *EventFile, so a disabled exporter needs
 // no checks at the call sites. An EventFile is owned by one goroutine.
 type EventFile struct {
-	path      string
-	gens      [EventGenerations + 1]string // path, path.1 ... path.5
-	out       outFd                        // the open file (out.fd, -1 once closed); out.stream: a part of a line written is kept, the rest follows
-	origin    int64                        // observer_ns = now - origin
-	maxBytes  int64                        // 0: unbounded
-	size      int64                        // bytes in the live file, for rotation
+	path string
+	gens [EventGenerations + 1]string // path, path.1 ... path.5
+	// out is the open file (out.fd, -1 once closed); when out.stream, a
+	// line the output took only part of keeps its rest first in buf.
+	out       outFd
+	origin    int64 // observer_ns = now - origin
+	maxBytes  int64 // 0: unbounded
+	size      int64 // bytes in the live file, for rotation
 	buf       []byte
 	reopenDue bool  // the live path must be reopened (rotation or Reopen failed)
 	torn      bool  // the file ends in a fragment that could not be cut off
@@ -363,7 +365,7 @@ func (e *EventFile) write(p []byte) error {
 	n, err := e.out.write(p)
 	if n > 0 && p[n-1] != '\n' && !e.out.stream {
 		// A file that took part of a line (disk full) is cut back to
-		// whole lines. A pipe, socket or terminal cannot be cut, and needs
+		// whole lines. A pipe, socket or terminal cannot be cut, and need
 		// not be: the rest of the line stays first in the buffer.
 		whole := bytes.LastIndexByte(p[:n], '\n') + 1
 		e.untear(n - whole)
