@@ -46,7 +46,7 @@ func exitStartAgent(tb testing.TB, path string) *exec.Cmd {
 		cmd.Env = append(os.Environ(), exitAgentEnv+"="+path)
 		return cmd, cmd.Start()
 	}
-	cmd, err := start(os.Args[0])
+	cmd, err := start(selfArgv()...)
 	if errors.Is(err, syscall.ENOEXEC) {
 		emu, lerr := exec.LookPath("qemu-" + sockQemu[runtime.GOARCH] + "-static")
 		if lerr != nil {
@@ -71,12 +71,15 @@ type exitHarness struct {
 }
 
 func startExitObserver(tb testing.TB, policy ExitPolicy) *exitHarness {
-	return startExitObserverWith(tb, policy, 10*time.Second, false)
+	return startExitObserverWith(tb, policy, 10*time.Second, false, false)
 }
 
 // startExitObserverWith also sets the threshold and, with noPidfd, turns
-// pidfds off as a kernel without pidfd_open would.
-func startExitObserverWith(tb testing.TB, policy ExitPolicy, threshold time.Duration, noPidfd bool) *exitHarness {
+// pidfds off as a kernel without pidfd_open would. With deferLoop the
+// socket is bound but the loop waits for run, so agents can be started
+// first: under qemu-user, the fork(2) deadlocks seen in this package
+// were all forks made while the loop ran in this process.
+func startExitObserverWith(tb testing.TB, policy ExitPolicy, threshold time.Duration, noPidfd, deferLoop bool) *exitHarness {
 	tb.Helper()
 	requireProcTB(tb)
 	dir := tb.TempDir()
@@ -97,6 +100,15 @@ func startExitObserverWith(tb testing.TB, policy ExitPolicy, threshold time.Dura
 		x.disable(o, syscall.ENOSYS)
 	}
 	h := &exitHarness{o: o, events: cfg.ExportFile, done: make(chan error, 1)}
+	if !deferLoop {
+		h.run(tb)
+	}
+	return h
+}
+
+// run starts the observer's loop, and its shutdown at the test's end.
+func (h *exitHarness) run(tb testing.TB) {
+	o := h.o
 	go func() {
 		err := o.loop()
 		o.opsStop(err == nil)
@@ -110,7 +122,6 @@ func startExitObserverWith(tb testing.TB, policy ExitPolicy, threshold time.Dura
 			tb.Error(err)
 		}
 	})
-	return h
 }
 
 func requireProcTB(tb testing.TB) {
@@ -214,8 +225,9 @@ func BenchmarkExitDetection(b *testing.B) {
 // stall is raised (/proc shows no process): the exit line follows the
 // stall line, once.
 func TestExitFallbackAtStall(t *testing.T) {
-	h := startExitObserverWith(t, ExitReport, 300*time.Millisecond, true)
+	h := startExitObserverWith(t, ExitReport, 300*time.Millisecond, true, true)
 	agent := exitStartAgent(t, h.o.cfg.SocketPath)
+	h.run(t)
 	pid := agent.Process.Pid
 	h.waitLine(t, "beat", pid, 30*time.Second)
 	agent.Process.Kill()

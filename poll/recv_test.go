@@ -81,6 +81,18 @@ func sockEmulated() bool {
 	return false
 }
 
+// selfArgv runs the test binary again: through $VARTA_TEST_EMULATOR when
+// set (cross-arch runs under qemu-user, where the kernel cannot exec it),
+// so a child costs one fork, not a failed exec first. qemu-user sometimes
+// deadlocks in fork(2) in a multi-threaded program; fewer forks, fewer
+// hangs.
+func selfArgv() []string {
+	if emu := os.Getenv("VARTA_TEST_EMULATOR"); emu != "" {
+		return []string{emu, os.Args[0]}
+	}
+	return []string{os.Args[0]}
+}
+
 // sockStartChild starts the test binary in helper mode and returns it with
 // its stdin and stdout.
 func sockStartChild(t *testing.T, mode, arg string) (*exec.Cmd, *os.File, *bufio.Reader) {
@@ -109,7 +121,7 @@ func sockStartChild(t *testing.T, mode, arg string) (*exec.Cmd, *os.File, *bufio
 		t.Cleanup(func() { outR.Close() })
 		return cmd, inW, bufio.NewReader(outR), nil
 	}
-	cmd, in, out, err := start(os.Args[0])
+	cmd, in, out, err := start(selfArgv()...)
 	if errors.Is(err, syscall.ENOEXEC) {
 		emu, lerr := exec.LookPath("qemu-" + sockQemu[runtime.GOARCH] + "-static")
 		if lerr != nil {
