@@ -16,15 +16,8 @@ import (
 // the processes sharing it expect.
 func TestLogOutputNeverBlocks(t *testing.T) {
 	t.Run("pipe", func(t *testing.T) {
-		var p [2]int
-		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-			t.Fatal(err)
-		}
-		// The smallest pipe the kernel allows (a page), so a few dozen lines fill it.
-		if _, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, 4096); err != nil {
-			t.Fatal(err)
-		}
-		logToStoppedReader(t, p[0], p[1])
+		r, w := smallPipe(t)
+		logToStoppedReader(t, r, w)
 	})
 	t.Run("pipe without /proc", func(t *testing.T) {
 		// The reopen fails (as without /proc, or for a terminal another
@@ -32,14 +25,8 @@ func TestLogOutputNeverBlocks(t *testing.T) {
 		// poll(2) before each write instead.
 		defer func(d string) { procFdDir = d }(procFdDir)
 		procFdDir = "/nonexistent/fd/"
-		var p [2]int
-		if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, 4096); err != nil {
-			t.Fatal(err)
-		}
-		logToStoppedReader(t, p[0], p[1])
+		r, w := smallPipe(t)
+		logToStoppedReader(t, r, w)
 	})
 	t.Run("socket", func(t *testing.T) {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -51,6 +38,19 @@ func TestLogOutputNeverBlocks(t *testing.T) {
 		}
 		logToStoppedReader(t, fds[0], fds[1])
 	})
+}
+
+// smallPipe is a pipe of the smallest size the kernel allows (a page), so
+// a few dozen log lines fill it.
+func smallPipe(t *testing.T) (r, w int) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, 4096); err != nil {
+		t.Fatal(err)
+	}
+	return p[0], p[1]
 }
 
 func logToStoppedReader(t *testing.T, r, w int) {
