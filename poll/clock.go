@@ -9,19 +9,41 @@ import (
 // clock returns the observer's time in ns. Monotonic time comes from the
 // runtime's vDSO-backed clock (no syscall); boottime needs clock_gettime
 // with CLOCK_BOOTTIME, which also counts time spent suspended.
+//
+// Every deadline of the loop is on this clock, so it must never run
+// backwards. CLOCK_BOOTTIME cannot fail on a kernel that has it, but if a
+// read ever does (a seccomp filter, an emulator), the clock carries on
+// from the monotonic clock shifted to continue where boottime left off,
+// rather than jump to the monotonic clock's own, smaller, value; and no
+// reading is ever returned below the previous one.
 type clock struct {
-	kind Clock
-	base time.Time
-	ts   unix.Timespec // reused so the syscall's argument never escapes
+	kind   Clock
+	base   time.Time
+	ts     unix.Timespec // reused so the syscall's argument never escapes
+	last   int64         // the latest value returned
+	offset int64         // boottime - monotonic at the last good boottime read
+	// gettime is clock_gettime(2); tests substitute a failing one.
+	gettime func(clockid int32, ts *unix.Timespec) error
 }
 
-func newClock(kind Clock) *clock { return &clock{kind: kind, base: time.Now()} }
+func newClock(kind Clock) *clock {
+	return &clock{kind: kind, base: time.Now(), gettime: unix.ClockGettime}
+}
 
 func (c *clock) now() int64 {
+	mono := int64(time.Since(c.base))
+	v := mono
 	if c.kind == ClockBoottime {
-		if unix.ClockGettime(unix.CLOCK_BOOTTIME, &c.ts) == nil {
-			return c.ts.Nano()
+		if c.gettime(unix.CLOCK_BOOTTIME, &c.ts) == nil {
+			v = c.ts.Nano()
+			c.offset = v - mono
+		} else {
+			v = mono + c.offset
 		}
 	}
-	return int64(time.Since(c.base))
+	if v < c.last {
+		v = c.last
+	}
+	c.last = v
+	return v
 }

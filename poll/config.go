@@ -4,7 +4,14 @@ import (
 	"io"
 	"time"
 
+	"github.com/varta-go/varta/poll/internal/exitwatch"
+	"github.com/varta-go/varta/poll/internal/listen"
+	"github.com/varta-go/varta/poll/internal/ops"
+	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/poll/internal/sysfile"
+	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/recovery"
+	"github.com/varta-go/varta/vlp"
 )
 
 // Clock selects the observer's time base for silence.
@@ -41,7 +48,7 @@ type Config struct {
 	ShutdownAfter time.Duration // exit cleanly after this long; 0 = never
 
 	Recovery *recovery.Config // nil: no recovery command
-	Ops      OpsConfig        // watchdogs, heartbeat file, exit detection, parent beats (ops.go)
+	Ops      OpsConfig        // watchdogs, heartbeat file, exit detection, parent beats
 	Metrics  *MetricsConfig   // nil: no metrics endpoint
 	UDP      *UDPConfig       // nil: no UDP listener
 
@@ -54,3 +61,85 @@ type MetricsConfig struct {
 	Addr  string // IP:PORT, IPv4 or [IPv6]
 	Token []byte // bearer token; nil means none
 }
+
+// UDPConfig is the observer's UDP listener (vlp/PROTOCOL.md §6). One
+// socket takes both kinds of frame, told apart by length: 32 bytes plain,
+// 60 and 64 bytes secure. At least one kind must be enabled.
+type UDPConfig struct {
+	Addr string // IP:PORT, IPv4 or [IPv6]; port 0 picks a free port
+
+	// Plaintext accepts unauthenticated 32-byte frames
+	// (--i-accept-plaintext-udp). Off: they are refused and counted.
+	Plaintext bool
+	// Keys are the accepted shared keys, the current one first; MasterKey
+	// opens master-key frames. Neither: 60- and 64-byte frames fail to
+	// open. Both need a build without the varta_nosecure tag (SecureUDP).
+	Keys      []vlp.Key
+	MasterKey *vlp.Key
+
+	// RecoverPlain and RecoverSecure make agents tracked from this
+	// listener's plain or secure frames recovery-eligible. Off (the
+	// default), a stall of a UDP agent is reported but recovery skips it
+	// as unattested: its pid is only the sender's claim
+	// (cmd/varta-watch/README.md §4).
+	RecoverPlain  bool
+	RecoverSecure bool
+}
+
+// OpsConfig configures the embedded operations; the zero value turns every
+// one of them off except exit reporting.
+type OpsConfig struct {
+	// SelfWatchdog > 0 aborts the process with a stack dump of every
+	// goroutine when the loop completes no iteration for this long
+	// (--self-watchdog-secs).
+	SelfWatchdog time.Duration
+	// NotifyWatchdog is $WATCHDOG_USEC (see SystemdWatchdog): send
+	// WATCHDOG=1 every half of it while the loop makes progress. 0 off.
+	NotifyWatchdog time.Duration
+	// HWWatchdog is a watchdog device (/dev/watchdog) to open, kick every
+	// tick and magic-close on a clean exit (--hw-watchdog). "" off.
+	HWWatchdog string
+	// HeartbeatFile is rewritten atomically with "<loop_count>
+	// <observer_ns>\n" (--heartbeat-file). "" off.
+	HeartbeatFile string
+	// OnExit is what to do when a kernel-attested agent dies (--on-exit).
+	OnExit ExitPolicy
+	// AllowParentBeats admits frames whose pid is the parent of the
+	// kernel-reported sender (--allow-parent-beats; see ingest.go).
+	AllowParentBeats bool
+}
+
+// The names cmd/varta-watch and bench/ use, from the rooms that define
+// them, so that nothing outside poll imports poll/internal.
+type (
+	Policy     = track.Policy     // --tracker-eviction-policy
+	ExitPolicy = exitwatch.Policy // --on-exit
+	FileError  = sysfile.Error    // a file, socket or device the observer owns
+	UDS        = listen.UDS       // the bound Unix datagram socket
+	Receiver   = listen.Receiver  // recvmmsg(2) with credentials
+	LogOutput  = sink.LogOutput   // standard error that never blocks
+)
+
+const (
+	PolicyStrict       = track.PolicyStrict
+	PolicyBalanced     = track.PolicyBalanced
+	EvictionFactor     = track.EvictionFactor
+	MaxTrackerCapacity = track.MaxTrackerCapacity
+	ExitReport         = exitwatch.Report
+	ExitRecover        = exitwatch.Recover
+	ExitIgnore         = exitwatch.Ignore
+	EventStdout        = sink.EventStdout
+	ExitWedged         = ops.ExitWedged
+	SecureUDP          = listen.SecureUDP
+)
+
+var (
+	ErrAlreadyRunning = listen.ErrAlreadyRunning
+	ParsePolicy       = track.ParsePolicy
+	ParseExitPolicy   = exitwatch.ParsePolicy
+	ParseListenAddr   = listen.ParseListenAddr
+	ListenUDS         = listen.ListenUDS
+	NewReceiver       = listen.NewReceiver
+	OpenLogOutput     = sink.OpenLogOutput
+	SystemdWatchdog   = ops.SystemdWatchdog
+)

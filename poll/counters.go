@@ -1,6 +1,9 @@
 package poll
 
-import "github.com/varta-go/varta/vlp"
+import (
+	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/vlp"
+)
 
 // Counters are the observer's totals, owned and written by the loop
 // goroutine only; the metrics renderer reads them on the same goroutine.
@@ -20,10 +23,11 @@ type Counters struct {
 	OriginClash  uint64                 // frames for a pid tracked from a stronger origin
 	NonceWraps   uint64
 	Evictions    uint64
-	CapExceeded  uint64 // new pids refused because the table was full
-	Retired      uint64 // pids found recycled at stall time
-	ClosedFds    uint64 // unsolicited SCM_RIGHTS fds closed
-	Iterations   uint64 // loop iterations
+	CapExceeded  uint64                   // new pids refused because the table was full
+	Retired      uint64                   // pids found recycled at stall time
+	ClosedFds    uint64                   // unsolicited SCM_RIGHTS fds closed
+	Iterations   uint64                   // loop iterations
+	Parent       [numParentResults]uint64 // --allow-parent-beats frames, by result
 }
 
 type rateReason uint8
@@ -35,3 +39,34 @@ const (
 )
 
 var rateReasonLabels = [numRateReasons]string{"per_pid", "global"}
+
+// parentResult is what became of a frame claiming its sender's parent.
+type parentResult uint8
+
+const (
+	parentVerified   parentResult = iota // the frame's pid was the sender's parent
+	parentSenderGone                     // the sender's /proc entry was gone
+	numParentResults
+)
+
+var parentResultLabels = [numParentResults]string{"verified", "sender_gone"}
+
+// The hot-path message classes the log rate-limits apart, so a flood of
+// one cannot hide the others.
+const (
+	logDecode sink.LogKind = iota
+	logAuth
+	logIO
+	logRate
+	logCapacity
+	logEvents
+	logUDP     // UDP frames refused: plaintext off, decrypt failures
+	logReplay  // secure UDP replays and a full replay table
+	logAudit   // audit-log writes that failed
+	logMetrics // metrics connections that could not be accepted
+	logExit    // pidfds that could not be opened
+	numLogKinds
+)
+
+// The table of kinds must fit the Logger's.
+var _ [sink.MaxLogKinds - numLogKinds]struct{}

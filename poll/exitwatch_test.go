@@ -6,13 +6,15 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/varta-go/varta/poll/internal/testutil"
 	"github.com/varta-go/varta/vlp"
 )
 
@@ -46,9 +48,9 @@ func exitStartAgent(tb testing.TB, path string) *exec.Cmd {
 		cmd.Env = append(os.Environ(), exitAgentEnv+"="+path)
 		return cmd, cmd.Start()
 	}
-	cmd, err := start(selfArgv()...)
+	cmd, err := start(testutil.SelfArgv()...)
 	if errors.Is(err, syscall.ENOEXEC) {
-		emu, lerr := exec.LookPath("qemu-" + sockQemu[runtime.GOARCH] + "-static")
+		emu, lerr := testutil.LookEmulator()
 		if lerr != nil {
 			tb.Skipf("cannot re-exec the test binary (%v) and no qemu-user emulator found: %v", err, lerr)
 		}
@@ -81,7 +83,7 @@ func startExitObserver(tb testing.TB, policy ExitPolicy) *exitHarness {
 // were all forks made while the loop ran in this process.
 func startExitObserverWith(tb testing.TB, policy ExitPolicy, threshold time.Duration, noPidfd, deferLoop bool) *exitHarness {
 	tb.Helper()
-	requireProcTB(tb)
+	testutil.RequireProc(tb)
 	dir := tb.TempDir()
 	cfg := Config{SocketPath: filepath.Join(dir, "obs.sock"), SocketMode: 0o600,
 		Threshold: threshold, ReadTimeout: 100 * time.Millisecond, TrackerCapacity: 64,
@@ -91,13 +93,13 @@ func startExitObserverWith(tb testing.TB, policy ExitPolicy, threshold time.Dura
 	if err != nil {
 		tb.Fatal(err)
 	}
-	x := o.exitOf()
-	if x == nil || x.ep < 0 {
+	x := o.exits
+	if x == nil || !pidfdsWork() {
 		o.close()
 		tb.Skip("pidfd_open(2) is unavailable here (kernel before 5.3, a seccomp filter, or an emulator without it); exit detection falls back to /proc at stall time")
 	}
 	if noPidfd {
-		x.disable(o, syscall.ENOSYS)
+		x.Disable(syscall.ENOSYS)
 	}
 	h := &exitHarness{o: o, events: cfg.ExportFile, done: make(chan error, 1)}
 	if !deferLoop {
@@ -111,7 +113,7 @@ func (h *exitHarness) run(tb testing.TB) {
 	o := h.o
 	go func() {
 		err := o.loop()
-		o.opsStop(err == nil)
+		o.ops.Stop(err == nil, o.clock.now())
 		o.shutdown()
 		h.done <- err
 	}()
@@ -122,12 +124,6 @@ func (h *exitHarness) run(tb testing.TB) {
 			tb.Error(err)
 		}
 	})
-}
-
-func requireProcTB(tb testing.TB) {
-	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		tb.Skip("no /proc:", err)
-	}
 }
 
 // waitLine returns the ns column of the first new event line of kind for
@@ -192,7 +188,7 @@ func TestExitDetectionLatency(t *testing.T) {
 	if testing.Short() {
 		kills = 5
 	}
-	if sockEmulated() {
+	if testutil.Emulated() {
 		// qemu-user occasionally hangs in fork/exec of a multithreaded
 		// Go process, and 20 forks made that likely enough to time out
 		// CI; latency is a native measurement anyway (the end-to-end
@@ -239,38 +235,12 @@ func TestExitFallbackAtStall(t *testing.T) {
 	}
 }
 
-// TestExitRecheck: an exit whose recovery was deferred passes recovery's
-// recheck once, and only while no other process has taken its pid.
-func TestExitRecheck(t *testing.T) {
-	requireProc(t)
-	o := &observer{ops: &ops{exit: &exitWatch{pending: make([]exitPending, 0, 2)}}}
-	x := o.ops.exit
-	dead := exec.Command("true")
-	if err := dead.Run(); err != nil {
-		t.Skip("cannot run a child:", err)
+// pidfdsWork reports whether this kernel gives out pidfds.
+func pidfdsWork() bool {
+	fd, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		return false
 	}
-	deadPid := uint32(dead.Process.Pid)
-	self := uint32(os.Getpid())
-	selfStart, _ := ProcStartTime(self)
-
-	x.deferExit(deadPid, 5)
-	x.deferExit(self, selfStart+1) // our pid, "taken" by us since
-	if !o.exitRecheck(deadPid, 5) {
-		t.Error("a deferred exit of a vanished pid failed its recheck")
-	}
-	if o.exitRecheck(deadPid, 5) {
-		t.Error("a deferred exit passed its recheck twice")
-	}
-	if o.exitRecheck(self, selfStart+1) {
-		t.Error("a deferred exit passed although its pid belongs to another process now")
-	}
-	x.deferExit(1, 1)
-	x.deferExit(2, 2)
-	x.deferExit(3, 3) // full: the oldest goes
-	if len(x.pending) != 2 || x.pending[0].pid != 2 || x.pending[1].pid != 3 {
-		t.Errorf("pending = %v, want pids 2 and 3", x.pending)
-	}
-	if (&observer{}).exitRecheck(2, 2) {
-		t.Error("exitRecheck without exit detection returned true")
-	}
+	unix.Close(fd)
+	return true
 }

@@ -1,33 +1,51 @@
 package poll
 
 import (
+	"github.com/varta-go/varta/poll/internal/listen"
+	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/vlp"
 )
 
-// receive drains the socket in bounded batches; what is left waits for the
-// next iteration, after due stalls have been raised.
-func (o *observer) receive(now int64) {
+// The beat path: datagrams off a socket → decode → identity → tracker.
+// Nothing here allocates for a well-formed beat.
+
+// receive drains the Unix socket; receiveUDP (udp.go) the UDP one.
+func (o *observer) receive(now int64) { o.drain(o.rx, false, now) }
+
+// drain reads rx in bounded batches and handles every datagram; what is
+// left waits for the next iteration, after due stalls have been raised.
+// udp says which handler judges the datagrams.
+func (o *observer) drain(rx *listen.Receiver, udp bool, now int64) {
 	for b := 0; b < batchesPerTick; b++ {
-		n, err := o.rx.Recv()
+		n, err := rx.Recv()
 		if err != nil {
 			o.c.IOErrors++
-			o.events.IO(now, "recv")
-			o.log.limited(logIO, now, "receiving from the socket failed", str("err", err.Error()))
+			what := "recv"
+			if udp {
+				what = "recv udp"
+			}
+			o.events.IO(now, what)
+			o.log.Limited(logIO, now, "receiving from the socket failed", str("op", what), sink.Err(err))
 			return
 		}
 		o.c.Received += uint64(n)
 		for i := 0; i < n; i++ {
-			o.handle(i, now)
+			if udp {
+				o.handleUDP(i, now)
+			} else {
+				o.handle(i, now)
+			}
 		}
 		o.c.ClosedFds = o.rx.ClosedFds()
-		if n < o.rx.Batch() {
+		if n < rx.Batch() {
 			return
 		}
 	}
 }
 
-// handle runs one datagram through decode, identity and tracking. Nothing
-// here allocates for a well-formed beat.
+// handle runs one Unix-socket datagram through decode, identity and
+// tracking.
 func (o *observer) handle(i int, now int64) {
 	if o.rx.Truncated(i) || o.rx.Len(i) != vlp.Size {
 		o.c.Truncated++
@@ -35,25 +53,61 @@ func (o *observer) handle(i int, now int64) {
 	}
 	f, e := vlp.Parse(o.rx.Data(i))
 	if e != 0 {
-		o.c.DecodeErrors[e]++
-		o.events.Decode(now, e)
-		o.log.limited(logDecode, now, "dropped a malformed frame", str("kind", e.Name()))
+		o.decodeError(now, e, "uds")
 		return
 	}
 	pid, uid, _, ok := o.rx.Cred(i)
 	switch {
 	case !ok:
-		o.refuse(now, f.Pid, MismatchAuthFailure, &o.c.AuthFailures, "frame without kernel credentials")
+		o.refuse(now, f.Pid, sink.MismatchAuthFailure, &o.c.AuthFailures, "frame without kernel credentials")
 		return
 	case !o.uidAllowed(uid):
-		o.refuse(now, f.Pid, MismatchAuthFailure, &o.c.UIDRefused, "sender uid not allowed (see --allow-uid)")
+		o.refuse(now, f.Pid, sink.MismatchAuthFailure, &o.c.UIDRefused, "sender uid not allowed (see --allow-uid)")
 		return
 	case pid != f.Pid:
 		if !o.otherPid(now, &f, pid) {
 			return
 		}
 	}
-	o.track(f, OriginUDS, now)
+	o.track(f, track.OriginUDS, now)
+}
+
+// decodeError counts a frame (or a secure frame's plaintext) that fails
+// vlp/PROTOCOL.md §2.
+func (o *observer) decodeError(now int64, e vlp.Error, transport string) {
+	o.c.DecodeErrors[e]++
+	o.events.Decode(now, e)
+	o.log.Limited(logDecode, now, "dropped a malformed frame", str("kind", e.Name()), str("transport", transport))
+}
+
+// otherPid classifies a frame whose pid is not its sender's kernel pid: a
+// parent beat, an agent in a child pid namespace, or a spoof. It reports
+// whether the frame may be tracked (under f.Pid, which it may rewrite).
+//
+// Parent beats (--allow-parent-beats) let a shell-script daemon beat by
+// running `varta-beat --parent` in its loop: the frame's pid must be the
+// sender's parent (field 4 of /proc/<sender>/stat, read now), so a
+// process can beat only for its own parent. A sender already reaped by
+// that parent has no /proc entry left, and its frame is refused and
+// counted (varta-beat --parent waits until its last frame was read before
+// exiting, which narrows that window). Parent sessions use
+// CLOCK_MONOTONIC nanoseconds as nonces, so successive varta-beat
+// children produce one rising sequence for the shell's pid.
+func (o *observer) otherPid(now int64, f *vlp.Frame, sender uint32) bool {
+	if o.cfg.Ops.AllowParentBeats && sender != 0 {
+		ppid, ok := listen.ProcParentPid(sender)
+		switch {
+		case !ok:
+			o.c.Parent[parentSenderGone]++
+			o.refuse(now, f.Pid, sink.MismatchAuthFailure, &o.c.AuthFailures,
+				"parent beat refused: the sender exited before its parent could be checked")
+			return false
+		case ppid == f.Pid:
+			o.c.Parent[parentVerified]++
+			return true
+		}
+	}
+	return o.crossNamespace(now, f, sender)
 }
 
 // crossNamespace classifies a frame whose pid differs from the kernel's
@@ -61,24 +115,24 @@ func (o *observer) handle(i int, now int64) {
 // namespace's pid; with --allow-cross-namespace-agents it is tracked under
 // the pid we can see (and signal). Anything else is a spoof.
 func (o *observer) crossNamespace(now int64, f *vlp.Frame, kernelPid uint32) bool {
-	inner, ok := o.ns.get(kernelPid, now)
+	inner, ok := o.ns.Get(kernelPid, now)
 	switch {
 	case kernelPid != 0 && (!ok || inner != f.Pid):
-		o.refuse(now, f.Pid, MismatchAuthFailure, &o.c.AuthFailures, "frame pid differs from the sender's kernel pid")
+		o.refuse(now, f.Pid, sink.MismatchAuthFailure, &o.c.AuthFailures, "frame pid differs from the sender's kernel pid")
 		return false
 	case !o.cfg.AllowCrossNS || kernelPid == 0:
 		// pid 0: the sender lives where we cannot see or signal it.
-		o.refuse(now, f.Pid, MismatchNamespaceConflict, &o.c.NSRefused, "agent in another pid namespace (see --allow-cross-namespace-agents)")
+		o.refuse(now, f.Pid, sink.MismatchNamespaceConflict, &o.c.NSRefused, "agent in another pid namespace (see --allow-cross-namespace-agents)")
 		return false
 	}
 	f.Pid = kernelPid
 	return true
 }
 
-func (o *observer) refuse(now int64, pid uint32, reason MismatchReason, counter *uint64, msg string) {
+func (o *observer) refuse(now int64, pid uint32, reason sink.MismatchReason, counter *uint64, msg string) {
 	*counter++
 	o.events.Mismatch(now, pid, reason)
-	o.log.limited(logAuth, now, msg, num("pid", int64(pid)), str("reason", string(reason)))
+	o.log.Limited(logAuth, now, msg, num("pid", int64(pid)), str("reason", string(reason)))
 }
 
 func (o *observer) uidAllowed(uid uint32) bool {
@@ -90,40 +144,41 @@ func (o *observer) uidAllowed(uid uint32) bool {
 	return false
 }
 
-// track applies the tracker's verdict: counters, events, logs.
-func (o *observer) track(f vlp.Frame, origin Origin, now int64) {
-	v, evicted, wrapped := o.tr.Observe(f, origin, now)
-	o.exitObserved(v, &f, origin, now)
-	if evicted != 0 {
+// track applies the tracker's verdict: counters, events, logs, and the
+// exit watch of a new session.
+func (o *observer) track(f vlp.Frame, origin track.Origin, now int64) {
+	ob := o.tr.Observe(f, origin, now)
+	if ob.Evicted != 0 {
 		o.c.Evictions++
-		o.events.Eviction(now, evicted)
-		o.log.info("evicted a silent pid to make room", num("pid", int64(evicted)), num("for", int64(f.Pid)))
+		o.events.Eviction(now, ob.Evicted)
+		o.log.Info("evicted a silent pid to make room", num("pid", int64(ob.Evicted)), num("for", int64(f.Pid)))
 	}
-	switch v {
-	case VerdictAccepted, VerdictRestarted:
+	switch ob.Verdict {
+	case track.VerdictAccepted, track.VerdictRestarted:
 		o.c.Beats++
-		if wrapped {
+		if ob.Wrapped {
 			o.c.NonceWraps++
 		}
 		o.events.Beat(now, f.Pid, f.Nonce, f.Status, f.Payload)
-		if s := o.tr.Lookup(f.Pid); s != nil && s.Beats == 1 {
-			o.log.info("tracking a new agent", num("pid", int64(f.Pid)), str("origin", origin.String()))
+		if ob.NewSession {
+			o.log.Info("tracking a new agent", num("pid", int64(f.Pid)), str("origin", origin.String()))
 		}
-	case VerdictOutOfOrder:
+		o.exitObserved(&ob, &f, origin, now)
+	case track.VerdictOutOfOrder:
 		o.c.OutOfOrder++
-	case VerdictTerminalReplay:
+	case track.VerdictTerminalReplay:
 		o.c.TermReplays++
-	case VerdictOriginConflict:
-		o.refuse(now, f.Pid, MismatchOriginConflict, &o.c.OriginClash, "pid is tracked from a more trusted transport")
-	case VerdictPidRateLimited:
+	case track.VerdictOriginConflict:
+		o.refuse(now, f.Pid, sink.MismatchOriginConflict, &o.c.OriginClash, "pid is tracked from a more trusted transport")
+	case track.VerdictPidRateLimited:
 		o.c.RateLimited[ratePerPid]++
-		o.log.limited(logRate, now, "beat over the per-pid rate (see --max-beat-rate)", num("pid", int64(f.Pid)))
-	case VerdictGlobalRateLimited:
+		o.log.Limited(logRate, now, "beat over the per-pid rate (see --max-beat-rate)", num("pid", int64(f.Pid)))
+	case track.VerdictGlobalRateLimited:
 		o.c.RateLimited[rateGlobal]++
-		o.log.limited(logRate, now, "beat over the global rate (see --global-beat-rate)", num("pid", int64(f.Pid)))
-	case VerdictCapacityExceeded:
+		o.log.Limited(logRate, now, "beat over the global rate (see --global-beat-rate)", num("pid", int64(f.Pid)))
+	case track.VerdictCapacityExceeded:
 		o.c.CapExceeded++
-		o.log.limited(logCapacity, now, "pid table full, new agent dropped (see --tracker-capacity)", num("pid", int64(f.Pid)))
+		o.log.Limited(logCapacity, now, "pid table full, new agent dropped (see --tracker-capacity)", num("pid", int64(f.Pid)))
 	}
 }
 
@@ -144,16 +199,16 @@ func (o *observer) raiseStalls(now int64) {
 		}
 		if ev.Retired {
 			o.c.Retired++
-			o.log.info("pid now belongs to another process; stopped tracking it", num("pid", int64(ev.Pid)))
+			o.log.Info("pid now belongs to another process; stopped tracking it", num("pid", int64(ev.Pid)))
 			continue
 		}
 		o.c.Stalls++
 		o.events.Stall(now, ev.Pid, ev.Nonce)
 		if ev.Gone {
-			o.log.warn("agent stalled", num("pid", int64(ev.Pid)), num("silent_ms", ev.Silence/1e6),
+			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), num("silent_ms", ev.Silence/1e6),
 				num("last_nonce", int64(ev.Nonce)), str("process", "gone"))
 		} else {
-			o.log.warn("agent stalled", num("pid", int64(ev.Pid)), num("silent_ms", ev.Silence/1e6),
+			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), num("silent_ms", ev.Silence/1e6),
 				num("last_nonce", int64(ev.Nonce)))
 		}
 		if o.rec != nil {

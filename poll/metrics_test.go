@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/vlp"
 )
 
@@ -31,7 +32,7 @@ func metricsTestObserver(t testing.TB, capacity int, starts map[uint32]uint64) *
 		t.Fatal(err)
 	}
 	t.Cleanup(o.close)
-	o.tr = NewTracker(TrackerConfig{Capacity: capacity, Threshold: int64(o.cfg.Threshold),
+	o.tr = track.NewTracker(track.TrackerConfig{Capacity: capacity, Threshold: int64(o.cfg.Threshold),
 		StartTime: func(pid uint32) (uint64, bool) {
 			st, ok := starts[pid]
 			return st, ok
@@ -42,7 +43,7 @@ func metricsTestObserver(t testing.TB, capacity int, starts map[uint32]uint64) *
 // testBeat runs one kernel-attested frame for pid through the loop's tracking
 // step.
 func (o *observer) testBeat(pid uint32, nonce uint64, status vlp.Status, now int64) {
-	o.track(vlp.Frame{Status: status, Pid: pid, Nonce: nonce}, OriginUDS, now)
+	o.track(vlp.Frame{Status: status, Pid: pid, Nonce: nonce}, track.OriginUDS, now)
 }
 
 // samplePids returns the pid label of every row of family in exposition
@@ -163,8 +164,8 @@ func metricsTestFull(t testing.TB) *observer {
 var renderSink []byte
 
 // TestRenderMetricsNoAllocs: a scrape of a full 4096-pid table renders
-// with zero allocations once the buffers are warm: the EachSorted closure
-// stays on the stack and the sort uses the tracker's scratch.
+// with zero allocations once the buffers are warm: the pid order is
+// sorted in the tracker's scratch into the observer's own.
 func TestRenderMetricsNoAllocs(t *testing.T) {
 	o := metricsTestFull(t)
 	if err := o.enc.Err(); err != nil {

@@ -6,6 +6,12 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/varta-go/varta/poll/internal/exitwatch"
+	"github.com/varta-go/varta/poll/internal/listen"
+	"github.com/varta-go/varta/poll/internal/ops"
+	"github.com/varta-go/varta/poll/internal/scrape"
+	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/promtext"
 	"github.com/varta-go/varta/recovery"
 )
@@ -23,33 +29,34 @@ const (
 // goroutine running Run.
 type observer struct {
 	cfg          Config
-	log          *logger
+	log          *sink.Logger
 	clock        *clock
 	start        int64
-	uds          *UDS
-	rx           *Receiver
-	tr           *Tracker
+	uds          *listen.UDS
+	rx           *listen.Receiver
+	tr           *track.Tracker
 	allow        []uint32
-	events       *EventFile        // nil without --export-file
+	events       *sink.EventFile   // nil without --export-file
 	rec          *recovery.Manager // nil without a recovery command
 	auditFailed  uint64            // rec's failed audit writes already counted in c.IOErrors
-	prom         *promServer       // nil without --prom-addr
+	prom         *scrape.Server    // nil without --prom-addr
 	udp          *udpListener      // nil without --udp-addr
-	notify       *Notifier
+	exits        *exitwatch.Watch  // nil with --on-exit ignore or without /proc
+	ops          *ops.Ops
+	notify       *ops.Notifier
 	sig          *signals
-	pfds         []unix.PollFd
-	ts           unix.Timespec // ppoll's timeout, kept here so it never escapes
+	fds          waiter
 	c            Counters
-	ns           nsLookup // cross-namespace check, cached for one tick
+	ns           listen.NSCache // cross-namespace check, cached for one tick
 	iterHist     *promtext.Histogram
 	recHist      *promtext.Histogram // recovery child run times
 	lastLoop     int64               // observer time of the last completed iteration
 	lastLoopWall int64               // wall-clock ns of the same, for the metrics timestamp
 	render       []byte              // metrics exposition buffer, reused
 	enc          promtext.Encoder
-	pids         []uint32      // scratch for sorted per-pid metrics
-	ops          *ops          // embedded operations (ops.go)
-	rt           *runtimeStats // Go runtime counters for /metrics
+	sorted       []track.SlotID  // scratch for per-pid metrics in pid order
+	dead         []track.SlotID  // scratch for the exit watch's reports
+	mem          runtimeMemStats // Go runtime counters for /metrics
 }
 
 func newObserver(cfg Config) (_ *observer, err error) {
@@ -58,18 +65,23 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	}
 	// o is not the named result: `return nil, err` below must not clear
 	// what the deferred close releases.
-	o := &observer{cfg: cfg, log: newLogger(cfg.Log), clock: newClock(cfg.Clock), allow: cfg.AllowUIDs}
+	o := &observer{cfg: cfg, log: sink.NewLogger(cfg.Log), clock: newClock(cfg.Clock), allow: cfg.AllowUIDs}
 	defer func() {
 		if err != nil {
 			o.close()
 		}
 	}()
 	o.start = o.clock.now()
-	o.tr = NewTracker(TrackerConfig{Capacity: cfg.TrackerCapacity, Threshold: int64(cfg.Threshold),
+	tc := track.TrackerConfig{Capacity: cfg.TrackerCapacity, Threshold: int64(cfg.Threshold),
 		Policy: cfg.Policy, MaxBeatRate: uint32(cfg.MaxBeatRate), GlobalRate: uint32(cfg.GlobalBeatRate),
-		GlobalBurst: uint32(cfg.GlobalBeatBurst)})
-	o.pids = make([]uint32, 0, cfg.TrackerCapacity)
-	o.rt = newRuntimeStats()
+		GlobalBurst: uint32(cfg.GlobalBeatBurst)}
+	// Without a /proc that shows us, every pid would look gone.
+	if _, ok := listen.ProcStartTime(uint32(unix.Getpid())); ok {
+		tc.StartTime = listen.ProcStartTime
+	}
+	o.tr = track.NewTracker(tc)
+	o.sorted = make([]track.SlotID, 0, cfg.TrackerCapacity)
+	o.dead = make([]track.SlotID, 0, exitwatch.EventsPerWait)
 	if o.iterHist, err = promtext.NewHistogram(iterationBounds); err != nil {
 		return nil, err
 	}
@@ -80,7 +92,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		return nil, err
 	}
 	if cfg.ExportFile != "" {
-		if o.events, err = OpenEventFile(cfg.ExportFile, cfg.ExportMaxBytes, o.start); err != nil {
+		if o.events, err = sink.OpenEventFile(cfg.ExportFile, cfg.ExportMaxBytes, o.start); err != nil {
 			return nil, err
 		}
 	}
@@ -93,11 +105,25 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		}
 	}
 	if cfg.Metrics != nil {
-		if o.prom, err = newPromServer(cfg.Metrics, o.renderMetrics, o.alive); err != nil {
+		if o.prom, err = scrape.New(scrape.Config{Addr: cfg.Metrics.Addr, Token: cfg.Metrics.Token,
+			Render: o.renderMetrics, Alive: o.alive}); err != nil {
 			return nil, err
 		}
 	}
-	if err = o.newOps(); err != nil {
+	if cfg.Ops.OnExit != ExitIgnore {
+		o.exits, err = exitwatch.New(cfg.TrackerCapacity)
+		if err != nil {
+			o.log.Warn(err.Error()) // off, or at stall time only: never fatal
+			err = nil
+		}
+	}
+	if o.notify, err = ops.NotifyFromEnv(); err != nil {
+		return nil, err
+	}
+	oc := cfg.Ops
+	if o.ops, err = ops.New(ops.Config{SelfWatchdog: oc.SelfWatchdog, NotifyWatchdog: oc.NotifyWatchdog,
+		HWWatchdog: oc.HWWatchdog, HeartbeatFile: oc.HeartbeatFile, ShutdownGrace: cfg.ShutdownGrace,
+		Log: cfg.Log}, o.log, o.notify, o.start); err != nil {
 		return nil, err
 	}
 	// The sockets come last: once they exist agents may beat, and a
@@ -107,40 +133,47 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		if o.udp, err = newUDPListener(cfg.UDP); err != nil {
 			return nil, err
 		}
-		o.log.info("listening on UDP", str("addr", o.udp.addr), str("accepts", o.udp.accepts()))
+		o.log.Info("listening on UDP", str("addr", o.udp.addr), str("accepts", o.udp.accepts()))
 	}
-	if o.uds, err = ListenUDS(cfg.SocketPath, cfg.SocketMode); err != nil {
+	if o.uds, err = listen.ListenUDS(cfg.SocketPath, cfg.SocketMode); err != nil {
 		return nil, err
 	}
-	o.rx = NewReceiver(o.uds.Fd(), recvBatch)
-	if o.notify, err = NotifyFromEnv(); err != nil {
-		return nil, err
+	o.rx = listen.NewReceiver(o.uds.Fd(), recvBatch)
+	// Every fd the wait can hold at once: the socket, the signal pipe,
+	// the UDP socket, the exit watch's epoll fd, the metrics listener and
+	// its connections.
+	n := 2
+	if o.udp != nil {
+		n++
 	}
-	o.pfds = make([]unix.PollFd, 0, 2+promtextSlots(o.prom)+udpPollSlots(o.udp))
+	if o.exits != nil {
+		n++
+	}
+	if o.prom != nil {
+		n += o.prom.MaxFds()
+	}
+	o.fds = newPollWaiter(n)
 	return o, nil
 }
 
-func promtextSlots(p *promServer) int {
-	if p == nil {
-		return 0
-	}
-	return 1 + p.srv.Slots()
-}
+// str and num are log fields.
+func str(k, v string) sink.Field       { return sink.Str(k, v) }
+func num(k string, v int64) sink.Field { return sink.Num(k, v) }
 
 // recheck tells recovery whether a deferred stall still stands: the pid is
 // still tracked, still stalled, and still the same process.
 func (o *observer) recheck(pid int32, startTime uint64) bool {
-	if o.exitRecheck(uint32(pid), startTime) {
+	if o.exits != nil && o.exits.Recheck(uint32(pid), startTime) {
 		return true
 	}
 	s := o.tr.Lookup(uint32(pid))
 	if s == nil || !s.Stalled || s.StartTime != startTime {
 		return false
 	}
-	if s.Origin != OriginUDS {
+	if s.Origin != track.OriginUDS {
 		return true // a UDP agent's pid may be another host's: /proc here says nothing
 	}
-	st, ok := ProcStartTime(uint32(pid))
+	st, ok := listen.ProcStartTime(uint32(pid))
 	return !ok || st == startTime
 }
 
@@ -151,16 +184,19 @@ func (o *observer) alive() bool {
 
 // close releases everything newObserver acquired; safe on a partial one.
 func (o *observer) close() {
-	o.closeOps()
+	if err := o.ops.Close(); err != nil {
+		o.log.Error("closing the hardware watchdog failed", sink.Err(err))
+	}
+	o.exits.Close()
 	if o.prom != nil {
-		o.prom.shutdown()
+		o.prom.Close()
 	}
 	if o.rec != nil {
 		o.rec.Close()
 	}
 	if o.events != nil {
 		if err := o.events.Close(); err != nil {
-			o.log.error("closing the event file failed", str("err", err.Error()))
+			o.log.Error("closing the event file failed", sink.Err(err))
 		}
 	}
 	if o.uds != nil {

@@ -5,11 +5,12 @@ import (
 	"strconv"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/varta-go/varta/poll/internal/sink"
 )
 
 // Run binds the socket and runs the observer loop until SIGINT/SIGTERM or
-// --shutdown-after-secs, then shuts down cleanly (OBSERVER.md §8). An error
+// --shutdown-after-secs, then shuts down cleanly (cmd/varta-watch/README.md
+// §8). An error
 // is a start-up or runtime failure.
 func Run(cfg Config) error {
 	o, err := newObserver(cfg)
@@ -17,19 +18,19 @@ func Run(cfg Config) error {
 		return err
 	}
 	if o.prom != nil {
-		o.log.info("serving metrics", str("addr", o.prom.addr))
+		o.log.Info("serving metrics", str("addr", o.prom.Addr()))
 	}
-	o.log.info("listening", str("socket", cfg.SocketPath), num("threshold_ms", cfg.Threshold.Milliseconds()),
+	o.log.Info("listening", str("socket", cfg.SocketPath), num("threshold_ms", cfg.Threshold.Milliseconds()),
 		num("capacity", int64(cfg.TrackerCapacity)), num("pid", int64(os.Getpid())))
 	o.notify.Send("READY=1")
 	err = o.loop()
-	o.opsStop(err == nil)
+	o.ops.Stop(err == nil, o.clock.now())
 	o.shutdown()
 	return err
 }
 
-// loop is the observer: one goroutine, one ppoll per iteration, every step
-// bounded (OBSERVER.md §2).
+// loop is the observer: one goroutine, one wait per iteration, every step
+// bounded (cmd/varta-watch/README.md §2).
 func (o *observer) loop() error {
 	var stopAt int64
 	if o.cfg.ShutdownAfter > 0 {
@@ -43,17 +44,9 @@ func (o *observer) loop() error {
 		if o.sig.reopen.Swap(false) {
 			o.reopen()
 		}
-		o.pfds = append(o.pfds[:0],
-			unix.PollFd{Fd: int32(o.uds.Fd()), Events: unix.POLLIN},
-			unix.PollFd{Fd: int32(o.sig.rfd), Events: unix.POLLIN})
-		if o.prom != nil {
-			o.pfds = o.prom.addPollFds(o.pfds, now)
-		}
-		o.pfds = o.udp.addPollFd(o.pfds)
-		o.pfds = o.addExitPollFd(o.pfds)
-		o.ts = unix.NsecToTimespec(o.timeout(now, stopAt))
-		if _, err := unix.Ppoll(o.pfds, &o.ts, nil); err != nil && err != unix.EINTR {
-			return os.NewSyscallError("ppoll", err)
+		o.register(now)
+		if err := o.fds.wait(o.timeout(now, stopAt)); err != nil {
+			return err
 		}
 		now = o.clock.now()
 		o.tick(now)
@@ -61,26 +54,55 @@ func (o *observer) loop() error {
 	}
 }
 
-// tick is one iteration's work after the wait.
+// The handlers of the loop's own fds: each a view of the observer.
+type (
+	onUDS   observer
+	onUDP   observer
+	onExits observer
+)
+
+func (h *onUDS) Ready(_ int32, _ int16, now int64) { (*observer)(h).receive(now) }
+func (h *onUDP) Ready(_ int32, _ int16, now int64) { (*observer)(h).receiveUDP(now) }
+func (h *onExits) Ready(_ int32, _ int16, now int64) {
+	(*observer)(h).reapExits(now)
+}
+
+// register puts every fd the loop waits on now into the wait, each with
+// what handles it, in the order a tick handles them: signals first, then
+// the sockets (beats before the exits they may precede), the exit watch,
+// and the metrics endpoint.
+func (o *observer) register(now int64) {
+	o.fds.reset()
+	o.fds.add(o.sig.rfd, pollIn, o.sig, 0)
+	o.fds.add(o.uds.Fd(), pollIn, (*onUDS)(o), 0)
+	if o.udp != nil {
+		o.fds.add(o.udp.fd, pollIn, (*onUDP)(o), 0)
+	}
+	if fd := o.exits.Fd(); fd >= 0 {
+		o.fds.add(fd, pollIn, (*onExits)(o), 0)
+	}
+	if o.prom != nil {
+		for _, f := range o.prom.Fds(now) {
+			o.fds.add(f.Fd, f.Events, o.prom, f.Arg)
+		}
+	}
+}
+
+// tick is one iteration's work after the wait: what the ready fds asked
+// for, then what is due whether or not any fd was ready.
 func (o *observer) tick(now int64) {
-	if o.pfds[1].Revents != 0 {
-		o.sig.drain()
-	}
-	if o.pfds[0].Revents != 0 {
-		o.receive(now)
-	}
-	o.receiveUDP(now)
-	o.reapExits(now)
+	o.fds.dispatch(now)
+	o.udp.expire(now)
+	o.reportDead(now)
 	o.raiseStalls(now)
 	if o.rec != nil {
 		o.rec.Tick(now)
 		o.checkAudit(now)
 	}
 	if o.prom != nil {
-		o.prom.serve(o.pfds[2:], now)
-		if err := o.prom.takeAcceptErr(); err != nil {
-			o.log.limited(logMetrics, now, "cannot accept metrics connections, pausing the listener for 100 ms; "+
-				"raise the open-file limit (ulimit -n, LimitNOFILE=) or scrape less often", str("err", err.Error()))
+		if err := o.prom.TakeAcceptErr(); err != nil {
+			o.log.Limited(logMetrics, now, "cannot accept metrics connections, pausing the listener for 100 ms; "+
+				"raise the open-file limit (ulimit -n, LimitNOFILE=) or scrape less often", sink.Err(err))
 		}
 	}
 	if o.events.Due(now) {
@@ -89,7 +111,7 @@ func (o *observer) tick(now int64) {
 	o.c.Iterations++
 	o.lastLoop = now
 	o.lastLoopWall = time.Now().UnixNano()
-	o.opsTick(now)
+	o.ops.Tick(now, o.c.Iterations, now-o.start)
 }
 
 // timeout is the wait before the next iteration must run: never longer
@@ -104,14 +126,14 @@ func (o *observer) timeout(now, stopAt int64) int64 {
 		t = min(t, o.rec.NextDeadline()-now)
 	}
 	if o.prom != nil {
-		if d, ok := o.prom.nextDeadline(now); ok {
+		if d, ok := o.prom.NextDeadline(now); ok {
 			t = min(t, d-now)
 		}
 	}
 	if stopAt != 0 {
 		t = min(t, stopAt-now)
 	}
-	t = min(t, o.opsDeadline(now)-now)
+	t = min(t, o.ops.Deadline(now)-now)
 	return max(t, 0)
 }
 
@@ -122,8 +144,8 @@ func (o *observer) flushEvents(now int64) {
 	o.events.Flush()
 	if o.events.Errors() != before {
 		o.c.IOErrors += o.events.Errors() - before
-		o.log.limited(logEvents, now, "writing the event file failed; events are kept in memory up to a bound and counted when dropped",
-			str("file", o.cfg.ExportFile), num("dropped", int64(o.events.Dropped())), errField(o.events.Err()))
+		o.log.Limited(logEvents, now, "writing the event file failed; events are kept in memory up to a bound and counted when dropped",
+			str("file", o.cfg.ExportFile), num("dropped", int64(o.events.Dropped())), sink.Err(o.events.Err()))
 	}
 }
 
@@ -141,24 +163,24 @@ func (o *observer) checkAudit(now int64) {
 	if last != nil {
 		msg = last.Error()
 	}
-	o.log.limited(logAudit, now, "writing the recovery audit log failed; records are lost (and counted) until it can be written again",
+	o.log.Limited(logAudit, now, "writing the recovery audit log failed; records are lost (and counted) until it can be written again",
 		str("file", o.cfg.Recovery.AuditFile), num("failed", int64(failed)), str("err", msg))
 }
 
 // reopen answers SIGHUP: logrotate moved the export and audit files.
 func (o *observer) reopen() {
 	if err := o.events.Reopen(); err != nil {
-		o.log.error("reopening the event file failed", str("err", err.Error()))
+		o.log.Error("reopening the event file failed", sink.Err(err))
 	}
 	if o.rec != nil {
 		if err := o.rec.ReopenAudit(); err != nil {
-			o.log.error("reopening the audit file failed", str("err", err.Error()))
+			o.log.Error("reopening the audit file failed", sink.Err(err))
 		}
 	}
-	o.log.info("reopened output files after SIGHUP")
+	o.log.Info("reopened output files after SIGHUP")
 }
 
-// shutdown is OBSERVER.md §8's clean exit: STOPPING=1, queued events
+// shutdown is cmd/varta-watch/README.md §8's clean exit: STOPPING=1, queued events
 // written, recovery children stopped within the grace, files synced, the
 // socket unlinked.
 func (o *observer) shutdown() {
@@ -166,10 +188,10 @@ func (o *observer) shutdown() {
 	o.flushEvents(o.clock.now())
 	if o.rec != nil {
 		if err := o.rec.Shutdown(o.cfg.ShutdownGrace); err != nil {
-			o.log.error("stopping recovery children", str("err", err.Error()))
+			o.log.Error("stopping recovery children", sink.Err(err))
 		}
 	}
 	o.close()
-	o.log.info("stopped", num("beats", int64(o.c.Beats)), num("stalls", int64(o.c.Stalls)),
+	o.log.Info("stopped", num("beats", int64(o.c.Beats)), num("stalls", int64(o.c.Stalls)),
 		str("uptime", strconv.FormatFloat(float64(o.clock.now()-o.start)/1e9, 'f', 1, 64)+"s"))
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/promtext"
 	"github.com/varta-go/varta/recovery"
 	"github.com/varta-go/varta/vlp"
@@ -19,10 +20,10 @@ var rtSink []byte
 func renderObserver(tb testing.TB, n int) *observer {
 	tb.Helper()
 	o := &observer{cfg: Config{Version: "bench", ReadTimeout: 100 * time.Millisecond},
-		clock: newClock(ClockMonotonic), rt: newRuntimeStats()}
+		clock: newClock(ClockMonotonic)}
 	o.start = o.clock.now()
-	o.tr = NewTracker(TrackerConfig{Capacity: n, Threshold: int64(time.Hour), NoStartTime: true})
-	o.pids = make([]uint32, 0, n)
+	o.tr = track.NewTracker(track.TrackerConfig{Capacity: n, Threshold: int64(time.Hour)})
+	o.sorted = make([]track.SlotID, 0, n)
 	var err error
 	if o.iterHist, err = promtext.NewHistogram(iterationBounds); err != nil {
 		tb.Fatal(err)
@@ -36,7 +37,7 @@ func renderObserver(tb testing.TB, n int) *observer {
 		// table's insertion order unsorted, as real arrivals are.
 		pid := uint32(300 + (i*7919)%32000)
 		f := vlp.Frame{Pid: pid, Nonce: uint64(i + 1), Status: vlp.Status(i % 3)}
-		if v, _, _ := o.tr.Observe(f, OriginUDS, now); !v.Accepted() {
+		if v := o.tr.Observe(f, track.OriginUDS, now).Verdict; !v.Accepted() {
 			tb.Fatalf("Observe(pid %d) = %v", pid, v)
 		}
 	}

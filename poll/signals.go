@@ -49,8 +49,9 @@ func (s *signals) forward() {
 // wake makes the loop's poll return; a full pipe already guarantees that.
 func (s *signals) wake() { unix.Write(s.wfd, []byte{1}) }
 
-// drain empties the pipe after poll reported it readable.
-func (s *signals) drain() {
+// Ready empties the pipe after the wait found it readable; the flags were
+// set before the byte was written.
+func (s *signals) Ready(int32, int16, int64) {
 	var b [64]byte
 	for {
 		if n, err := unix.Read(s.rfd, b[:]); n <= 0 || err != nil {

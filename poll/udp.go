@@ -1,37 +1,16 @@
 package poll
 
 import (
+	"encoding/binary"
 	"errors"
-	"os"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/varta-go/varta/promtext"
+	"github.com/varta-go/varta/poll/internal/listen"
+	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/vlp"
 )
-
-// UDPConfig is the observer's UDP listener (SPEC.md §6). One socket takes
-// both kinds of frame, told apart by length: 32 bytes plain, 60 and 64
-// bytes secure. At least one kind must be enabled.
-type UDPConfig struct {
-	Addr string // IP:PORT, IPv4 or [IPv6]; port 0 picks a free port
-
-	// Plaintext accepts unauthenticated 32-byte frames
-	// (--i-accept-plaintext-udp). Off: they are refused and counted.
-	Plaintext bool
-	// Keys are the accepted shared keys, the current one first; MasterKey
-	// opens master-key frames. Neither: 60- and 64-byte frames fail to
-	// open. Both need a build without the varta_nosecure tag (SecureUDP).
-	Keys      []vlp.Key
-	MasterKey *vlp.Key
-
-	// RecoverPlain and RecoverSecure make agents tracked from this
-	// listener's plain or secure frames recovery-eligible. Off (the
-	// default), a stall of a UDP agent is reported but recovery skips it
-	// as unattested: its pid is only the sender's claim (OBSERVER.md §4).
-	RecoverPlain  bool
-	RecoverSecure bool
-}
 
 // udpCounters are the UDP listener's refusals, beyond the counters its
 // frames share with the Unix socket (decode errors, truncation, tracking).
@@ -46,59 +25,13 @@ type udpCounters struct {
 // udpListener is the UDP socket and what judges its frames; the observer
 // loop owns it.
 type udpListener struct {
-	cfg  UDPConfig
-	fd   int
-	addr string // as bound, with the real port
-	rx   *Receiver
-	sec  *secureUDP // nil without keys
-	c    udpCounters
-	pfd  int // this socket's entry in the loop's poll set; -1 before the first
-}
-
-// ListenUDP wraps socket(2) and bind(2): a non-blocking, close-on-exec UDP
-// socket bound to addr (IP:PORT, IPv4 or [IPv6]; port 0 picks a free
-// port). It returns the fd, which the caller owns, and the address as
-// bound. An IPv6 wildcard also receives IPv4 datagrams (IPV6_V6ONLY off).
-func ListenUDP(addr string) (fd int, bound string, err error) {
-	ap, err := ParseListenAddr(addr)
-	if err != nil {
-		return -1, "", err
-	}
-	ip := ap.Addr()
-	if ip.Zone() != "" {
-		return -1, "", errors.New("UDP address " + addr + ": IPv6 zones are not supported; listen on [::] or a global address")
-	}
-	family, sa := unix.AF_INET6, unix.Sockaddr(&unix.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16()})
-	if ip.Is4() || ip.Is4In6() {
-		family, sa = unix.AF_INET, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ip.Unmap().As4()}
-	}
-	fd, err = unix.Socket(family, unix.SOCK_DGRAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, unix.IPPROTO_UDP)
-	if err != nil {
-		return -1, "", errors.New("UDP address " + addr + ": " + os.NewSyscallError("socket", err).Error())
-	}
-	if family == unix.AF_INET6 {
-		// Best effort: the sysctl default is the same on most systems.
-		unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0)
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		unix.Close(fd)
-		return -1, "", errors.New("UDP address " + addr + ": " + os.NewSyscallError("bind", err).Error() + bindHint(err, "observer"))
-	}
-	return fd, boundAddr(fd, addr), nil
-}
-
-// bindHint says what to do about a failed bind(2) of an IP listener;
-// other names who else may hold the port.
-func bindHint(err error, other string) string {
-	switch err {
-	case unix.EADDRINUSE:
-		return " (is another " + other + " on that port? stop it or choose another port)"
-	case unix.EADDRNOTAVAIL:
-		return " (no interface has that address; give one of this host's addresses, or 0.0.0.0 or [::] for all)"
-	case unix.EACCES:
-		return " (ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a port above 1023)"
-	}
-	return ""
+	cfg    UDPConfig
+	fd     int
+	addr   string // as bound, with the real port
+	rx     *listen.Receiver
+	sec    *listen.Secure     // nil without keys
+	replay *track.ReplayTable // nil without keys
+	c      udpCounters
 }
 
 // newUDPListener binds cfg.Addr and prepares the secure side.
@@ -106,15 +39,21 @@ func newUDPListener(cfg *UDPConfig) (*udpListener, error) {
 	if !cfg.Plaintext && len(cfg.Keys) == 0 && cfg.MasterKey == nil {
 		return nil, errors.New("poll: UDPConfig accepts nothing: enable Plaintext or give keys")
 	}
-	sec, err := newSecureUDP(cfg)
+	// One cached agent key per sender the replay table can hold, so a
+	// steady set of master-key agents never derives again.
+	sec, err := listen.NewSecure(cfg.Keys, cfg.MasterKey, track.ReplaySenders)
 	if err != nil {
 		return nil, err
 	}
-	fd, bound, err := ListenUDP(cfg.Addr)
+	fd, bound, err := listen.ListenUDP(cfg.Addr)
 	if err != nil {
 		return nil, err
 	}
-	return &udpListener{cfg: *cfg, fd: fd, addr: bound, rx: NewReceiver(fd, recvBatch), sec: sec, pfd: -1}, nil
+	u := &udpListener{cfg: *cfg, fd: fd, addr: bound, rx: listen.NewReceiver(fd, recvBatch), sec: sec}
+	if sec != nil {
+		u.replay = track.NewReplayTable(track.ReplaySenders, track.ReplayIdle)
+	}
+	return u, nil
 }
 
 // accepts names the frames the listener takes, for the start-up log.
@@ -140,58 +79,21 @@ func (u *udpListener) close() {
 	}
 }
 
-// udpPollSlots is how many poll entries the listener adds.
-func udpPollSlots(u *udpListener) int {
-	if u == nil {
-		return 0
+// expire ends idle replay-table entries, a bounded number per tick.
+func (u *udpListener) expire(now int64) {
+	if u != nil && u.replay != nil {
+		u.replay.Expire(now, track.ReplayExpiryPerTick)
 	}
-	return 1
 }
 
-// addPollFd appends the listener's poll entry and remembers where it is.
-func (u *udpListener) addPollFd(fds []unix.PollFd) []unix.PollFd {
-	if u == nil {
-		return fds
-	}
-	u.pfd = len(fds)
-	return append(fds, unix.PollFd{Fd: int32(u.fd), Events: unix.POLLIN})
-}
+// receiveUDP drains the UDP socket as receive does the Unix one.
+func (o *observer) receiveUDP(now int64) { o.drain(o.udp.rx, true, now) }
 
-// receiveUDP is the listener's share of a loop iteration: drain what poll
-// reported, in bounded batches as for the Unix socket, then expire idle
-// replay-table entries (bounded too).
-func (o *observer) receiveUDP(now int64) {
-	u := o.udp
-	if u == nil {
-		return
-	}
-	if u.pfd >= 0 && u.pfd < len(o.pfds) && o.pfds[u.pfd].Revents != 0 {
-		for b := 0; b < batchesPerTick; b++ {
-			n, err := u.rx.Recv()
-			if err != nil {
-				o.c.IOErrors++
-				o.events.IO(now, "recv udp")
-				o.log.limited(logIO, now, "receiving from the UDP socket failed", str("err", err.Error()))
-				break
-			}
-			o.c.Received += uint64(n)
-			for i := 0; i < n; i++ {
-				o.handleUDP(i, now)
-			}
-			if n < u.rx.Batch() {
-				break
-			}
-		}
-	}
-	u.sec.expire(now)
-}
-
-// handleUDP sorts datagram i by length (SPEC.md §6). There are no kernel
-// credentials over UDP: a plain frame's pid is the sender's word, a secure
-// frame's that of a key holder. Nothing here allocates in steady state.
+// handleUDP sorts datagram i by length (vlp/PROTOCOL.md §6). There are no
+// kernel credentials over UDP: a plain frame's pid is the sender's word, a
+// secure frame's that of a key holder.
 func (o *observer) handleUDP(i int, now int64) {
-	u := o.udp
-	rx := u.rx
+	rx := o.udp.rx
 	switch n := rx.Len(i); {
 	case rx.Truncated(i):
 		o.c.Truncated++
@@ -208,54 +110,75 @@ func (o *observer) handlePlain(b []byte, now int64) {
 	u := o.udp
 	if !u.cfg.Plaintext {
 		u.c.PlainRefused++
-		o.log.limited(logUDP, now, "refused a plain UDP frame: this listener takes only secure frames (see --i-accept-plaintext-udp)")
+		o.log.Limited(logUDP, now, "refused a plain UDP frame: this listener takes only secure frames (see --i-accept-plaintext-udp)")
 		return
 	}
 	f, e := vlp.Parse(b)
 	if e != 0 {
-		o.udpDecodeError(now, e)
+		o.decodeError(now, e, "udp")
 		return
 	}
-	o.track(f, OriginUDP, now)
+	o.track(f, track.OriginUDP, now)
 }
 
-// udpDecodeError is a plain frame, or a secure frame's plaintext, that
-// fails SPEC.md §2: counted like one from the Unix socket.
-func (o *observer) udpDecodeError(now int64, e vlp.Error) {
-	o.c.DecodeErrors[e]++
-	o.events.Decode(now, e)
-	o.log.limited(logDecode, now, "dropped a malformed frame", str("kind", e.Name()), str("transport", "udp"))
+// handleSecure runs a 60- or 64-byte datagram through the opener (which
+// also decodes the plaintext), the replay table and the tracker. Nothing
+// here allocates once a master-key agent's key is cached.
+func (o *observer) handleSecure(b []byte, now int64) {
+	u := o.udp
+	if u.sec == nil {
+		u.c.Decrypt++
+		why := "refused a secure UDP frame: no key is configured (see --key-file, --master-key-file)"
+		if !listen.SecureUDP {
+			why = "refused a secure UDP frame: this build has no secure UDP (varta_nosecure)"
+		}
+		o.log.Limited(logUDP, now, why)
+		return
+	}
+	f, h, e := u.sec.Open(b)
+	switch e {
+	case 0:
+	case vlp.ErrDecrypt:
+		u.c.Decrypt++
+		o.log.Limited(logUDP, now, "refused a secure UDP frame: no accepted key authenticates it (wrong key, or tampered)",
+			num("bytes", int64(len(b))))
+		return
+	case vlp.ErrAgentPid:
+		// Authenticated under agent_pid's key, yet it speaks for another
+		// pid: a key holder claiming a process it is not.
+		pid := binary.LittleEndian.Uint32(b)
+		u.c.AgentPid++
+		o.refuse(now, pid, sink.MismatchAuthFailure, &o.c.AuthFailures, "master-key frame's pid differs from its agent_pid")
+		return
+	default:
+		o.decodeError(now, e, "udp")
+		return
+	}
+	switch u.replay.Check(f, h, now) {
+	case track.ReplayRepeated:
+		u.c.Replays++
+		o.log.Limited(logReplay, now, "dropped a replayed secure UDP frame", num("pid", int64(f.Pid)))
+		return
+	case track.ReplayTableFull:
+		u.c.TableFull++
+		o.log.Limited(logReplay, now, "secure UDP replay table full of live senders, new sender refused",
+			num("pid", int64(f.Pid)), num("capacity", int64(u.replay.Cap())))
+		return
+	}
+	o.track(f, track.OriginSecureUDP, now)
 }
 
 // recoveryEligible reports whether a stall of a pid tracked from origin
 // may run the recovery command: kernel-attested pids always, UDP pids
 // only from a listener the operator said to trust.
-func (o *observer) recoveryEligible(origin Origin) bool {
+func (o *observer) recoveryEligible(origin track.Origin) bool {
 	switch origin {
-	case OriginUDS:
+	case track.OriginUDS:
 		return true
-	case OriginUDP:
+	case track.OriginUDP:
 		return o.udp != nil && o.udp.cfg.RecoverPlain
-	case OriginSecureUDP:
+	case track.OriginSecureUDP:
 		return o.udp != nil && o.udp.cfg.RecoverSecure
 	}
 	return false
-}
-
-// renderUDP emits the UDP families; all of them from the first scrape
-// when a listener is configured, none without one.
-func (o *observer) renderUDP(e *promtext.Encoder) {
-	u := o.udp
-	if u == nil {
-		return
-	}
-	c := &u.c
-	counter(e, "varta_udp_plaintext_refused_total", "Plain 32-byte UDP frames refused because --i-accept-plaintext-udp is not set.", c.PlainRefused)
-	counter(e, "varta_frame_decrypt_failures_total", "Secure UDP frames that no accepted key authenticates.", c.Decrypt)
-	counter(e, "varta_udp_agent_pid_mismatch_total", "Master-key UDP frames whose inner pid differs from agent_pid (also counted in varta_frame_auth_failures_total).", c.AgentPid)
-	counter(e, "varta_udp_replays_total", "Secure UDP frames dropped as replays by the replay table.", c.Replays)
-	counter(e, "varta_sender_state_full_total", "Secure UDP frames from new senders refused because the replay table was full of live senders.", c.TableFull)
-	gauge(e, "varta_udp_senders", "Secure UDP senders in the replay table now.", float64(u.sec.senders()))
-	gauge(e, "varta_udp_senders_capacity", "Size of the fixed secure UDP replay table.", float64(u.sec.capacity()))
-	counter(e, "varta_udp_agent_key_derivations_total", "Master-key agent keys derived (one per new agent; a steady rise means churn or forged agent_pids).", u.sec.derivations())
 }

@@ -13,6 +13,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/varta-go/varta/poll/internal/testutil"
+	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/vlp"
 )
 
@@ -25,76 +27,6 @@ var (
 	udpKeyMaster = vlp.Key{0x3a, 0x57, 0xe2}
 	udpKeyWrong  = vlp.Key{0xee, 0xee, 0xee}
 )
-
-// hasIPv6 reports whether this host can bind the IPv6 loopback.
-func hasIPv6() bool {
-	fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return false
-	}
-	defer unix.Close(fd)
-	return unix.Bind(fd, &unix.SockaddrInet6{Addr: [16]byte{15: 1}}) == nil
-}
-
-func TestListenUDP(t *testing.T) {
-	for _, tc := range []struct{ name, addr, prefix string }{
-		{"ipv4", "127.0.0.1:0", "127.0.0.1:"},
-		{"ipv6", "[::1]:0", "[::1]:"},
-		{"ipv4-mapped", "[::ffff:127.0.0.1]:0", "127.0.0.1:"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if strings.HasPrefix(tc.prefix, "[") && !hasIPv6() {
-				t.Skip("no IPv6 loopback here")
-			}
-			fd, bound, err := ListenUDP(tc.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer unix.Close(fd)
-			if !strings.HasPrefix(bound, tc.prefix) || strings.HasSuffix(bound, ":0") {
-				t.Errorf("ListenUDP(%q) bound %q, want %s and a real port", tc.addr, bound, tc.prefix)
-			}
-			fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
-			if err != nil || fl&unix.O_NONBLOCK == 0 {
-				t.Errorf("socket is blocking (flags %#x, %v)", fl, err)
-			}
-			fdfl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0)
-			if err != nil || fdfl&unix.FD_CLOEXEC == 0 {
-				t.Errorf("socket lacks FD_CLOEXEC (%#x, %v)", fdfl, err)
-			}
-			typ, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-			if err != nil || typ != unix.SOCK_DGRAM {
-				t.Errorf("SO_TYPE = %d (%v), want SOCK_DGRAM", typ, err)
-			}
-		})
-	}
-}
-
-func TestListenUDPErrors(t *testing.T) {
-	fd, bound, err := ListenUDP("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	for _, tc := range []struct{ name, addr, want string }{
-		{"host name", "localhost:9700", "IP:PORT"},
-		{"no port", "127.0.0.1", "IP:PORT"},
-		{"zone", "[fe80::1%lo]:9700", "zones are not supported"},
-		{"port taken", bound, "another observer on that port"},
-		{"not ours", "192.0.2.1:0", "no interface has that address"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			fd, _, err := ListenUDP(tc.addr)
-			if err == nil {
-				unix.Close(fd)
-				t.Fatalf("ListenUDP(%q) succeeded", tc.addr)
-			}
-			if !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("ListenUDP(%q) = %v, want it to mention %q", tc.addr, err, tc.want)
-			}
-		})
-	}
-}
 
 // udpRig is an observer with a UDP listener and a client socket
 // connected to it.
@@ -146,8 +78,8 @@ func (r *udpRig) send(b []byte) {
 func (r *udpRig) step() {
 	r.t.Helper()
 	o := r.o
-	o.pfds = o.udp.addPollFd(o.pfds[:0])
-	if _, err := unix.Poll(o.pfds, 2000); err != nil {
+	pfd := []unix.PollFd{{Fd: int32(o.udp.fd), Events: unix.POLLIN}}
+	if _, err := unix.Poll(pfd, 2000); err != nil {
 		r.t.Fatal(err)
 	}
 	r.now += int64(time.Millisecond)
@@ -197,7 +129,7 @@ func plainFrame(f vlp.Frame) []byte { return vlp.Append(nil, f) }
 func TestUDPIngest(t *testing.T) {
 	for _, fam := range []struct{ name, addr string }{{"ipv4", "127.0.0.1:0"}, {"ipv6", "[::1]:0"}} {
 		t.Run(fam.name, func(t *testing.T) {
-			if fam.name == "ipv6" && !hasIPv6() {
+			if fam.name == "ipv6" && !testutil.HasIPv6() {
 				t.Skip("no IPv6 loopback here")
 			}
 			testUDPIngest(t, fam.addr)
@@ -211,7 +143,7 @@ func testUDPIngest(t *testing.T, addr string) {
 	const pPlain, pShared, pOld, pMaster, pUDS = 40000, 40001, 40002, 40003, 40004
 	cur, old, wrong := aead(t, udpKeyCur), aead(t, udpKeyOld), aead(t, udpKeyWrong)
 	agent := aead(t, vlp.AgentKey(udpKeyMaster, pMaster))
-	r.o.track(beat(pUDS, 1), OriginUDS, r.now) // a kernel-attested agent
+	r.o.track(beat(pUDS, 1), track.OriginUDS, r.now) // a kernel-attested agent
 
 	sharedBeat := vlp.SealShared(nil, cur, iv(1), 0, beat(pShared, 1))
 	flipped := append([]byte(nil), sharedBeat...)
@@ -258,13 +190,13 @@ func testUDPIngest(t *testing.T, addr string) {
 			t.Errorf("%s: counters moved by %+v, want %+v", tc.name, got, tc.want)
 		}
 	}
-	for pid, want := range map[uint32]Origin{pPlain: OriginSecureUDP, pShared: OriginSecureUDP, pOld: OriginSecureUDP,
-		pMaster: OriginSecureUDP, pUDS: OriginUDS} {
+	for pid, want := range map[uint32]track.Origin{pPlain: track.OriginSecureUDP, pShared: track.OriginSecureUDP, pOld: track.OriginSecureUDP,
+		pMaster: track.OriginSecureUDP, pUDS: track.OriginUDS} {
 		if s := r.o.tr.Lookup(pid); s == nil || s.Origin != want {
 			t.Errorf("pid %d: slot %+v, want origin %v", pid, s, want)
 		}
 	}
-	if n := r.o.udp.sec.derivations(); n != 2 { // pMaster, and the rewritten agent_pid
+	if n := r.o.udp.sec.Derivations(); n != 2 { // pMaster, and the rewritten agent_pid
 		t.Errorf("derivations = %d, want 2", n)
 	}
 	if n := r.o.c.Received; n != uint64(len(cases)) {
@@ -292,20 +224,20 @@ func TestUDPPlaintextRefused(t *testing.T) {
 func TestUDPSenderTableFull(t *testing.T) {
 	r := newUDPRig(t, "127.0.0.1:0", UDPConfig{Keys: []vlp.Key{udpKeyCur}})
 	a := aead(t, udpKeyCur)
-	for i := range ReplaySenders + 1 {
+	for i := range track.ReplaySenders + 1 {
 		if _, err := unix.Write(r.fd, vlp.SealShared(nil, a, iv(1), 0, beat(uint32(50000+i), 1))); err != nil {
 			t.Fatal(err)
 		}
-		if i%32 == 31 || i == ReplaySenders {
+		if i%32 == 31 || i == track.ReplaySenders {
 			for r.o.c.Received < uint64(i+1) {
 				r.step()
 			}
 		}
 	}
-	if got := r.tally(); got != (udpTally{beats: ReplaySenders, full: 1}) {
-		t.Errorf("%+v, want %d beats and one refusal", got, ReplaySenders)
+	if got := r.tally(); got != (udpTally{beats: track.ReplaySenders, full: 1}) {
+		t.Errorf("%+v, want %d beats and one refusal", got, track.ReplaySenders)
 	}
-	if r.o.tr.Lookup(50000+ReplaySenders) != nil || r.o.tr.Lookup(50000) == nil {
+	if r.o.tr.Lookup(50000+track.ReplaySenders) != nil || r.o.tr.Lookup(50000) == nil {
 		t.Errorf("the refused sender is tracked, or the first one is not")
 	}
 }
@@ -327,7 +259,7 @@ func TestRecoveryEligible(t *testing.T) {
 		if tc.udp != nil {
 			o.udp = &udpListener{cfg: *tc.udp}
 		}
-		for origin, want := range map[Origin]bool{OriginUDS: tc.uds, OriginUDP: tc.pl, OriginSecureUDP: tc.secr, 7: false} {
+		for origin, want := range map[track.Origin]bool{track.OriginUDS: tc.uds, track.OriginUDP: tc.pl, track.OriginSecureUDP: tc.secr, 7: false} {
 			if got := o.recoveryEligible(origin); got != want {
 				t.Errorf("%s: recoveryEligible(%v) = %v, want %v", tc.name, origin, got, want)
 			}
@@ -424,7 +356,7 @@ func TestUDPNoAllocs(t *testing.T) {
 		}},
 	}
 	for _, c := range cases {
-		if raceEnabled && c.name == "receive" {
+		if testutil.RaceEnabled && c.name == "receive" {
 			continue // the race detector's syscall instrumentation allocates
 		}
 		if n := testing.AllocsPerRun(runs, c.fn); n != 0 {
@@ -512,4 +444,7 @@ func BenchmarkPlainIngest(b *testing.B) {
 		r.o.handlePlain(buf[:], r.now)
 		i++
 	}
+}
+func beat(pid uint32, nonce uint64) vlp.Frame {
+	return vlp.Frame{Status: vlp.Ok, Pid: pid, Timestamp: nonce, Nonce: nonce, Payload: 7}
 }

@@ -161,3 +161,27 @@ func BenchmarkIndexGet(b *testing.B) {
 		i++
 	}
 }
+
+func TestStack(t *testing.T) {
+	k := NewStack(3)
+	for want := int32(0); want < 3; want++ {
+		if i, ok := k.Pop(); !ok || i != want {
+			t.Fatalf("Pop = %d, %v; want %d, true", i, ok, want)
+		}
+	}
+	if i, ok := k.Pop(); ok {
+		t.Fatalf("Pop of an empty stack = %d, true", i)
+	}
+	k.Push(1)
+	if k.Len() != 1 {
+		t.Fatalf("Len = %d after one Push, want 1", k.Len())
+	}
+	k.Push(2)
+	k.Push(0)
+	defer func() {
+		if recover() == nil {
+			t.Fatalf("a fourth Push on a stack of 3 did not panic")
+		}
+	}()
+	k.Push(1)
+}

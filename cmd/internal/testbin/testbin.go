@@ -22,7 +22,9 @@ var (
 )
 
 // Build compiles the package at pkg (an import path) once per test binary
-// and returns the executable's path.
+// and returns the executable's path. It builds with the varta_testhooks
+// tag, which compiles in the hooks tests drive (a wedged loop, see
+// poll/internal/ops); release builds never have them.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
 	mu.Lock()
@@ -38,7 +40,7 @@ func Build(t testing.TB, pkg string) string {
 		dir = d
 	}
 	bin := filepath.Join(dir, filepath.Base(pkg))
-	out, err := exec.Command("go", "build", "-o", bin, pkg).CombinedOutput()
+	out, err := exec.Command("go", "build", "-tags", "varta_testhooks", "-o", bin, pkg).CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
 	}

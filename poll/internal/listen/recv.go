@@ -1,0 +1,230 @@
+package listen
+
+import (
+	"encoding/binary"
+	"os"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// RecvDataBytes is the data buffer of each message: a VLP frame is 32
+	// bytes and the largest secure-UDP frame 64, so anything longer is
+	// wrong; Len still reports its real length.
+	RecvDataBytes = 64
+
+	// RecvMaxBatch bounds a batch: recvmmsg(2) refuses more than UIO_MAXIOV
+	// messages per call.
+	RecvMaxBatch = 1024
+
+	// recvMaxFds is how many unsolicited SCM_RIGHTS descriptors one message
+	// can carry into the control buffer before the kernel sets MSG_CTRUNC
+	// and discards the rest itself.
+	recvMaxFds = 16
+
+	// recvFlags: never block; MSG_TRUNC makes msg_len the datagram's real
+	// length, not the copied one; received fds are CLOEXEC from the start,
+	// so no child spawned before they are closed inherits one.
+	recvFlags = unix.MSG_DONTWAIT | unix.MSG_TRUNC | unix.MSG_CMSG_CLOEXEC
+
+	recvWord = int(unsafe.Sizeof(uintptr(0))) // cmsg alignment
+)
+
+// recvCmsgHdr is the aligned size of a cmsghdr: where a message's data
+// starts (CMSG_DATA).
+var recvCmsgHdr = unix.CmsgLen(0)
+
+// Receiver reads batches of datagrams from one socket with recvmmsg(2)
+// into arrays allocated once by NewReceiver, so Recv allocates nothing.
+// The data and credentials of a batch stay valid until the next Recv.
+// A Receiver is owned by one goroutine.
+type Receiver struct {
+	fd       int
+	hdrs     []unix.Mmsghdr
+	iovs     []unix.Iovec
+	data     []byte // RecvDataBytes per message
+	ctl      []byte // ctlSize per message, word-aligned as cmsghdrs need
+	ctlSize  int
+	meta     []recvMeta
+	n        int // messages of the current batch
+	closed   uint64
+	ctrunc   uint64
+	received uint64
+}
+
+// recvMeta is what Recv extracted from one message's control data.
+type recvMeta struct {
+	pid, uid, gid uint32
+	cred          bool // SCM_CREDENTIALS was present
+	ctrunc        bool // the kernel truncated the control data
+}
+
+// NewReceiver prepares batch messages (clamped to 1..RecvMaxBatch) for the
+// datagram socket fd, which stays owned by the caller (a UDS, or a UDP
+// socket: then Cred reports ok=false).
+func NewReceiver(fd int, batch int) *Receiver {
+	batch = max(1, min(batch, RecvMaxBatch))
+	ctlSize := unix.CmsgSpace(unix.SizeofUcred) + unix.CmsgSpace(4*recvMaxFds)
+	ctlSize = (ctlSize + recvWord - 1) / recvWord * recvWord
+	// Allocated as words so that every message's control buffer starts
+	// aligned; the kernel and the cmsghdr walk rely on it.
+	words := make([]uintptr, batch*ctlSize/recvWord)
+	r := &Receiver{
+		fd:      fd,
+		hdrs:    make([]unix.Mmsghdr, batch),
+		iovs:    make([]unix.Iovec, batch),
+		data:    make([]byte, batch*RecvDataBytes),
+		ctl:     unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), len(words)*recvWord),
+		ctlSize: ctlSize,
+		meta:    make([]recvMeta, batch),
+	}
+	for i := range r.hdrs {
+		r.iovs[i].Base = &r.data[i*RecvDataBytes]
+		r.iovs[i].SetLen(RecvDataBytes)
+		h := &r.hdrs[i].Hdr
+		h.Iov = &r.iovs[i]
+		h.SetIovlen(1)
+		h.Control = &r.ctl[i*ctlSize]
+		h.SetControllen(ctlSize)
+	}
+	return r
+}
+
+// Fd is the socket the Receiver reads.
+func (r *Receiver) Fd() int { return r.fd }
+
+// Batch is the most messages one Recv returns.
+func (r *Receiver) Batch() int { return len(r.hdrs) }
+
+// Recv wraps recvmmsg(2) with MSG_DONTWAIT: it returns the number of
+// datagrams read (up to Batch), 0 and nil when none is queued. Any file
+// descriptors a sender passed are closed before Recv returns. It never
+// blocks and never allocates except to report an error.
+func (r *Receiver) Recv() (int, error) {
+	// The kernel rewrote length, flags and control length of the messages
+	// it filled last time; restore those.
+	for i := range r.n {
+		h := &r.hdrs[i]
+		h.Len = 0
+		h.Hdr.Flags = 0
+		h.Hdr.SetControllen(r.ctlSize)
+	}
+	r.n = 0
+	n, err := r.recvmmsg()
+	if n <= 0 {
+		return 0, err
+	}
+	for i := range n {
+		r.parseControl(i)
+	}
+	r.n = n
+	r.received += uint64(n)
+	return n, nil
+}
+
+// recvmmsg is the one place the syscall is made; EINTR is retried once.
+func (r *Receiver) recvmmsg() (int, error) {
+	for try := 0; ; try++ {
+		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(r.fd),
+			uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), recvFlags, 0, 0)
+		switch {
+		case e == 0:
+			return int(n), nil
+		case e == unix.EAGAIN:
+			return 0, nil
+		case e == unix.EINTR && try == 0:
+			continue
+		}
+		return 0, os.NewSyscallError("recvmmsg", e)
+	}
+}
+
+// parseControl walks message i's cmsghdrs by hand (the unix package's
+// parser allocates), keeps the credentials and closes passed fds.
+func (r *Receiver) parseControl(i int) {
+	h := &r.hdrs[i].Hdr
+	m := recvMeta{ctrunc: h.Flags&unix.MSG_CTRUNC != 0}
+	if m.ctrunc {
+		r.ctrunc++
+	}
+	b := r.ctl[i*r.ctlSize : i*r.ctlSize+min(int(h.Controllen), r.ctlSize)]
+	for len(b) >= recvCmsgHdr {
+		c := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+		l := int(c.Len)
+		if l < recvCmsgHdr || l > len(b) {
+			break // malformed or cut short: nothing more to trust
+		}
+		d := b[recvCmsgHdr:l]
+		if c.Level == unix.SOL_SOCKET {
+			switch c.Type {
+			case unix.SCM_CREDENTIALS:
+				if len(d) >= unix.SizeofUcred {
+					m.pid = binary.NativeEndian.Uint32(d[0:])
+					m.uid = binary.NativeEndian.Uint32(d[4:])
+					m.gid = binary.NativeEndian.Uint32(d[8:])
+					m.cred = true
+				}
+			case unix.SCM_RIGHTS:
+				r.closeFds(d)
+			}
+		}
+		next := (l + recvWord - 1) / recvWord * recvWord
+		if next >= len(b) {
+			break
+		}
+		b = b[next:]
+	}
+	r.meta[i] = m
+}
+
+// closeFds closes descriptors nobody asked for: a sender must not be able
+// to fill the observer's fd table.
+func (r *Receiver) closeFds(d []byte) {
+	for ; len(d) >= 4; d = d[4:] {
+		if fd := int32(binary.NativeEndian.Uint32(d)); fd >= 0 {
+			unix.Close(int(fd))
+			r.closed++
+		}
+	}
+}
+
+// Data is message i's bytes: the first min(Len(i), RecvDataBytes) bytes of
+// the datagram. The slice aliases the Receiver's buffer until the next Recv.
+func (r *Receiver) Data(i int) []byte {
+	off := i * RecvDataBytes
+	l := off + min(int(r.hdrs[i].Len), RecvDataBytes)
+	return r.data[off:l:l]
+}
+
+// Len is message i's real datagram length; it may exceed RecvDataBytes.
+// (A kernel that ignores MSG_TRUNC for AF_UNIX reports at most
+// RecvDataBytes; Truncated is right either way.)
+func (r *Receiver) Len(i int) int { return int(r.hdrs[i].Len) }
+
+// Truncated reports whether message i was longer than RecvDataBytes.
+func (r *Receiver) Truncated(i int) bool {
+	return r.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 || int(r.hdrs[i].Len) > RecvDataBytes
+}
+
+// Cred is the sender of message i as the kernel attests it
+// (SCM_CREDENTIALS). ok is false when the message carried none (UDP, or
+// control data truncated). pid is 0 when the sender's pid is not visible
+// in the observer's pid namespace.
+func (r *Receiver) Cred(i int) (pid, uid, gid uint32, ok bool) {
+	m := &r.meta[i]
+	return m.pid, m.uid, m.gid, m.cred
+}
+
+// CtrlTruncated reports whether the kernel cut message i's control data
+// short (MSG_CTRUNC): the sender passed more fds than fit.
+func (r *Receiver) CtrlTruncated(i int) bool { return r.meta[i].ctrunc }
+
+// ClosedFds counts unsolicited descriptors received and closed.
+func (r *Receiver) ClosedFds() uint64 { return r.closed }
+
+// CtrlTruncations counts messages whose control data was truncated.
+func (r *Receiver) CtrlTruncations() uint64 { return r.ctrunc }
+
+// Received counts datagrams returned by Recv.
+func (r *Receiver) Received() uint64 { return r.received }

@@ -1,0 +1,11 @@
+// Package scrape is the glue between the observer loop and the /metrics
+// endpoint: the listening TCP socket, accept4(2) without a peer address,
+// one non-blocking read and write per ready connection, deadlines, and the
+// pause after accept(2) runs out of file descriptors. The HTTP state
+// machine and the exposition format are package promtext's; what to render
+// is the observer's (Config.Render).
+//
+// Allocation: connection slots and buffers are allocated by New; a whole
+// request allocates nothing once the render buffer has grown. The
+// observer loop's goroutine owns a Server.
+package scrape

@@ -1,0 +1,151 @@
+package scrape
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/varta-go/varta/promtext"
+)
+
+// TestMetricsRequestNoAllocs: a whole /metrics request over real loopback
+// TCP (accept, read the head, write the response, close) costs the
+// observer no heap allocation once its buffers are warm, so scrapes never
+// feed the GC. The client side here uses raw syscalls, which allocate
+// nothing either, so AllocsPerRun counts only what the server does.
+func TestMetricsRequestNoAllocs(t *testing.T) {
+	body := []byte("varta_up 1\n")
+	p, err := New(Config{Addr: "127.0.0.1:0",
+		Render: func(b []byte) []byte { return append(b, body...) }, Alive: func() bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p.lfd)
+	ap := netip.MustParseAddrPort(p.addr)
+	sa := &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	req := []byte("GET /metrics HTTP/1.1\r\nHost: varta\r\n\r\n")
+	resp := make([]byte, 4096)
+	var got int
+	var failure string
+	scrape := func() {
+		got = 0
+		cfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			failure = "socket: " + err.Error()
+			return
+		}
+		defer unix.Close(cfd)
+		if err := unix.Connect(cfd, sa); err != nil {
+			failure = "connect: " + err.Error()
+			return
+		}
+		if _, err := unix.Write(cfd, req); err != nil {
+			failure = "write: " + err.Error()
+			return
+		}
+		p.accept(0)
+		if p.srv.Active() != 1 {
+			failure = "the server did not accept the connection"
+			return
+		}
+		for i := 0; i < p.srv.Slots(); i++ {
+			c := p.srv.Conn(i)
+			for spins := 0; c.Want(0) != promtext.WantNone; spins++ {
+				if spins == 10000 {
+					failure = "the server never finished the request"
+					return
+				}
+				p.service(c, 0)
+			}
+		}
+		for got < len(resp) {
+			n, err := unix.Read(cfd, resp[got:])
+			if err != nil || n == 0 {
+				break
+			}
+			got += n
+		}
+	}
+	allocs := testing.AllocsPerRun(20, scrape)
+	if failure != "" {
+		t.Fatal(failure)
+	}
+	if r := resp[:got]; !bytes.HasPrefix(r, []byte("HTTP/1.1 200 ")) || !bytes.HasSuffix(r, body) {
+		t.Fatalf("response %q: want a 200 carrying %q", r, body)
+	}
+	if allocs != 0 {
+		t.Errorf("one /metrics request: %v allocations, want 0", allocs)
+	}
+}
+
+// TestMetricsAcceptPausesWithoutFds: when accept(2) fails for want of a
+// file descriptor the queued connection keeps the listener readable, so
+// the listener must leave the poll set for a while instead of waking the
+// loop at once, over and over (a busy loop at 100 % CPU until an fd is
+// freed). The failure is counted and reported for the log; once the pause
+// is over, and an fd is free again, the connection is taken.
+func TestMetricsAcceptPausesWithoutFds(t *testing.T) {
+	p, err := New(Config{Addr: "127.0.0.1:0",
+		Render: func(b []byte) []byte { return b }, Alive: func() bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	defer unix.Close(p.lfd)
+	ap := netip.MustParseAddrPort(p.addr)
+	cfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(cfd)
+	if err := unix.Connect(cfd, &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Lower the soft fd limit to the lowest free fd number: no new fd fits.
+	var orig unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &orig); err != nil {
+		t.Fatal(err)
+	}
+	free, err := unix.Dup(cfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(free)
+	low := orig
+	low.Cur = uint64(free)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	const now = int64(1e9)
+	p.accept(now)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &orig); err != nil {
+		t.Fatal(err)
+	}
+
+	if p.acceptFailed != 1 || p.srv.Active() != 0 {
+		t.Fatalf("accept without a free fd: %d failures counted, %d connections; want 1 and 0", p.acceptFailed, p.srv.Active())
+	}
+	if err := p.TakeAcceptErr(); err != unix.EMFILE {
+		t.Errorf("reported error %v, want EMFILE", err)
+	}
+	if err := p.TakeAcceptErr(); err != nil {
+		t.Errorf("the error is reported twice: %v", err)
+	}
+	if fds := p.Fds(now + acceptPause - 1); len(fds) != 0 {
+		t.Errorf("listener polled during the pause: %+v, want nothing", fds)
+	}
+	if d, ok := p.NextDeadline(now); !ok || d != now+acceptPause {
+		t.Errorf("next deadline %d, %v; want the pause's end %d so the loop wakes to resume", d, ok, now+acceptPause)
+	}
+	fds := p.Fds(now + acceptPause)
+	if len(fds) != 1 || fds[0].Events != unix.POLLIN || fds[0].Fd != p.lfd {
+		t.Fatalf("after the pause the wait gets %+v, want the listener for POLLIN", fds)
+	}
+	p.accept(now + acceptPause)
+	if p.srv.Active() != 1 {
+		t.Fatalf("after the pause the queued connection was not taken (%d active)", p.srv.Active())
+	}
+}

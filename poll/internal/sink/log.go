@@ -1,0 +1,109 @@
+package sink
+
+import (
+	"io"
+	"strconv"
+)
+
+// LogKind names a hot-path message class that is rate limited on its
+// own, so a flood of one kind cannot hide the others. The caller numbers
+// its kinds from 0 to at most MaxLogKinds-1.
+type LogKind uint8
+
+// MaxLogKinds bounds the kinds one Logger rate-limits apart.
+const MaxLogKinds = 16
+
+// Logger writes `varta-watch: level=... msg="..." k=v` lines. Only one
+// goroutine may use a Logger. Limited kinds get at most one line per
+// second each; the next line reports how many were suppressed in between.
+type Logger struct {
+	w          io.Writer
+	buf        []byte
+	next       [MaxLogKinds]int64 // earliest time the kind may log again
+	suppressed [MaxLogKinds]uint64
+}
+
+// NewLogger writes to w; nil discards.
+func NewLogger(w io.Writer) *Logger {
+	if w == nil {
+		w = io.Discard
+	}
+	return &Logger{w: w, buf: make([]byte, 0, 256)}
+}
+
+// Field is one key=value pair; values are quoted when they need it.
+type Field struct {
+	key string
+	str string
+	num int64
+	isN bool
+}
+
+// Str is a text field.
+func Str(k, v string) Field { return Field{key: k, str: v} }
+
+// Num is a number field.
+func Num(k string, v int64) Field { return Field{key: k, num: v, isN: true} }
+
+func (l *Logger) line(level, msg string, fs ...Field) {
+	b := append(l.buf[:0], "varta-watch: level="...)
+	b = append(b, level...)
+	b = append(b, " msg="...)
+	b = strconv.AppendQuote(b, msg)
+	for _, f := range fs {
+		b = append(b, ' ')
+		b = append(b, f.key...)
+		b = append(b, '=')
+		if f.isN {
+			b = strconv.AppendInt(b, f.num, 10)
+		} else if needsQuote(f.str) {
+			b = strconv.AppendQuote(b, f.str)
+		} else {
+			b = append(b, f.str...)
+		}
+	}
+	b = append(b, '\n')
+	l.w.Write(b)
+	l.buf = b
+}
+
+func needsQuote(s string) bool {
+	if s == "" {
+		return true
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c == '"' || c == '=' || c >= 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// Info, Warn and Error write one line at their level.
+func (l *Logger) Info(msg string, fs ...Field)  { l.line("info", msg, fs...) }
+func (l *Logger) Warn(msg string, fs ...Field)  { l.line("warn", msg, fs...) }
+func (l *Logger) Error(msg string, fs ...Field) { l.line("error", msg, fs...) }
+
+// Limited logs a warning of kind k unless one was logged less than a second
+// ago; it reports whether it wrote.
+func (l *Logger) Limited(k LogKind, now int64, msg string, fs ...Field) bool {
+	if now < l.next[k] {
+		l.suppressed[k]++
+		return false
+	}
+	l.next[k] = now + 1e9
+	if n := l.suppressed[k]; n > 0 {
+		fs = append(fs, Num("suppressed", int64(n)))
+		l.suppressed[k] = 0
+	}
+	l.Warn(msg, fs...)
+	return true
+}
+
+// Err is err as an "err" field, "-" when there is none.
+func Err(err error) Field {
+	if err == nil {
+		return Str("err", "-")
+	}
+	return Str("err", err.Error())
+}

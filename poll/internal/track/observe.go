@@ -1,0 +1,242 @@
+package track
+
+import "github.com/varta-go/varta/vlp"
+
+// The beat path (Observe) and the stall path (NextDeadline, PopStall).
+
+// advance returns now, or the latest time already seen if now is earlier:
+// the lists stay ordered only if arrivals never go back in time.
+func (t *Tracker) advance(now int64) int64 {
+	if now > t.clock {
+		t.clock = now
+	}
+	return t.clock
+}
+
+// Observe applies vlp/PROTOCOL.md §5's acceptance rules to an
+// authenticated, decoded frame (pid ≥ 2) that arrived on origin at time
+// now, and says what it did.
+//
+// In order: a frame from an origin weaker than the slot's is refused
+// (VerdictOriginConflict; a stronger one restarts the slot); then the pid's
+// --max-beat-rate bucket and the global bucket are charged (rate limiting
+// lives here so a slot lookup is done once, and before the nonce rules so a
+// flood of replays is bounded too); then the nonce rules. A kernel-attested
+// frame the rules reject is checked against the process start time: if the
+// pid now belongs to another process, the frame starts a new session
+// (VerdictRestarted). A new pid takes a free slot, reading its start time
+// once, or evicts one per policy (Evicted names it), or is refused with
+// VerdictCapacityExceeded.
+func (t *Tracker) Observe(f vlp.Frame, origin Origin, now int64) Observation {
+	now = t.advance(now)
+	i, ok := t.index.Get(f.Pid)
+	if !ok {
+		return t.admit(f, origin, now)
+	}
+	s := &t.slots[i]
+	if origin != s.Origin {
+		if origin.rank() < s.Origin.rank() {
+			return refused(VerdictOriginConflict)
+		}
+		if !t.global.Allow(now) {
+			return refused(VerdictGlobalRateLimited)
+		}
+		t.restart(i, f, origin, now)
+		return Observation{Verdict: VerdictRestarted, ID: SlotID(i), NewSession: true}
+	}
+	if !s.limiter.Allow(now) {
+		return refused(VerdictPidRateLimited)
+	}
+	if !t.global.Allow(now) {
+		return refused(VerdictGlobalRateLimited)
+	}
+	v, wrapped := s.check(f)
+	if v != VerdictAccepted {
+		if origin == OriginUDS && t.recycled(s) {
+			t.restart(i, f, origin, now)
+			return Observation{Verdict: VerdictRestarted, ID: SlotID(i), NewSession: true}
+		}
+		return refused(v)
+	}
+	ob := Observation{Verdict: VerdictAccepted, ID: SlotID(i), Wrapped: wrapped, Resumed: s.Stalled, Prev: s.Effective()}
+	t.accept(i, f, now)
+	return ob
+}
+
+// refused is the Observation of a frame that changed no slot.
+func refused(v Verdict) Observation { return Observation{Verdict: v, ID: NoSlot} }
+
+// wrapWindow is vlp/PROTOCOL.md §5's 2^20: how close to the top the last nonce
+// must be, and how small the new one, for a wrap to be accepted.
+const wrapWindow = 1 << 20
+
+// maxRegularNonce is the last regular nonce before the counter wraps to 0.
+const maxRegularNonce = vlp.NonceTerminal - 1
+
+// check applies the nonce and terminal-timestamp rules without changing
+// the slot.
+func (s *Slot) check(f vlp.Frame) (Verdict, bool) {
+	// Any frame carrying the reserved nonce is judged as terminal, so it
+	// can never become the regular high-water mark.
+	if f.Nonce == vlp.NonceTerminal {
+		if s.HasTerminal && f.Timestamp <= s.LastTerminalTs {
+			return VerdictTerminalReplay, false
+		}
+		return VerdictAccepted, false
+	}
+	switch {
+	case !s.HasNonce || f.Nonce > s.LastNonce:
+		return VerdictAccepted, false
+	case s.LastNonce >= maxRegularNonce-wrapWindow && f.Nonce <= wrapWindow:
+		return VerdictAccepted, true
+	}
+	return VerdictOutOfOrder, false
+}
+
+// accept records an accepted frame and re-arms the slot at the armed tail.
+func (t *Tracker) accept(i int32, f vlp.Frame, now int64) {
+	s := &t.slots[i]
+	if f.Nonce == vlp.NonceTerminal {
+		s.HasTerminal, s.LastTerminalTs = true, f.Timestamp
+	} else {
+		s.HasNonce, s.LastNonce = true, f.Nonce
+	}
+	s.Status, s.Payload, s.LastArrival = f.Status, f.Payload, now
+	s.Beats++
+	if s.Stalled {
+		s.Stalled = false
+		t.stalled.Remove(&t.links, i)
+		t.armed.PushBack(&t.links, i)
+	} else {
+		t.armed.MoveToBack(&t.links, i)
+	}
+}
+
+// recycled reports whether a kernel-attested slot's pid now names another
+// process than the one first seen. It costs one /proc read, paid only for
+// rejected frames, which the per-pid bucket has already rate-limited.
+func (t *Tracker) recycled(s *Slot) bool {
+	if t.startTime == nil {
+		return false
+	}
+	cur, ok := t.startTime(s.Pid)
+	return ok && (!s.HasStartTime || cur != s.StartTime)
+}
+
+// admit places a new pid, evicting per policy when the table is full.
+func (t *Tracker) admit(f vlp.Frame, origin Origin, now int64) Observation {
+	if !t.global.Allow(now) {
+		return refused(VerdictGlobalRateLimited)
+	}
+	var evicted uint32
+	if t.free.Len() == 0 {
+		victim := t.victim(now)
+		if victim < 0 {
+			return refused(VerdictCapacityExceeded)
+		}
+		evicted = t.slots[victim].Pid
+		t.release(victim)
+	}
+	i, _ := t.free.Pop() // one is free now
+	t.n++
+	t.index.Put(f.Pid, i)
+	t.start(i, f, origin, now)
+	return Observation{Verdict: VerdictAccepted, ID: SlotID(i), Evicted: evicted, NewSession: true}
+}
+
+// restart replaces the session in slot i by a new one starting with f.
+func (t *Tracker) restart(i int32, f vlp.Frame, origin Origin, now int64) {
+	t.unlink(i)
+	t.start(i, f, origin, now)
+}
+
+// start fills an unlinked slot from the first frame of a session and arms
+// it. The start time is read here, once per session, never per beat.
+func (t *Tracker) start(i int32, f vlp.Frame, origin Origin, now int64) {
+	s := &t.slots[i]
+	*s = Slot{Pid: f.Pid, Origin: origin, limiter: NewTokenBucket(t.pidRate, t.pidRate, now)}
+	if origin == OriginUDS && t.startTime != nil {
+		// false here means the sender exited right after sending (a
+		// one-shot client); PopStall treats any live process on the pid
+		// as a different one.
+		s.StartTime, s.HasStartTime = t.startTime(f.Pid)
+	}
+	s.limiter.Allow(now)
+	t.armed.PushBack(&t.links, i)
+	t.accept(i, f, now)
+}
+
+// victim picks the longest-silent evictable slot, or -1.
+func (t *Tracker) victim(now int64) int32 {
+	best := int32(-1)
+	if h := t.stalled.Front(); h >= 0 && now-t.slots[h].LastArrival >= t.evictAge {
+		best = h
+	}
+	if t.policy == PolicyBalanced {
+		// Ties go to the stalled slot: it reached its deadline first.
+		if h := t.armed.Front(); h >= 0 && now-t.slots[h].LastArrival >= t.evictAge &&
+			(best < 0 || t.slots[h].LastArrival < t.slots[best].LastArrival) {
+			best = h
+		}
+	}
+	return best
+}
+
+// release unlinks slot i from its list and the index and frees it.
+func (t *Tracker) release(i int32) {
+	t.unlink(i)
+	t.index.Delete(t.slots[i].Pid)
+	t.slots[i] = Slot{}
+	t.free.Push(i) // within capacity: it came from there
+	t.n--
+}
+
+// unlink takes slot i off whichever list holds it.
+func (t *Tracker) unlink(i int32) {
+	if t.slots[i].Stalled {
+		t.stalled.Remove(&t.links, i)
+	} else {
+		t.armed.Remove(&t.links, i)
+	}
+}
+
+// NextDeadline returns the earliest stall deadline (last arrival +
+// threshold) among slots whose stall is not raised yet, or false when there
+// is none. The loop bounds its poll timeout with it.
+func (t *Tracker) NextDeadline() (int64, bool) {
+	if h := t.armed.Front(); h >= 0 {
+		return t.slots[h].LastArrival + t.threshold, true
+	}
+	return 0, false
+}
+
+// PopStall returns the next slot whose deadline is ≤ now, oldest first, and
+// latches its stall (raised once per silence run; the next accepted beat
+// re-arms it). Call it until false to drain the stalls due. For a
+// kernel-attested pid the process start time is read again first: a pid
+// now held by a different process is removed and returned with Retired
+// set, not stalled; a pid with no process left is stalled with Gone set.
+func (t *Tracker) PopStall(now int64) (StallEvent, bool) {
+	now = t.advance(now)
+	i := t.armed.Front()
+	if i < 0 || now-t.slots[i].LastArrival < t.threshold {
+		return StallEvent{}, false
+	}
+	s := &t.slots[i]
+	ev := StallEvent{Pid: s.Pid, ID: SlotID(i), Nonce: s.LastNonce, Silence: now - s.LastArrival}
+	if s.Origin == OriginUDS && t.startTime != nil {
+		cur, ok := t.startTime(s.Pid)
+		if ok && (!s.HasStartTime || cur != s.StartTime) {
+			ev.Retired, ev.Slot, ev.ID = true, *s, NoSlot
+			t.release(i)
+			return ev, true
+		}
+		ev.Gone = !ok
+	}
+	s.Stalled = true
+	s.Stalls++
+	t.armed.Remove(&t.links, i)
+	t.stalled.PushBack(&t.links, i)
+	ev.Slot = *s
+	return ev, true
+}

@@ -1,0 +1,325 @@
+package track
+
+import (
+	"slices"
+
+	"github.com/varta-go/varta/poll/internal/enum"
+	"github.com/varta-go/varta/ring"
+	"github.com/varta-go/varta/vlp"
+)
+
+// Policy chooses which tracked pid, if any, gives way to a new one when the
+// table is full (--tracker-eviction-policy, cmd/varta-watch/README.md §3).
+type Policy uint8
+
+const (
+	// PolicyStrict evicts only a slot that has already stalled and has
+	// been silent for at least EvictionFactor × threshold.
+	PolicyStrict Policy = iota
+	// PolicyBalanced also evicts a slot whose stall has not been raised
+	// yet, as long as it has been silent that long.
+	PolicyBalanced
+)
+
+// EvictionFactor × threshold is the silence after which a slot may be
+// evicted for a new pid.
+const EvictionFactor = 10
+
+// MaxTrackerCapacity bounds --tracker-capacity.
+const MaxTrackerCapacity = 1 << 16
+
+var policyNames = enum.Names[Policy]{"strict", "balanced"}
+
+// String returns the flag spelling.
+func (p Policy) String() string { return policyNames.String(p) }
+
+// ParsePolicy is the inverse of String.
+func ParsePolicy(s string) (Policy, bool) { return policyNames.Parse(s) }
+
+// Origin is the transport a frame arrived on. Origins are ranked by how far
+// their pid can be trusted (see Observe): UDS frames carry a
+// kernel-verified pid, secure UDP frames a key holder's claim, plain UDP
+// frames anybody's claim.
+type Origin uint8
+
+const (
+	OriginUDS       Origin = iota // Unix datagram socket, pid checked against SCM_CREDENTIALS
+	OriginUDP                     // plain UDP, unauthenticated
+	OriginSecureUDP               // ChaCha20-Poly1305 UDP, authenticated by key
+)
+
+var originNames = enum.Names[Origin]{"uds", "udp", "secure_udp"}
+
+// String returns a lowercase label.
+func (o Origin) String() string { return originNames.String(o) }
+
+// rank orders origins by how much their pid claim can be trusted.
+func (o Origin) rank() int {
+	switch o {
+	case OriginUDS:
+		return 2
+	case OriginSecureUDP:
+		return 1
+	}
+	return 0
+}
+
+// Verdict is what Observe did with a frame.
+type Verdict uint8
+
+const (
+	// VerdictAccepted: the frame updated its pid's slot.
+	VerdictAccepted Verdict = iota
+	// VerdictRestarted: accepted as the first frame of a new session that
+	// replaced the slot's old one: the pid was recycled by a new process,
+	// or a kernel-attested sender took the pid over from a weaker origin.
+	VerdictRestarted
+	// VerdictOutOfOrder: a regular nonce not above the last accepted one.
+	VerdictOutOfOrder
+	// VerdictTerminalReplay: a terminal frame whose timestamp is not above
+	// the previous terminal frame's.
+	VerdictTerminalReplay
+	// VerdictCapacityExceeded: a new pid and no slot free or evictable.
+	VerdictCapacityExceeded
+	// VerdictOriginConflict: the pid is tracked from a more trusted origin.
+	VerdictOriginConflict
+	// VerdictPidRateLimited: over --max-beat-rate for this pid.
+	VerdictPidRateLimited
+	// VerdictGlobalRateLimited: over --global-beat-rate/--global-beat-burst.
+	VerdictGlobalRateLimited
+)
+
+var verdictNames = enum.Names[Verdict]{
+	"accepted", "restarted", "out_of_order", "terminal_replay",
+	"capacity_exceeded", "origin_conflict", "pid_rate_limited", "global_rate_limited",
+}
+
+// String returns a snake_case label usable in logs and metrics.
+func (v Verdict) String() string { return verdictNames.String(v) }
+
+// Accepted reports whether the frame counted as a beat.
+func (v Verdict) Accepted() bool { return v == VerdictAccepted || v == VerdictRestarted }
+
+// TrackerConfig sizes and tunes a Tracker. Times are nanoseconds on the
+// caller's monotonic clock.
+type TrackerConfig struct {
+	Capacity  int   // fixed number of slots, 1..MaxTrackerCapacity
+	Threshold int64 // silence before a stall, > 0
+	Policy    Policy
+
+	// StartTime returns a process's start time (its generation), or false
+	// when the process does not exist. The tracker has no /proc of its
+	// own: the observer passes one in. nil turns generation checks off:
+	// no recycled-pid retirement and no Gone stalls.
+	StartTime func(pid uint32) (uint64, bool)
+
+	MaxBeatRate uint32 // per pid, beats per second with burst = rate; 0 disables
+	GlobalRate  uint32 // all pids together, beats per second; 0 disables
+	GlobalBurst uint32 // 0 means GlobalRate
+}
+
+// SlotID names a slot of the table, 0 ≤ id < Capacity, for as long as the
+// session in it lasts: tables kept parallel to the tracker's (the exit
+// watch's) index by it. NoSlot is "none".
+type SlotID int32
+
+// NoSlot is the SlotID of nothing.
+const NoSlot SlotID = -1
+
+// Observation is what Observe did with one frame: the verdict and what
+// the caller needs to follow the table without looking again.
+type Observation struct {
+	Verdict Verdict
+	// ID is the pid's slot after an accepted frame, NoSlot otherwise.
+	ID SlotID
+	// Evicted is the pid evicted to make room for this one, 0 for none.
+	Evicted uint32
+	// Wrapped: the accepted regular nonce wrapped around 2^64-2.
+	Wrapped bool
+	// NewSession: the frame opened a session, for a new pid or one that
+	// restarted (Verdict is VerdictAccepted or VerdictRestarted).
+	NewSession bool
+	// Resumed: the slot's stall was latched and this frame re-armed it.
+	Resumed bool
+	// Prev is the slot's effective status before the frame (vlp.Stall
+	// when Resumed); meaningless for a new session.
+	Prev vlp.Status
+}
+
+// Slot is one tracked pid. Pointers to slots (from Lookup, Each, Get) stay
+// valid only until the next Observe, PopStall or Remove, which may reuse
+// the slot.
+type Slot struct {
+	Pid            uint32
+	Payload        uint32     // of the last accepted frame
+	Status         vlp.Status // of the last accepted frame; see Effective
+	Origin         Origin     // transport of the session's first frame
+	Stalled        bool       // stall latched for the current silence run
+	HasNonce       bool       // a regular frame was accepted; LastNonce is valid
+	HasTerminal    bool       // a terminal frame was accepted; LastTerminalTs is valid
+	HasStartTime   bool       // StartTime was read when the pid was first seen
+	LastNonce      uint64     // regular high-water mark
+	LastTerminalTs uint64     // frame timestamp of the last terminal frame
+	LastArrival    int64      // observer clock of the last accepted frame
+	StartTime      uint64     // process start time (UDS only)
+	Beats          uint64     // accepted frames in this session
+	Stalls         uint64     // stalls raised in this session
+
+	limiter TokenBucket // per-pid --max-beat-rate bucket
+}
+
+// Effective is the status to report: vlp.Stall while the stall is latched,
+// else the last status the agent sent.
+func (s *Slot) Effective() vlp.Status {
+	if s.Stalled {
+		return vlp.Stall
+	}
+	return s.Status
+}
+
+// StallEvent is one result of PopStall.
+type StallEvent struct {
+	Pid     uint32
+	ID      SlotID // the slot; NoSlot once Retired removed it
+	Nonce   uint64 // last accepted regular nonce (0 if none)
+	Silence int64  // ns since the last accepted frame
+	// Retired: the pid now belongs to another process (its start time
+	// changed), so the slot was removed and no stall is raised.
+	Retired bool
+	// Gone: a stall whose process no longer exists (only for UDS pids with
+	// generation checks on).
+	Gone bool
+	Slot Slot // copy of the slot as of the event
+}
+
+// Tracker is the fixed-capacity pid table of cmd/varta-watch/README.md §3. All storage
+// is allocated by NewTracker; no method allocates afterwards. It is owned
+// by the observer loop's goroutine and not safe for concurrent use.
+//
+// Slots live in one array and are linked by index into two lists: armed
+// (stall not yet raised) ordered by last arrival, so the next deadline is
+// always at the head and PopStall costs O(stalls), and stalled, ordered by
+// last arrival too (slots enter it in deadline order), so its head is the
+// longest-silent eviction candidate. A pid→slot ring.Index (open
+// addressing, no tombstones) finds a slot in a probe or two without a Go
+// map.
+//
+// Times passed in are clamped to the latest one seen, so a caller's clock
+// glitch cannot unsort the lists; Observe, PopStall and Remove may reuse
+// slots, which is why Slot pointers are short-lived.
+type Tracker struct {
+	slots     []Slot
+	index     ring.Index
+	links     ring.Links // threads every slot through armed or stalled
+	armed     ring.List
+	stalled   ring.List
+	free      ring.Stack // unused slot numbers
+	n         int
+	threshold int64
+	evictAge  int64
+	policy    Policy
+	startTime func(uint32) (uint64, bool)
+	pidRate   uint32
+	global    TokenBucket
+	clock     int64    // latest time seen; time never runs backwards inside
+	sortKeys  []uint64 // EachSorted scratch: pid<<32 | slot index
+}
+
+// NewTracker allocates a tracker. It panics on a capacity outside
+// 1..MaxTrackerCapacity or a threshold ≤ 0: the command line checks both.
+func NewTracker(cfg TrackerConfig) *Tracker {
+	if cfg.Capacity < 1 || cfg.Capacity > MaxTrackerCapacity {
+		panic("track: tracker capacity out of range")
+	}
+	if cfg.Threshold <= 0 {
+		panic("track: tracker threshold must be positive")
+	}
+	t := &Tracker{
+		slots:     make([]Slot, cfg.Capacity),
+		index:     ring.NewIndex(cfg.Capacity),
+		links:     ring.NewLinks(cfg.Capacity),
+		armed:     ring.NewList(),
+		stalled:   ring.NewList(),
+		free:      ring.NewStack(cfg.Capacity),
+		threshold: cfg.Threshold,
+		evictAge:  cfg.Threshold * EvictionFactor,
+		policy:    cfg.Policy,
+		startTime: cfg.StartTime,
+		pidRate:   cfg.MaxBeatRate,
+		sortKeys:  make([]uint64, 0, cfg.Capacity),
+	}
+	if t.evictAge/EvictionFactor != cfg.Threshold { // a threshold of centuries
+		t.evictAge = 1<<63 - 1
+	}
+	t.global = NewTokenBucket(cfg.GlobalRate, cfg.GlobalBurst, 0)
+	return t
+}
+
+// Len returns the number of tracked pids.
+func (t *Tracker) Len() int { return t.n }
+
+// Capacity returns the fixed number of slots.
+func (t *Tracker) Capacity() int { return len(t.slots) }
+
+// Threshold returns the configured silence before a stall.
+func (t *Tracker) Threshold() int64 { return t.threshold }
+
+// Lookup returns the slot of pid, or nil.
+func (t *Tracker) Lookup(pid uint32) *Slot {
+	if i, ok := t.index.Get(pid); ok {
+		return &t.slots[i]
+	}
+	return nil
+}
+
+// ID returns the slot of pid, or NoSlot when it is not tracked.
+func (t *Tracker) ID(pid uint32) SlotID {
+	if i, ok := t.index.Get(pid); ok {
+		return SlotID(i)
+	}
+	return NoSlot
+}
+
+// Get returns the slot id names; a freed slot has Pid 0. The pointer
+// follows the rules of Lookup's.
+func (t *Tracker) Get(id SlotID) *Slot { return &t.slots[id] }
+
+// Remove stops tracking pid and reports whether it was tracked.
+func (t *Tracker) Remove(pid uint32) bool {
+	i, ok := t.index.Get(pid)
+	if !ok {
+		return false
+	}
+	t.release(i)
+	return true
+}
+
+// Each calls fn for every tracked slot, armed ones first, each in order of
+// last arrival. fn must not call Observe, PopStall or Remove.
+func (t *Tracker) Each(fn func(s *Slot)) {
+	for _, l := range [2]*ring.List{&t.armed, &t.stalled} {
+		for i := l.Front(); i >= 0; i = t.links.Next(i) {
+			fn(&t.slots[i])
+		}
+	}
+}
+
+// AppendSorted appends the id of every tracked slot to dst in increasing
+// pid order, as metrics exposition wants, sorting a preallocated scratch
+// array: no allocation when dst has room for Len ids.
+func (t *Tracker) AppendSorted(dst []SlotID) []SlotID {
+	keys := t.sortKeys[:0]
+	for _, l := range [2]*ring.List{&t.armed, &t.stalled} {
+		for i := l.Front(); i >= 0; i = t.links.Next(i) {
+			keys = append(keys, uint64(t.slots[i].Pid)<<32|uint64(i))
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		dst = append(dst, SlotID(int32(uint32(k))))
+	}
+	return dst
+}
+
+// GlobalBucket returns the global rate-limit bucket, for metrics and tests.
+func (t *Tracker) GlobalBucket() *TokenBucket { return &t.global }
