@@ -26,8 +26,10 @@
 #     (the checkout is never written to), so `go run ./cmd/...` works;
 #   - with varta-watch and varta-beat built from the tree first on PATH;
 #   - with every "/tmp/" in a command pointing into that temporary
-#     directory instead, so a run never meets another program's files or
-#     sockets in the machine's /tmp.
+#     directory instead, and every loopback port (127.0.0.1:PORT) replaced
+#     by a port that is free at the time (the same PORT by the same one
+#     throughout a file), so a run never meets another program's files,
+#     sockets or ports.
 # Every process started here is stopped through the pid it was started
 # with, also when the script fails. The whole run takes about 30 s.
 set -euo pipefail
@@ -109,6 +111,32 @@ extract() {
 	' "$1"
 }
 
+# port_in_use PORT: whether any TCP or UDP socket here has PORT as its
+# local port (/proc/net lists them in hex).
+port_in_use() {
+	local hex
+	hex=$(printf '%04X' "$1")
+	awk '{print $2}' /proc/net/tcp /proc/net/tcp6 /proc/net/udp /proc/net/udp6 2>/dev/null | grep -qi -- ":$hex\$"
+}
+
+# remap_ports DOC: fills ports with sed arguments that move each loopback
+# port of DOC to one that is free now and not handed out before.
+taken=" "
+remap_ports() {
+	local p new tries
+	ports=()
+	for p in $(grep -oE '127\.0\.0\.1:[0-9]+' "$1" | sort -u | cut -d: -f2); do
+		for tries in $(seq 200) fail; do
+			[ "$tries" = fail ] && fail "found no free port for $p"
+			new=$((20000 + RANDOM % 40000))
+			case "$taken" in *" $new "*) continue ;; esac
+			port_in_use "$new" || break
+		done
+		taken+="$new "
+		ports+=(-e "s/127\.0\.0\.1:$p\b/127.0.0.1:$new/g")
+	done
+}
+
 # wait_for LOG PATTERN PID SECONDS: until the log matches or the time is up.
 wait_for() {
 	local deadline=$((SECONDS + $4))
@@ -145,10 +173,12 @@ for doc in "${docs[@]}"; do
 	[ -f "$repo/$doc" ] || fail "$doc is missing"
 	echo "== $doc"
 	manifest=$(extract "$repo/$doc" "$count")
+	remap_ports "$repo/$doc"
 	while IFS=$'\t' read -r n mode line reason; do
 		[ -n "$n" ] || continue
 		count=$n
 		block="$work/blocks/$n.sh"
+		((${#ports[@]} == 0)) || sed -i "${ports[@]}" "$block"
 		where="$doc:$line"
 		case "$mode" in
 		skip)
