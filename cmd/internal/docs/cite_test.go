@@ -80,7 +80,7 @@ func proseFiles(t *testing.T, root string) []string {
 
 var (
 	// mdName matches a path-like word ending in .md: README.md,
-	// vlp/PROTOCOL.md, ../x/NOTES.md. The first group keeps it from
+	// vlp/PROTOCOL.md, ../../varta-watch/README.md. The first group keeps it from
 	// starting inside a longer path or URL (a URL's host never qualifies,
 	// so links to other sites are not checked).
 	mdName = regexp.MustCompile(`(?:^|[^A-Za-z0-9_./-])((?:\.\.?/)*\.?[A-Za-z0-9_][A-Za-z0-9_./-]*\.md)(?:[^A-Za-z0-9_]|$)`)
