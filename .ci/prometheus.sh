@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A real Prometheus against a real varta-watch (OBSERVER.md §7).
+# A real Prometheus against a real varta-watch (cmd/varta-watch/README.md §7).
 #
 # Checks and unit-tests the operator rules in cmd/varta-watch/prometheus,
 # then builds varta-watch and varta-beat, runs the observer on loopback with

@@ -36,7 +36,7 @@ func le(p []byte) uint64 {
 	return v
 }
 
-// refDecode restates SPEC.md §2 as plainly as possible.
+// refDecode restates vlp/PROTOCOL.md §2 as plainly as possible.
 func refDecode(b []byte) (vlp.Frame, string) {
 	if len(b) != 32 {
 		return vlp.Frame{}, "Length"

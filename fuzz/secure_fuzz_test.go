@@ -32,7 +32,7 @@ func fuzzOpener(t testing.TB) *vlp.Opener {
 }
 
 // refSeal builds a secure frame without vlp: chacha20poly1305 and
-// crypto/hkdf straight from SPEC.md §6.
+// crypto/hkdf straight from vlp/PROTOCOL.md §6.
 func refSeal(t testing.TB, key vlp.Key, master bool, agentPid uint32, iv []byte, counter uint32, plain []byte) []byte {
 	var b []byte
 	k := key[:]

@@ -178,7 +178,7 @@ func makePidRows(n int) []pidRow {
 	return rows
 }
 
-// renderPids renders the four per-pid families of OBSERVER.md §7.
+// renderPids renders the four per-pid families of cmd/varta-watch/README.md §7.
 func renderPids(e *Encoder, dst []byte, rows []pidRow) []byte {
 	e.Reset(dst)
 	e.Family("varta_beats_total", "Beats accepted, per pid.", TypeCounter)
@@ -245,8 +245,9 @@ func TestNoAllocs(t *testing.T) {
 }
 
 // TestNoForbiddenImports keeps the package off the dependencies the
-// observer's binary must not carry (STYLE.md: tailscale's negative
-// dependency tests).
+// observer's binary must not carry through it: fmt, reflect and
+// encoding/json cost the static board binaries size, and net/http would
+// bring a server the loop does not own. A test, not a habit, keeps them out.
 func TestNoForbiddenImports(t *testing.T) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {

@@ -2,7 +2,7 @@ package vlp
 
 import "encoding/binary"
 
-// Parse checks b against SPEC.md §2 and returns the frame, or the first
+// Parse checks b against PROTOCOL.md §2 and returns the frame, or the first
 // failure in the normative order with a zero Frame. It never allocates, for
 // any input, which is why the observer's receive path uses it.
 func Parse(b []byte) (Frame, Error) {

@@ -20,7 +20,7 @@ func frameBytes(f Frame, reseal bool, edit func(b []byte)) []byte {
 
 var good = Frame{Status: Ok, Pid: 4242, Timestamp: 7, Nonce: 9, Payload: 1}
 
-// TestDecodeOrder covers SPEC.md §2's consequences: when several fields are
+// TestDecodeOrder covers PROTOCOL.md §2's consequences: when several fields are
 // wrong the first check in the normative order wins.
 func TestDecodeOrder(t *testing.T) {
 	tests := []struct {
@@ -108,7 +108,7 @@ func TestErrorSpellings(t *testing.T) {
 		{"BadTimestamp", "bad_timestamp"}, {"BadNonce", "bad_nonce"},
 	}
 	if len(DecodeErrors) != len(want) {
-		t.Fatalf("DecodeErrors has %d kinds, SPEC.md §2 has %d", len(DecodeErrors), len(want))
+		t.Fatalf("DecodeErrors has %d kinds, PROTOCOL.md §2 has %d", len(DecodeErrors), len(want))
 	}
 	for i, e := range DecodeErrors {
 		if e.Name() != want[i].name || e.Label() != want[i].label {
@@ -141,7 +141,7 @@ func TestSpecExample(t *testing.T) {
 		t.Errorf("Append(spec example) = %s, want %s", got, want)
 	}
 	if Checksum([]byte("123456789")) != 0xE3069283 || Checksum(make([]byte, 32)) != 0x8A9136AA || Checksum(nil) != 0 {
-		t.Errorf("CRC-32C check values differ from SPEC.md §1")
+		t.Errorf("CRC-32C check values differ from PROTOCOL.md §1")
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package vlp implements VLP, the Varta Lifeline Protocol (version byte
 // 0x02): the 32-byte heartbeat frame an agent sends to varta-watch, its
-// decoder and encoder, the secure UDP envelopes (SPEC.md §6) and the
-// agent-side emitter over a Unix datagram socket or UDP.
+// decoder and encoder, the secure UDP envelopes (PROTOCOL.md §6) and the
+// agent-side emitter over a Unix datagram socket or UDP. The protocol
+// itself, byte by byte, is written out in PROTOCOL.md beside this package.
 //
 // Secure frames: SealShared and SealMaster wrap a frame in the 60-byte
 // shared-key or 64-byte master-key ChaCha20-Poly1305 envelope; an Opener

@@ -7,9 +7,9 @@ import "strconv"
 // byte, so returning one as an error never allocates.
 type Error uint8
 
-// The failures of SPEC.md §2, in their normative order, after the transport
+// The failures of PROTOCOL.md §2, in their normative order, after the transport
 // failure ErrLength (a datagram that is not exactly 32 bytes, or for
-// Opener.Open neither 60 nor 64). The two secure-frame failures of SPEC.md
+// Opener.Open neither 60 nor 64). The two secure-frame failures of PROTOCOL.md
 // §6 follow; they are never decode errors of the plaintext.
 const (
 	ErrLength Error = iota + 1
@@ -75,7 +75,7 @@ func (e Error) Error() string {
 	return "vlp: unknown error " + strconv.Itoa(int(e))
 }
 
-// DecodeErrors lists the eight decode failures of SPEC.md §2 in order (not
+// DecodeErrors lists the eight decode failures of PROTOCOL.md §2 in order (not
 // ErrLength, which is a transport failure).
 var DecodeErrors = [...]Error{ErrBadMagic, ErrBadVersion, ErrBadCrc, ErrBadStatus,
 	ErrStallOnWire, ErrBadPid, ErrBadTimestamp, ErrBadNonce}

@@ -6,7 +6,7 @@ import (
 	"slices"
 )
 
-// Wire constants (SPEC.md §1).
+// Wire constants (PROTOCOL.md §1).
 const (
 	Size          = 32         // bytes in every frame
 	Magic0        = 0x56       // 'V'
@@ -73,7 +73,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 func Checksum(p []byte) uint32 { return crc32.Checksum(p, castagnoli) }
 
 // Encode writes f into b, checksum included. It does not validate f: the
-// emitter is responsible for never sending reserved values (SPEC.md §3).
+// emitter is responsible for never sending reserved values (PROTOCOL.md §3).
 func Encode(b *[Size]byte, f Frame) {
 	b[0], b[1], b[2], b[statusOffset] = Magic0, Magic1, Version, byte(f.Status)
 	binary.LittleEndian.PutUint32(b[pidOffset:], f.Pid)

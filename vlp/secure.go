@@ -9,7 +9,7 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// Secure UDP (SPEC.md §6): the 32-byte frame is the plaintext of
+// Secure UDP (PROTOCOL.md §6): the 32-byte frame is the plaintext of
 // ChaCha20-Poly1305 (RFC 8439), in one of two envelopes told apart by
 // length alone.
 //
@@ -61,7 +61,7 @@ func AgentKey(master Key, pid uint32) Key {
 // IVPrefix derives the index-th iv_random of a sender session:
 // HKDF-SHA256(ikm = salt, salt = empty, info = "varta-iv-prefix-v1\0" || u32le(index), 8).
 // The salt argument of HKDF is empty, whatever the conformance suite's
-// description says (SPEC.md §6): the vector's value was computed that way.
+// description says (PROTOCOL.md §6): the vector's value was computed that way.
 func IVPrefix(sessionSalt [SaltSize]byte, index uint32) [IVRandomSize]byte {
 	var info [len(infoIVPrefix) + 4]byte
 	copy(info[:], infoIVPrefix)
@@ -98,7 +98,7 @@ func derive(secret, info []byte, n int) []byte {
 // SealShared appends the 60-byte shared-key frame carrying f to dst and
 // returns the extended slice. aead must come from NewAEAD of the shared
 // key; the caller guarantees that (ivRandom, counter) never repeats under
-// that key (SPEC.md §6). It allocates only when dst lacks room.
+// that key (PROTOCOL.md §6). It allocates only when dst lacks room.
 func SealShared(dst []byte, aead cipher.AEAD, ivRandom [IVRandomSize]byte, counter uint32, f Frame) []byte {
 	dst, b := grow(dst, SharedSize)
 	sealInto(b, 0, aead, ivRandom, counter, f)

@@ -10,7 +10,7 @@ import (
 // comments, small enough that a wrong path (a log, a device) fails fast.
 const MaxKeyFile = 64 << 10
 
-// ParseKeys parses the text of a key file (SPEC.md §6): one key per line
+// ParseKeys parses the text of a key file (PROTOCOL.md §6): one key per line
 // as 64 hex characters; blank lines are skipped and '#' starts a comment
 // that runs to the end of the line. Errors name the line and never quote
 // key material. At least one key is required; an all-zero key (a

@@ -33,7 +33,7 @@ const (
 
 // SecureHeader is the cleartext that travels around a secure frame's
 // ciphertext. Open fills it in only for a frame it authenticated; the
-// observer's replay table keys on it (SPEC.md §6).
+// observer's replay table keys on it (PROTOCOL.md §6).
 type SecureHeader struct {
 	AgentPid uint32             // master-key frames: agent_pid (equal to the frame's pid); 0 for shared-key frames
 	IVRandom [IVRandomSize]byte // the sender's current IV prefix
@@ -98,7 +98,7 @@ func (o *Opener) Derivations() uint64 { return o.derived }
 // length alone picks the envelope: 60 bytes shared-key, 64 master-key,
 // anything else ErrLength (a transport rejection, as in Parse). A frame no
 // accepted key authenticates is ErrDecrypt, never ErrBadCrc; the plaintext
-// then goes through Parse (SPEC.md §2) and a master-key frame whose inner
+// then goes through Parse (PROTOCOL.md §2) and a master-key frame whose inner
 // pid differs from agent_pid is ErrAgentPid. Any failure returns a zero
 // Frame and a zero SecureHeader.
 //

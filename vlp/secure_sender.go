@@ -6,7 +6,7 @@ import (
 	"math"
 )
 
-// ivState is a sender's source of AEAD nonces (SPEC.md §6). iv_counter
+// ivState is a sender's source of AEAD nonces (PROTOCOL.md §6). iv_counter
 // counts from 0 under one iv_random; before it would wrap, iv_random moves
 // to the next IVPrefix of the session salt. The salt is drawn from
 // crypto/rand once per session, so a new session (a restart, a forked

@@ -6,7 +6,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// session is the sender state every transport shares (SPEC.md §3, §4):
+// session is the sender state every transport shares (PROTOCOL.md §3, §4):
 // whose session it is, its nonce and its clock. It knows nothing of
 // sockets or keys, so the Unix and UDP emitters cannot drift apart.
 type session struct {
@@ -41,7 +41,7 @@ func (s *session) beatFrame(status Status, payload uint32) Frame {
 	if s.parent && ts > s.nonce { // clock nonces: see DialParent
 		s.nonce = ts
 	}
-	if s.nonce == NonceTerminal { // 2^64-2 is followed by 0 (SPEC.md §4)
+	if s.nonce == NonceTerminal { // 2^64-2 is followed by 0 (PROTOCOL.md §4)
 		s.nonce = 0
 	}
 	return Frame{Status: status, Pid: s.pid, Timestamp: ts, Nonce: s.nonce, Payload: payload}

@@ -12,7 +12,7 @@ import (
 
 // UDPOptions chooses how DialUDP seals frames. The zero value sends plain
 // 32-byte frames, which an observer accepts only when told to accept
-// unauthenticated UDP (SPEC.md §6).
+// unauthenticated UDP (PROTOCOL.md §6).
 type UDPOptions struct {
 	// SharedKey seals every frame into the 60-byte shared-key envelope.
 	SharedKey *Key
@@ -31,7 +31,7 @@ type UDPOptions struct {
 // Nothing over UDP tells the sender that a frame arrived; a connected
 // socket only learns, one datagram late, that the port refused one (then
 // Beat returns ErrNoObserver). Secure frames follow the sender IV rules of
-// SPEC.md §6: see ivState.
+// PROTOCOL.md §6: see ivState.
 func DialUDP(addr string, opts UDPOptions) (*Emitter, error) {
 	sa, family, err := udpSockaddr(addr)
 	if err != nil {

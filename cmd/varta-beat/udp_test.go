@@ -19,7 +19,7 @@ import (
 	"github.com/varta-go/varta/cmd/internal/testbin"
 )
 
-// The opener below is independent of vlp: it restates SPEC.md §6 with
+// The opener below is independent of vlp: it restates vlp/PROTOCOL.md §6 with
 // chacha20poly1305, crypto/hkdf and hash/crc32 directly.
 
 const (

@@ -11,7 +11,7 @@ import (
 	"github.com/varta-go/varta/vlp"
 )
 
-// A full pid table (OBSERVER.md §3, poll.Policy): strict evicts only a
+// A full pid table (cmd/varta-watch/README.md §3, poll.Policy): strict evicts only a
 // slot whose stall was raised and which has been silent for 10× the
 // threshold; balanced also evicts a slot silent that long whose stall has
 // not been raised yet; otherwise the new pid is dropped and counted.

@@ -9,7 +9,7 @@ import (
 	"github.com/varta-go/varta/poll"
 )
 
-// The embedded-operations flags (OBSERVER.md §1, §3, §8): watchdogs, the
+// The embedded-operations flags (cmd/varta-watch/README.md §1, §3, §8): watchdogs, the
 // heartbeat file, exit detection and parent beats.
 
 // autoSelfWatchdog is --self-watchdog-secs when the service manager asks

@@ -10,7 +10,7 @@ import (
 	"github.com/varta-go/varta/vlp"
 )
 
-// udpSettings are the flags of the UDP listener (SPEC.md §6, OBSERVER.md
+// udpSettings are the flags of the UDP listener (vlp/PROTOCOL.md §6, cmd/varta-watch/README.md
 // §1). checkUDP turns them into poll.Config.UDP; loadUDP reads the keys.
 type udpSettings struct {
 	addr         string // --udp-addr IP:PORT

@@ -11,7 +11,7 @@ import (
 	"github.com/varta-go/varta/cmd/internal/testbin"
 )
 
-// Sender identity (OBSERVER.md §3): the kernel's uid of a sender must be
+// Sender identity (cmd/varta-watch/README.md §3): the kernel's uid of a sender must be
 // on the allow-list. Frame-pid spoofing is TestSpoofedPid's.
 
 const nobody = 65534

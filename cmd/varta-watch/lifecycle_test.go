@@ -19,7 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Start-up, shutdown and the command line (OBSERVER.md §1 and §8), driven
+// Start-up, shutdown and the command line (cmd/varta-watch/README.md §1 and §8), driven
 // through the real binary.
 
 // runWatch runs varta-watch to completion and returns its exit code and

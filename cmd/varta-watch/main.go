@@ -44,7 +44,7 @@ func logOutput() io.Writer {
 }
 
 // tuneRuntime fits the Go runtime to a daemon whose one goroutine does
-// all the work (OBSERVER.md §2) and allocates only while it grows its
+// all the work (cmd/varta-watch/README.md §2) and allocates only while it grows its
 // buffers. $GOMAXPROCS and $GOGC, when set, still win. The numbers are
 // from bench/ (go run ./bench/cmd/report).
 func tuneRuntime() {

@@ -1,6 +1,6 @@
 package main
 
-// End-to-end tests of the metrics endpoint (OBSERVER.md §7) against the
+// End-to-end tests of the metrics endpoint (cmd/varta-watch/README.md §7) against the
 // real binary: HTTP answers and auth, the exposition's shape, per-pid
 // rows, and that Prometheus's own tools accept the output and the operator
 // rules in ./prometheus. metrics_abuse_test.go has the hostile clients.
@@ -308,7 +308,7 @@ func TestMetricsTokenFileRefused(t *testing.T) {
 }
 
 // TestMetricsFirstScrape: the very first scrape already has every family
-// of OBSERVER.md §7 with its type, every label value of every labelled
+// of cmd/varta-watch/README.md §7 with its type, every label value of every labelled
 // family, and no later scrape shows a label value (pid rows aside) that
 // the first did not.
 func TestMetricsFirstScrape(t *testing.T) {
@@ -335,7 +335,7 @@ func TestMetricsFirstScrape(t *testing.T) {
 
 	m := samples(t, first)
 	if len(vlp.DecodeErrors) != 8 {
-		t.Fatalf("vlp.DecodeErrors has %d kinds, OBSERVER.md §7 wants 8", len(vlp.DecodeErrors))
+		t.Fatalf("vlp.DecodeErrors has %d kinds, cmd/varta-watch/README.md §7 wants 8", len(vlp.DecodeErrors))
 	}
 	var zero []string
 	for _, k := range vlp.DecodeErrors {

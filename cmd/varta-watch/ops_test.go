@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Embedded operations (issue 8), driven through the real binary:
+// Embedded operations, driven through the real binary:
 // self-watchdog, WATCHDOG=1, hardware watchdog, heartbeat file, the
 // boottime clock, exit detection and parent beats.
 

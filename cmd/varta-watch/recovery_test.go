@@ -1,6 +1,6 @@
 package main
 
-// Recovery end to end (issue 4's "done when"): the real varta-watch binary,
+// Recovery end to end (cmd/varta-watch/README.md §4): the real varta-watch binary,
 // real agent processes, real recovery children, and the audit log, metrics
 // and /proc as the witnesses. The recovery package's own tests drive a
 // Manager directly; these prove the wiring: flags → poll → recovery → child.

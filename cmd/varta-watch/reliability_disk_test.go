@@ -1,6 +1,6 @@
 package main
 
-// Reliability scenario 6 (RELIABILITY.md): the disk holding the event file
+// Reliability scenario 6 (README.md, Reliability): the disk holding the event file
 // and the recovery audit log fills up, and later has room again.
 
 import (

@@ -1,6 +1,6 @@
 package main
 
-// Reliability scenarios 1 and 10 (RELIABILITY.md): garbage floods from
+// Reliability scenarios 1 and 10 (README.md, Reliability): garbage floods from
 // several processes while good agents beat, and SIGTERM in the middle of
 // one.
 
@@ -228,7 +228,7 @@ func TestReliabilitySIGTERMFlood(t *testing.T) {
 
 // checkEventLines fails the test for any line of data that is not whole
 // and counts the kinds. A whole line ends in a newline, has six
-// tab-separated columns of the shapes OBSERVER.md §5 gives, and an
+// tab-separated columns of the shapes cmd/varta-watch/README.md §5 gives, and an
 // observer_ns no smaller than the line before: a torn fragment glued to
 // the next line shows as a wrong shape, or as digits prepended to its
 // timestamp.
@@ -265,5 +265,5 @@ func checkEventLines(t *testing.T, data []byte) map[string]int {
 	return kinds
 }
 
-// eventLine is the shape of every event line (OBSERVER.md §5).
+// eventLine is the shape of every event line (cmd/varta-watch/README.md §5).
 var eventLine = regexp.MustCompile(`^\d+\t(beat|stall|decode|io|mismatch|eviction|exit)\t(\d+|-)\t(\d+|-)\t(ok|degraded|critical|stall|-)\t[^\t]+$`)

@@ -1,6 +1,6 @@
 package main
 
-// Reliability scenario 7 (RELIABILITY.md), the socket and agent half: the
+// Reliability scenario 7 (README.md, Reliability), the socket and agent half: the
 // observer is killed with SIGKILL under load and started again. (The
 // audit log's sequence across the crash is recovery_test.go's.)
 

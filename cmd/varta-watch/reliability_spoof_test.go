@@ -1,6 +1,6 @@
 package main
 
-// Reliability scenario 2 (RELIABILITY.md): spoofed, replayed and rolled
+// Reliability scenario 2 (README.md, Reliability): spoofed, replayed and rolled
 // back frames. TestSpoofedPid and TestOrderingAndReplay (watch_test.go)
 // check one frame of each kind; here real agents' frames are captured
 // and replayed, forged frames target tracked agents (a live one, whose

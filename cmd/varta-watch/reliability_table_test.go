@@ -1,6 +1,6 @@
 package main
 
-// Reliability scenario 4 (RELIABILITY.md): the pid table exhausted by many
+// Reliability scenario 4 (README.md, Reliability): the pid table exhausted by many
 // short-lived agents while a long-lived one beats. capacity_test.go checks
 // each eviction rule with two slots, and TestCapacityUnraisedStall the one
 // case where the policies differ; here two waves of one-shot agents fill a

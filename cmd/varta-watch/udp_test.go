@@ -20,7 +20,7 @@ import (
 	"github.com/varta-go/varta/vlp"
 )
 
-// UDP and secure UDP (SPEC.md §6) end to end: the real varta-watch with a
+// UDP and secure UDP (vlp/PROTOCOL.md §6) end to end: the real varta-watch with a
 // UDP listener on loopback, the real varta-beat as agent, and crafted
 // datagrams from the test for what no honest agent sends.
 
