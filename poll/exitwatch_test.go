@@ -181,7 +181,7 @@ func exitLatencies(tb testing.TB, n int) []time.Duration {
 }
 
 // TestExitDetectionLatency: a killed agent's exit event follows its death
-// within 50 ms, median over 20 kills (issue 8); in practice it is well
+// within 50 ms, median over 20 kills (the --on-exit target); in practice it is well
 // under a millisecond, as the loop wakes on the pidfd.
 func TestExitDetectionLatency(t *testing.T) {
 	kills := 20
