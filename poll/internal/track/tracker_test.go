@@ -570,3 +570,31 @@ func BenchmarkNextDeadline(b *testing.B) {
 		trkSinkTime, trkSinkOK = tr.NextDeadline()
 	}
 }
+
+// TestObservation: Observe says what it did, so callers need not infer it
+// from the slot (a first beat, a stall that ended, the slot used).
+func TestObservation(t *testing.T) {
+	procs := &trkProcs{start: map[uint32]uint64{10: 1}}
+	tr := newTrk(4, PolicyStrict, procs)
+	ob := tr.Observe(beat(10, 1), OriginUDS, 0)
+	if ob.Verdict != VerdictAccepted || !ob.NewSession || ob.ID == NoSlot || tr.Get(ob.ID).Pid != 10 || ob.Resumed {
+		t.Fatalf("first frame: %+v, want an accepted new session in 10's slot", ob)
+	}
+	id := ob.ID
+	if ob = tr.Observe(beat(10, 2), OriginUDS, 1); ob.NewSession || ob.ID != id || ob.Resumed || ob.Prev != vlp.Ok {
+		t.Fatalf("second frame: %+v, want the same session in slot %d", ob, id)
+	}
+	if _, ok := tr.PopStall(trkThr + 1); !ok {
+		t.Fatal("no stall")
+	}
+	if ob = tr.Observe(beat(10, 3), OriginUDS, trkThr+2); !ob.Resumed || ob.Prev != vlp.Stall || ob.NewSession {
+		t.Fatalf("frame after a stall: %+v, want Resumed from stall", ob)
+	}
+	if ob = tr.Observe(beat(10, 3), OriginUDS, trkThr+3); ob.Verdict != VerdictOutOfOrder || ob.ID != NoSlot {
+		t.Fatalf("replayed frame: %+v, want out of order and no slot", ob)
+	}
+	procs.start[10] = 2 // the pid now names another process
+	if ob = tr.Observe(beat(10, 1), OriginUDS, trkThr+4); ob.Verdict != VerdictRestarted || !ob.NewSession || ob.ID != id {
+		t.Fatalf("recycled pid: %+v, want a restarted session in slot %d", ob, id)
+	}
+}
