@@ -210,6 +210,9 @@ func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig sysca
 			StderrBytes: c.nbytes[1],
 			Captured:    c.kept,
 		}
+		if c.sigErr != nil {
+			m.comp.SignalErr = c.sigErr
+		}
 		m.onComplete(&m.comp)
 		m.comp.Captured = nil
 	}
@@ -220,7 +223,7 @@ func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig sysca
 	m.children[last].pos = c.pos
 	m.active = m.active[:len(m.active)-1]
 	m.freeKids = append(m.freeKids, slot)
-	c.pid, c.nbytes = 0, [2]uint64{}
+	c.pid, c.nbytes, c.sigErr = 0, [2]uint64{}, nil
 	c.kept = c.kept[:0]
 }
 

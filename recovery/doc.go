@@ -33,7 +33,10 @@
 // on capture pipes, and an environment of PATH=/usr/bin:/bin plus the
 // configured extras unless InheritEnv. A child that exits normally is
 // not followed by a group kill: a recovery script may legitimately leave
-// a restarted service running.
+// a restarted service running. A signal the kernel refuses (EPERM: the
+// child took another uid) is not dropped: it is counted and kept
+// (SignalFailures, Completion.SignalErr, Shutdown's error), and a
+// timed-out child's SIGKILL is retried every second.
 //
 // Reaping is wait4(pid, WNOHANG) on each outstanding child's own pid,
 // every Tick: at most Capacity calls, so a child that exits is reaped by

@@ -94,6 +94,11 @@ type Completion struct {
 	StdoutBytes uint64         // bytes the child wrote to stdout (when capturing)
 	StderrBytes uint64
 	Captured    []byte // the first CaptureBytes of stdout and stderr, in arrival order
+
+	// SignalErr is the last signal to the child's process group that
+	// could not be delivered (a *SignalError wrapping the errno, EPERM
+	// say), or nil when every signal sent was delivered.
+	SignalErr error
 }
 
 // child is one slot of the outstanding-child table.
@@ -104,8 +109,9 @@ type child struct {
 	pos       int32 // index in Manager.active
 	startTime uint64
 	spawned   int64
-	deadline  int64 // NoDeadline without a timeout
-	killed    bool  // we sent SIGKILL (timeout) or SIGTERM (shutdown)
+	deadline  int64        // NoDeadline without a timeout
+	killed    bool         // we delivered SIGKILL (timeout) or SIGTERM (shutdown)
+	sigErr    *SignalError // the last signal that could not be delivered
 	fds       [2]int32
 	nbytes    [2]uint64
 	kept      []byte // capacity CaptureBytes, allocated at the slot's first use
@@ -138,6 +144,12 @@ type Manager struct {
 	counts    [NumOutcomes]uint64
 	durations Durations
 	comp      Completion
+	sigFailed uint64       // signals to children's groups not delivered
+	sigLast   *SignalError // the last of them
+
+	// kill is unix.Kill(-pgid, sig) with ESRCH as success (signalGroup);
+	// a test may put a real kill(2) made elsewhere in its place.
+	kill func(pgid int, sig syscall.Signal) error
 
 	devnull int
 	attr    syscall.ProcAttr
@@ -204,6 +216,7 @@ func New(cfg Config) (*Manager, error) {
 		devnull:   -1,
 		auditPath: cfg.AuditFile,
 		auditMode: cfg.AuditSync,
+		kill:      signalGroup,
 	}
 	if m.budget == 0 {
 		m.budget = DefaultSpawnsPerTick
@@ -346,8 +359,11 @@ func (m *Manager) Tick(now int64) {
 		slot := m.active[i]
 		c := &m.children[slot]
 		if !c.killed && c.deadline <= now {
-			signalGroup(c.pid, unix.SIGKILL)
-			c.killed = true
+			if m.signal(c, unix.SIGKILL) {
+				c.killed = true
+			} else {
+				c.deadline = now + signalRetry // counted and kept; try again
+			}
 		}
 		m.drain(c)
 		if reapLeft == 0 {
@@ -457,13 +473,16 @@ func (m *Manager) Shutdown(grace time.Duration) error {
 	}
 	for _, slot := range m.active {
 		c := &m.children[slot]
-		signalGroup(c.pid, unix.SIGTERM)
-		c.killed = true
+		if m.signal(c, unix.SIGTERM) {
+			c.killed = true
+		}
 	}
 	m.reapFor(int64(grace), 5*time.Millisecond)
 	if len(m.active) > 0 {
 		for _, slot := range m.active {
-			signalGroup(m.children[slot].pid, unix.SIGKILL)
+			if c := &m.children[slot]; m.signal(c, unix.SIGKILL) {
+				c.killed = true
+			}
 		}
 		m.reapFor(int64(2*time.Second), time.Millisecond)
 	}
@@ -474,7 +493,13 @@ func (m *Manager) Shutdown(grace time.Duration) error {
 		}
 	}
 	if n := len(m.active); n > 0 {
-		return errors.New("recovery: " + strconv.Itoa(n) + " children not reaped after SIGKILL")
+		msg := "recovery: " + strconv.Itoa(n) + " children not reaped after SIGKILL"
+		for _, slot := range m.active {
+			if err := m.children[slot].sigErr; err != nil {
+				return wrap(msg, err) // one of them could not be signalled: say why
+			}
+		}
+		return errors.New(msg)
 	}
 	return nil
 }
@@ -532,11 +557,4 @@ func (m *Manager) count(o Outcome) Outcome {
 func (m *Manager) refuse(pid int32, startTime uint64, o Outcome, reason string, err error) Outcome {
 	m.auditRefused(pid, startTime, reason, err)
 	return m.count(o)
-}
-
-// signalGroup sends sig to the process group pgid. ESRCH (the group is
-// already gone) is success; nothing else can fail for our own child.
-func signalGroup(pgid int, sig unix.Signal) {
-	for unix.Kill(-pgid, sig) == unix.EINTR {
-	}
 }

@@ -17,7 +17,10 @@ type VerifyError struct {
 	Path string
 	Line int // 1-based; 0 when the file could not be read at all
 	Msg  string
+	Err  error // the I/O error behind Msg, if one is (errors.Is(err, fs.ErrNotExist) ...)
 }
+
+func (e *VerifyError) Unwrap() error { return e.Err }
 
 func (e *VerifyError) Error() string {
 	if e.Line == 0 {
@@ -40,7 +43,8 @@ func (e *VerifyError) Error() string {
 func VerifyAudit(path string) (int, error) {
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
-		return 0, &VerifyError{Path: path, Msg: os.NewSyscallError("open", err).Error()}
+		err = os.NewSyscallError("open", err)
+		return 0, &VerifyError{Path: path, Msg: err.Error(), Err: err}
 	}
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
@@ -63,7 +67,7 @@ func VerifyAudit(path string) (int, error) {
 			return bad(n, "longer than "+strconv.Itoa(auditTailMax)+" bytes")
 		}
 		if err != nil && err != io.EOF {
-			return bad(n, "read: "+err.Error())
+			return 0, &VerifyError{Path: path, Line: n, Msg: "read: " + err.Error(), Err: err}
 		}
 		if len(line) == 0 && err == io.EOF {
 			if n == 1 {

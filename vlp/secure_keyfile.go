@@ -4,7 +4,52 @@ import (
 	"bytes"
 	"errors"
 	"strconv"
+	"strings"
 )
+
+// What a key file can hold wrong, beyond a malformed line; a
+// *KeyFileError wraps them, so errors.Is(err, vlp.ErrZeroKey) works.
+var (
+	ErrNoKey       = errors.New("no key: want 64 hex characters on a line")
+	ErrZeroKey     = errors.New("the all-zero key is a placeholder, not a key")
+	ErrRepeatedKey = errors.New("repeats an earlier key")
+	ErrKeyCount    = errors.New("want exactly one key")
+)
+
+// KeyFileError is a key file, or the text of one, that cannot be used:
+// unreadable or unsafe (ReadSecretFile's checks), a malformed line, or
+// not the keys wanted. Its text starts with "key file PATH: " when the
+// path is known and names the line when one is at fault; it never quotes
+// key material.
+type KeyFileError struct {
+	Path string // "" from ParseKeys
+	Line int    // 1-based; 0 when no one line is at fault
+	Err  error  // ErrNoKey, ErrZeroKey, ErrRepeatedKey, ErrKeyCount, or the cause
+}
+
+func (e *KeyFileError) Error() string {
+	s := e.Err.Error()
+	if e.Line > 0 {
+		s = "line " + strconv.Itoa(e.Line) + ": " + s
+	}
+	if e.Path != "" {
+		prefix := "key file " + e.Path + ": "
+		if !strings.HasPrefix(s, prefix) { // ReadSecretFile's text names it already
+			s = prefix + s
+		}
+	}
+	return s
+}
+
+func (e *KeyFileError) Unwrap() error { return e.Err }
+
+// keyCount is ErrKeyCount with the count found.
+type keyCount int
+
+func (n keyCount) Error() string {
+	return "holds " + strconv.Itoa(int(n)) + " keys, want exactly one (several are only for an accepted-keys file)"
+}
+func (n keyCount) Unwrap() error { return ErrKeyCount }
 
 // MaxKeyFile is the largest key file read: room for hundreds of keys with
 // comments, small enough that a wrong path (a log, a device) fails fast.
@@ -33,20 +78,20 @@ func ParseKeys(text []byte) ([]Key, error) {
 		}
 		k, err := parseKeyLine(line)
 		if err == nil && k == (Key{}) {
-			err = errors.New("the all-zero key is a placeholder, not a key")
+			err = ErrZeroKey
 		}
 		for _, prev := range keys {
 			if err == nil && prev == k {
-				err = errors.New("repeats an earlier key")
+				err = ErrRepeatedKey
 			}
 		}
 		if err != nil {
-			return nil, errors.New("line " + strconv.Itoa(n) + ": " + err.Error())
+			return nil, &KeyFileError{Line: n, Err: err}
 		}
 		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
-		return nil, errors.New("no key: want 64 hex characters on a line")
+		return nil, &KeyFileError{Err: ErrNoKey}
 	}
 	return keys, nil
 }
@@ -85,16 +130,21 @@ func unhex(c byte) (byte, bool) {
 
 // ParseKeyFile reads an accepted-keys file: ReadSecretFile's checks
 // (regular file, not a symlink, owned by our uid, mode 0600 or stricter),
-// then ParseKeys. Errors start with "key file PATH: ".
+// then ParseKeys. Errors are *KeyFileError and start with "key file PATH: ".
 func ParseKeyFile(path string) ([]Key, error) {
 	b, err := ReadSecretFile("key file", path, MaxKeyFile)
 	if err != nil {
-		return nil, err
+		return nil, &KeyFileError{Path: path, Err: err}
 	}
 	keys, err := ParseKeys(b)
 	clear(b)
 	if err != nil {
-		return nil, errors.New("key file " + path + ": " + err.Error())
+		var ke *KeyFileError
+		if errors.As(err, &ke) {
+			ke.Path = path
+			return nil, ke
+		}
+		return nil, &KeyFileError{Path: path, Err: err}
 	}
 	return keys, nil
 }
@@ -107,8 +157,7 @@ func ReadKey(path string) (Key, error) {
 		return Key{}, err
 	}
 	if len(keys) != 1 {
-		return Key{}, errors.New("key file " + path + ": holds " + strconv.Itoa(len(keys)) +
-			" keys, want exactly one (several are only for an accepted-keys file)")
+		return Key{}, &KeyFileError{Path: path, Err: keyCount(len(keys))}
 	}
 	return keys[0], nil
 }

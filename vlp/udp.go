@@ -81,7 +81,7 @@ func udpSockaddr(addr string) (unix.Sockaddr, int, error) {
 	}
 	zone, err := zoneIndex(ip.Zone())
 	if err != nil {
-		return nil, 0, errors.New("vlp: UDP address " + strconv.Quote(addr) + ": " + err.Error())
+		return nil, 0, &AddrError{Addr: addr, Err: err}
 	}
 	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16(), ZoneId: zone}, unix.AF_INET6, nil
 }
@@ -105,7 +105,31 @@ func zoneIndex(zone string) (uint32, error) {
 	}
 	defer unix.Close(fd)
 	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
-		return 0, errors.New("no interface " + strconv.Quote(zone) + " for the zone: " + err.Error())
+		return 0, &ZoneError{Zone: zone, Err: err}
 	}
 	return ifr.Uint32(), nil
 }
+
+// AddrError is a UDP address that names something this host cannot
+// reach, such as an IPv6 zone with no such interface.
+type AddrError struct {
+	Addr string
+	Err  error // a *ZoneError, ...
+}
+
+func (e *AddrError) Error() string {
+	return "vlp: UDP address " + strconv.Quote(e.Addr) + ": " + e.Err.Error()
+}
+func (e *AddrError) Unwrap() error { return e.Err }
+
+// ZoneError is an IPv6 zone that names no interface; Err is the errno of
+// the SIOCGIFINDEX lookup (ENODEV, ...).
+type ZoneError struct {
+	Zone string
+	Err  error
+}
+
+func (e *ZoneError) Error() string {
+	return "no interface " + strconv.Quote(e.Zone) + " for the zone: " + e.Err.Error()
+}
+func (e *ZoneError) Unwrap() error { return e.Err }

@@ -68,10 +68,40 @@ type options struct {
 	parent   bool // frames speak for getppid()
 }
 
-// errUsage marks errors that exit 2.
-type errUsage struct{ msg string }
+// errUsage marks errors that exit 2; err, when set, is the cause (a
+// *cli.Error from the parser), reachable with errors.Is/As.
+type errUsage struct {
+	msg string
+	err error
+}
 
 func (e errUsage) Error() string { return e.msg }
+func (e errUsage) Unwrap() error { return e.err }
+
+// flagError is a file a flag names that could not be used (a key file):
+// it names the flag and keeps the cause (a *vlp.KeyFileError).
+type flagError struct {
+	flag string
+	err  error
+}
+
+func (e *flagError) Error() string { return "--" + e.flag + ": " + e.err.Error() }
+func (e *flagError) Unwrap() error { return e.err }
+
+// sendError is frames that could not be sent: how many, where, and why
+// (the last failure, kept for errors.Is, e.g. vlp.ErrNoObserver).
+type sendError struct {
+	dropped uint64
+	total   int
+	to      string
+	why     string // the failure explained for the flags given
+	err     error
+}
+
+func (e *sendError) Error() string {
+	return strconv.FormatUint(e.dropped, 10) + " of " + strconv.Itoa(e.total) + " frames not sent to " + e.to + ": " + e.why
+}
+func (e *sendError) Unwrap() error { return e.err }
 
 func parse(args []string) (options, error) {
 	fs := cli.NewFlagSet()
@@ -90,34 +120,34 @@ func parse(args []string) (options, error) {
 		if errors.Is(err, cli.ErrHelp) {
 			return o, err
 		}
-		return o, errUsage{err.Error()}
+		return o, errUsage{err.Error(), err}
 	}
 	st, ok := vlp.ParseStatus(*status)
 	switch {
 	case fs.NArg() > 0:
-		return o, errUsage{"unexpected argument " + strconv.Quote(fs.Arg(0))}
+		return o, errUsage{msg: "unexpected argument " + strconv.Quote(fs.Arg(0))}
 	case o.socket == "" && o.udp == "":
-		return o, errUsage{"--socket PATH or --udp HOST:PORT is required"}
+		return o, errUsage{msg: "--socket PATH or --udp HOST:PORT is required"}
 	case len(o.socket) > 107:
-		return o, errUsage{"--socket: path is longer than the 107 bytes a Unix socket address holds"}
+		return o, errUsage{msg: "--socket: path is longer than the 107 bytes a Unix socket address holds"}
 	case o.socket != "" && o.udp != "":
-		return o, errUsage{"--socket and --udp are exclusive: one observer, one transport"}
+		return o, errUsage{msg: "--socket and --udp are exclusive: one observer, one transport"}
 	case *keyFile != "" && *masterFile != "":
-		return o, errUsage{"--key-file and --master-key-file are exclusive"}
+		return o, errUsage{msg: "--key-file and --master-key-file are exclusive"}
 	case o.parent && o.udp != "":
-		return o, errUsage{"--parent needs --socket: only the kernel can vouch for a parent, and only over a Unix socket"}
+		return o, errUsage{msg: "--parent needs --socket: only the kernel can vouch for a parent, and only over a Unix socket"}
 	case o.udp == "" && (*keyFile != "" || *masterFile != ""):
-		return o, errUsage{"--key-file and --master-key-file seal UDP frames; they need --udp"}
+		return o, errUsage{msg: "--key-file and --master-key-file seal UDP frames; they need --udp"}
 	case o.udp != "" && !validUDP(o.udp):
-		return o, errUsage{"--udp must be IPv4:PORT or [IPv6]:PORT with an IP literal and a non-zero port, not " + strconv.Quote(o.udp)}
+		return o, errUsage{msg: "--udp must be IPv4:PORT or [IPv6]:PORT with an IP literal and a non-zero port, not " + strconv.Quote(o.udp)}
 	case !ok:
-		return o, errUsage{"--status must be ok, degraded or critical, not " + strconv.Quote(*status)}
+		return o, errUsage{msg: "--status must be ok, degraded or critical, not " + strconv.Quote(*status)}
 	case *payload > 0xFFFFFFFF:
-		return o, errUsage{"--payload must fit in 32 bits (0..4294967295)"}
+		return o, errUsage{msg: "--payload must fit in 32 bits (0..4294967295)"}
 	case o.count < 0 || (o.count == 0 && !o.terminal):
-		return o, errUsage{"--count must be at least 1 (or 0 with --terminal)"}
+		return o, errUsage{msg: "--count must be at least 1 (or 0 with --terminal)"}
 	case *intervalMs < -1:
-		return o, errUsage{"--interval-ms must not be negative"}
+		return o, errUsage{msg: "--interval-ms must not be negative"}
 	}
 	o.status, o.payload = st, uint32(*payload)
 	o.keyFile, o.master = *keyFile, *masterFile != ""
@@ -148,11 +178,11 @@ func dial(o options) (*vlp.Emitter, error) {
 	if o.keyFile != "" {
 		k, err := vlp.ReadKey(o.keyFile)
 		if err != nil {
-			flag := "--key-file: "
+			flag := "key-file"
 			if o.master {
-				flag = "--master-key-file: "
+				flag = "master-key-file"
 			}
-			return nil, errors.New(flag + err.Error())
+			return nil, &flagError{flag, err}
 		}
 		if o.master {
 			opts.MasterKey = &k
@@ -206,8 +236,7 @@ func run(o options) error {
 		if o.terminal {
 			total++
 		}
-		return errors.New(strconv.FormatUint(e.Dropped(), 10) + " of " + strconv.Itoa(total) +
-			" frames not sent to " + o.socket + o.udp + ": " + sendFailure(o, last))
+		return &sendError{dropped: e.Dropped(), total: total, to: o.socket + o.udp, why: sendFailure(o, last), err: last}
 	}
 	return nil
 }

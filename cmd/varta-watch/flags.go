@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -11,12 +12,37 @@ import (
 	"github.com/varta-go/varta/poll"
 )
 
-// usageError is a bad flag, value or combination: one line, exit 2.
-type usageError struct{ msg string }
+// usageError is a bad flag, value or combination: one line, exit 2. flag
+// names the flag at fault ("" for a stray argument); err, when set, is the
+// cause (a *cli.Error from the parser, ...), reachable with errors.Is/As.
+type usageError struct {
+	flag string
+	msg  string
+	err  error
+}
 
-func (e usageError) Error() string { return e.msg }
+func (e *usageError) Error() string { return e.msg }
+func (e *usageError) Unwrap() error { return e.err }
 
-func bad(flagName, what string) error { return usageError{"--" + flagName + ": " + what} }
+func bad(flagName, what string) error {
+	return &usageError{flag: flagName, msg: "--" + flagName + ": " + what}
+}
+
+// badErr is bad with a cause kept in the chain.
+func badErr(flagName string, err error) error {
+	return &usageError{flag: flagName, msg: "--" + flagName + ": " + err.Error(), err: err}
+}
+
+// loadError is a file a flag names that could not be used (a key file,
+// the token file): a start-up failure, exit 1, naming the flag. err is
+// the cause (a *vlp.KeyFileError, ...).
+type loadError struct {
+	flag string
+	err  error
+}
+
+func (e *loadError) Error() string { return "--" + e.flag + ": " + e.err.Error() }
+func (e *loadError) Unwrap() error { return e.err }
 
 // removed maps upstream flags dropped for safety to what replaces them.
 var removed = map[string]string{
@@ -25,27 +51,10 @@ var removed = map[string]string{
 	"key-env":           "keys in the environment leak to children and /proc; use --key-file",
 }
 
-// msFlag is a millisecond count with a floor.
-type msFlag struct {
-	d   *time.Duration
-	min int64
-	set bool
-}
-
-func (f *msFlag) String() string { return "" }
-func (f *msFlag) Set(s string) error {
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < f.min || v > int64(time.Duration(1<<62)/time.Millisecond) {
-		return errors.New("want a whole number of milliseconds, at least " + strconv.FormatInt(f.min, 10))
-	}
-	*f.d, f.set = time.Duration(v)*time.Millisecond, true
-	return nil
-}
-
 // listFlag collects a repeatable flag.
 type listFlag []string
 
-func (l *listFlag) String() string     { return "" }
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
 func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 
 // settings is what parse produces: the loop's Config plus what main needs
@@ -63,8 +72,13 @@ type settings struct {
 	promAddr     string
 	promToken    string
 	version      bool
-	udp          udpSettings // flags_udp.go
-	ops          opsFlags    // flags_ops.go
+	// Kept as given; check reads them.
+	socketMode string
+	policy     string
+	uids       string
+	clock      string
+	udp        udpSettings // flags_udp.go
+	ops        opsFlags    // flags_ops.go
 }
 
 func checkRemoved(args []string) error {
@@ -87,60 +101,29 @@ func parse(args []string) (*settings, error) {
 	if err := checkRemoved(args); err != nil {
 		return nil, err
 	}
-	s := &settings{cfg: poll.Config{SocketMode: 0o600, ReadTimeout: 100 * time.Millisecond,
-		TrackerCapacity: 256, MaxBeatRate: 100, GlobalBeatRate: 5000, GlobalBeatBurst: 10000,
-		ShutdownGrace: 5 * time.Second}, debounce: time.Second}
-	c := &s.cfg
-	fs := cli.NewFlagSet()
-	threshold := &msFlag{d: &c.Threshold, min: 10}
-	fs.Var(threshold, "threshold-ms", "")
-	fs.Var(&msFlag{d: &c.ReadTimeout, min: 1}, "read-timeout-ms", "")
-	fs.Var(&msFlag{d: &s.debounce, min: 0}, "recovery-debounce-ms", "")
-	fs.Var(&msFlag{d: &s.recTimeout, min: 100}, "recovery-timeout-ms", "")
-	fs.Var(&msFlag{d: &c.ShutdownGrace, min: 0}, "shutdown-grace-ms", "")
-	fs.StringVar(&c.SocketPath, "socket", "", "")
-	mode := fs.String("socket-mode", "0600", "")
-	fs.StringVar(&s.recoveryExec, "recovery-exec", "", "")
-	fs.StringVar(&s.recoveryFile, "recovery-exec-file", "", "")
-	fs.Var(&s.recoveryEnv, "recovery-env", "")
-	fs.BoolVar(&s.inheritEnv, "recovery-inherit-env", false, "")
-	fs.IntVar(&s.captureBytes, "recovery-capture-bytes", 0, "")
-	fs.StringVar(&s.auditFile, "recovery-audit-file", "", "")
-	fs.StringVar(&c.ExportFile, "export-file", "", "")
-	fs.Int64Var(&c.ExportMaxBytes, "export-file-max-bytes", 0, "")
-	fs.StringVar(&s.promAddr, "prom-addr", "", "")
-	fs.StringVar(&s.promToken, "prom-token-file", "", "")
-	fs.IntVar(&c.TrackerCapacity, "tracker-capacity", c.TrackerCapacity, "")
-	policy := fs.String("tracker-eviction-policy", "strict", "")
-	fs.IntVar(&c.MaxBeatRate, "max-beat-rate", c.MaxBeatRate, "")
-	fs.IntVar(&c.GlobalBeatRate, "global-beat-rate", c.GlobalBeatRate, "")
-	fs.IntVar(&c.GlobalBeatBurst, "global-beat-burst", c.GlobalBeatBurst, "")
-	uids := fs.String("allow-uid", "", "")
-	clock := fs.String("clock-source", "monotonic", "")
-	after := fs.Int64("shutdown-after-secs", 0, "")
-	fs.BoolVar(&c.AllowCrossNS, "allow-cross-namespace-agents", false, "")
-	fs.BoolVar(&s.version, "version", false, "")
-	s.udp.define(fs)
-	s.ops.register(fs)
+	s := &settings{}
+	fs := newFlagSet(s)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, cli.ErrHelp) {
 			return nil, err
 		}
-		return nil, usageError{err.Error()}
+		var fe *cli.Error
+		errors.As(err, &fe)
+		return nil, &usageError{flag: fe.Flag, msg: err.Error(), err: err}
 	}
 	if s.version {
 		return s, nil
 	}
 	if fs.NArg() > 0 {
-		return nil, usageError{"unexpected argument " + strconv.Quote(fs.Arg(0))}
+		return nil, &usageError{msg: "unexpected argument " + strconv.Quote(fs.Arg(0))}
 	}
-	if err := s.check(threshold.set, *mode, *policy, *uids, *clock, *after); err != nil {
+	if err := s.check(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *settings) check(thresholdSet bool, mode, policy, uids, clock string, after int64) error {
+func (s *settings) check() error {
 	c := &s.cfg
 	var ok bool
 	switch {
@@ -150,26 +133,13 @@ func (s *settings) check(thresholdSet bool, mode, policy, uids, clock string, af
 		return bad("socket", "path is longer than the 107 bytes a Unix socket address holds")
 	case c.SocketPath[0] == '@':
 		return bad("socket", "abstract socket names are not supported; give a filesystem path, e.g. /run/varta/varta.sock")
-	case !thresholdSet:
-		return bad("threshold-ms", "required: silence in milliseconds before a stall (at least 10)")
-	case c.TrackerCapacity < 1 || c.TrackerCapacity > 65536:
-		return bad("tracker-capacity", "must be 1 to 65536")
-	case c.MaxBeatRate < 0:
-		return bad("max-beat-rate", "must not be negative (0 disables the per-pid limit)")
-	case c.GlobalBeatRate < 0:
-		return bad("global-beat-rate", "must not be negative (0 disables the global limit)")
-	case c.GlobalBeatBurst < 0:
-		return bad("global-beat-burst", "must not be negative")
-	case c.ExportMaxBytes < 0:
-		return bad("export-file-max-bytes", "must be at least 1 (leave it out for no rotation)")
+	case c.Threshold == 0: // given, it is at least minThresholdMs
+		return bad("threshold-ms", "required: silence in milliseconds before a stall ("+
+			strconv.Itoa(minThresholdMs)+" to "+strconv.Itoa(maxThresholdMs)+")")
 	case c.ExportMaxBytes > 0 && c.ExportFile == "":
 		return bad("export-file-max-bytes", "needs --export-file: it rotates the event file")
 	case c.ExportMaxBytes > 0 && c.ExportFile == poll.EventStdout:
 		return bad("export-file-max-bytes", "cannot rotate standard output (--export-file -); give a file path or drop it")
-	case after < 0:
-		return bad("shutdown-after-secs", "must not be negative")
-	case s.captureBytes < 0 || s.captureBytes > 1<<20:
-		return bad("recovery-capture-bytes", "must be 0 to 1048576")
 	case s.recoveryExec != "" && s.recoveryFile != "":
 		return bad("recovery-exec-file", "cannot be combined with --recovery-exec; choose one")
 	case s.promToken != "" && s.promAddr == "":
@@ -178,26 +148,25 @@ func (s *settings) check(thresholdSet bool, mode, policy, uids, clock string, af
 	if err := s.checkPromAddr(); err != nil {
 		return err
 	}
-	m, err := strconv.ParseUint(mode, 8, 32)
+	m, err := strconv.ParseUint(s.socketMode, 8, 32)
 	if err != nil || m > 0o777 {
-		return bad("socket-mode", "want an octal mode such as 0600 or 0660, got "+strconv.Quote(mode))
+		return bad("socket-mode", "want an octal mode such as 0600 or 0660, got "+strconv.Quote(s.socketMode))
 	}
 	c.SocketMode = uint32(m)
-	if c.Policy, ok = poll.ParsePolicy(policy); !ok {
-		return bad("tracker-eviction-policy", "want strict or balanced, got "+strconv.Quote(policy))
+	if c.Policy, ok = poll.ParsePolicy(s.policy); !ok {
+		return bad("tracker-eviction-policy", "want strict or balanced, got "+strconv.Quote(s.policy))
 	}
-	switch clock {
+	switch s.clock {
 	case "monotonic":
 		c.Clock = poll.ClockMonotonic
 	case "boottime":
 		c.Clock = poll.ClockBoottime
 	default:
-		return bad("clock-source", "want monotonic or boottime, got "+strconv.Quote(clock))
+		return bad("clock-source", "want monotonic or boottime, got "+strconv.Quote(s.clock))
 	}
-	if c.AllowUIDs, err = parseUIDs(uids); err != nil {
-		return bad("allow-uid", err.Error())
+	if c.AllowUIDs, err = parseUIDs(s.uids); err != nil {
+		return badErr("allow-uid", err)
 	}
-	c.ShutdownAfter = time.Duration(after) * time.Second
 	if err := s.checkUDP(); err != nil {
 		return err
 	}
@@ -207,24 +176,56 @@ func (s *settings) check(thresholdSet bool, mode, policy, uids, clock string, af
 	return s.checkRecovery()
 }
 
-// checkPromAddr wants an IP:PORT, and a token for any address beyond
-// loopback: the metrics name every agent pid and the observer's health.
+// checkPromAddr wants a listen address (listenAddr), and a token for any
+// address beyond loopback: the metrics name every agent pid and the
+// observer's health. It leaves s.promAddr in IP:PORT form.
 func (s *settings) checkPromAddr() error {
 	if s.promAddr == "" {
 		return nil
 	}
-	ap, err := poll.ParseListenAddr(s.promAddr)
+	ap, err := listenAddr("prom-addr", s.promAddr, "[::1]")
 	if err != nil {
-		return bad("prom-addr", err.Error())
-	}
-	if ap.Addr().Zone() != "" {
-		return bad("prom-addr", "IPv6 zones are not supported, got "+strconv.Quote(s.promAddr)+"; listen on [::1], [::] or a global address")
+		return err
 	}
 	if !ap.Addr().Unmap().IsLoopback() && s.promToken == "" {
-		return bad("prom-addr", s.promAddr+" is not a loopback address and needs --prom-token-file, "+
+		what := " is not a loopback address"
+		if strings.HasPrefix(s.promAddr, ":") {
+			what = " listens on every interface"
+		}
+		return bad("prom-addr", strconv.Quote(s.promAddr)+what+" and needs --prom-token-file, "+
 			"or listen on 127.0.0.1 or [::1]")
 	}
+	s.promAddr = ap.String()
 	return nil
+}
+
+// anyIPv4 is what ":PORT" listens on: every IPv4 interface. IPv4 and not
+// [::] because a board's kernel may have no IPv6 at all; give [::]:PORT
+// for both families.
+var anyIPv4 = netip.IPv4Unspecified()
+
+// listenAddr reads the listen address given to flag: IP:PORT (IPv6 as
+// [IP]:PORT, no zone), :PORT for every IPv4 interface (0.0.0.0:PORT), or
+// localhost:PORT for 127.0.0.1:PORT. Host names beyond localhost are
+// refused: resolving them would need the resolver and could block. The
+// observer gets the address back in IP:PORT form (AddrPort.String).
+func listenAddr(flag, addr, v6 string) (netip.AddrPort, error) {
+	a := addr
+	switch {
+	case strings.HasPrefix(a, ":"):
+		a = anyIPv4.String() + a
+	case strings.HasPrefix(a, "localhost:"):
+		a = "127.0.0.1" + strings.TrimPrefix(a, "localhost")
+	}
+	ap, err := poll.ParseListenAddr(a)
+	if err != nil {
+		return ap, &usageError{flag: flag, err: err, msg: "--" + flag + ": want IP:PORT such as 127.0.0.1:9100 or " + v6 +
+			":9100, :PORT for every IPv4 interface or localhost:PORT, got " + strconv.Quote(addr)}
+	}
+	if ap.Addr().Zone() != "" {
+		return ap, bad(flag, "IPv6 zones are not supported, got "+strconv.Quote(addr)+"; listen on "+v6+", [::] or a global address")
+	}
+	return ap, nil
 }
 
 func (s *settings) checkRecovery() error {

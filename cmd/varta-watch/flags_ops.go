@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"strconv"
 	"time"
 
-	"github.com/varta-go/varta/cmd/internal/cli"
 	"github.com/varta-go/varta/poll"
 )
 
@@ -21,35 +19,12 @@ const autoSelfWatchdog = 4 * time.Second
 const maxSelfWatchdogSecs = 86400
 
 type opsFlags struct {
-	selfWatchdog secsFlag
-	hwWatchdog   string
-	heartbeat    string
-	onExit       string
-	allowParent  bool
-}
-
-// secsFlag is a whole number of seconds, 0 meaning off.
-type secsFlag struct {
-	d   time.Duration
-	set bool
-}
-
-func (f *secsFlag) String() string { return "" }
-func (f *secsFlag) Set(s string) error {
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 0 || v > maxSelfWatchdogSecs {
-		return errors.New("want a whole number of seconds, 0 (off) to " + strconv.Itoa(maxSelfWatchdogSecs))
-	}
-	f.d, f.set = time.Duration(v)*time.Second, true
-	return nil
-}
-
-func (f *opsFlags) register(fs *cli.FlagSet) {
-	fs.Var(&f.selfWatchdog, "self-watchdog-secs", "")
-	fs.StringVar(&f.hwWatchdog, "hw-watchdog", "", "")
-	fs.StringVar(&f.heartbeat, "heartbeat-file", "", "")
-	fs.StringVar(&f.onExit, "on-exit", "report", "")
-	fs.BoolVar(&f.allowParent, "allow-parent-beats", false, "")
+	selfWatchdog    time.Duration
+	selfWatchdogNum *num // its flag: given or not
+	hwWatchdog      string
+	heartbeat       string
+	onExit          string
+	allowParent     bool
 }
 
 // check turns the flags into s.cfg.Ops; every error is a usage error.
@@ -63,7 +38,7 @@ func (f *opsFlags) check(s *settings) error {
 		return bad("on-exit", "recover needs a recovery command: --recovery-exec or --recovery-exec-file")
 	}
 	c.OnExit = p
-	c.SelfWatchdog = f.selfWatchdog.d
+	c.SelfWatchdog = f.selfWatchdog
 	c.HWWatchdog = f.hwWatchdog
 	c.HeartbeatFile = f.heartbeat
 	c.AllowParentBeats = f.allowParent
@@ -78,7 +53,7 @@ func (f *opsFlags) load(c *poll.Config) error {
 		return err
 	}
 	c.Ops.NotifyWatchdog = interval
-	if interval > 0 && !f.selfWatchdog.set {
+	if interval > 0 && !f.selfWatchdogNum.given {
 		c.Ops.SelfWatchdog = autoSelfWatchdog
 	}
 	return nil

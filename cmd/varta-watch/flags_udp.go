@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"net/netip"
 	"strconv"
 
-	"github.com/varta-go/varta/cmd/internal/cli"
 	"github.com/varta-go/varta/poll"
 	"github.com/varta-go/varta/vlp"
 )
@@ -14,7 +12,7 @@ import (
 // §1). checkUDP turns them into poll.Config.UDP; loadUDP reads the keys.
 type udpSettings struct {
 	addr         string // --udp-addr IP:PORT
-	port         string // --udp-port N, the Rust original's spelling ...
+	portNum      *num   // --udp-port N, the Rust original's spelling ...
 	bindAddr     string // ... with --udp-bind-addr IP
 	plaintext    bool
 	keyFile      string // the current shared key
@@ -30,19 +28,6 @@ const (
 	flagRecoverPlain  = "plaintext-udp-i-accept-recovery-on-unauthenticated-transport"
 	flagRecoverSecure = "secure-udp-i-accept-recovery-on-unauthenticated-transport"
 )
-
-func (u *udpSettings) define(fs *cli.FlagSet) {
-	fs.StringVar(&u.addr, "udp-addr", "", "")
-	fs.StringVar(&u.port, "udp-port", "", "")
-	fs.StringVar(&u.bindAddr, "udp-bind-addr", "", "")
-	fs.BoolVar(&u.plaintext, "i-accept-plaintext-udp", false, "")
-	fs.StringVar(&u.keyFile, "key-file", "", "")
-	fs.StringVar(&u.acceptedFile, "accepted-key-file", "", "")
-	fs.StringVar(&u.masterFile, "master-key-file", "", "")
-	fs.BoolVar(&u.recovery, "udp-recovery", false, "")
-	fs.BoolVar(&u.recoverPlain, flagRecoverPlain, false, "")
-	fs.BoolVar(&u.recoverSecure, flagRecoverSecure, false, "")
-}
 
 // keyFlag names the first key flag given, or "".
 func (u *udpSettings) keyFlag() string {
@@ -116,26 +101,20 @@ func (s *settings) checkUDP() error {
 // for plain UDP only.
 func (u *udpSettings) listenAddr(keyed bool) (string, error) {
 	switch {
-	case u.addr != "" && (u.port != "" || u.bindAddr != ""):
+	case u.addr != "" && (u.portNum.given || u.bindAddr != ""):
 		return "", bad("udp-addr", "cannot be combined with --udp-port or --udp-bind-addr; give one form")
-	case u.bindAddr != "" && u.port == "":
+	case u.bindAddr != "" && !u.portNum.given:
 		return "", bad("udp-bind-addr", "needs --udp-port")
 	case u.addr != "":
-		ap, err := poll.ParseListenAddr(u.addr)
+		ap, err := listenAddr("udp-addr", u.addr, "[::1]")
 		if err != nil {
-			return "", bad("udp-addr", err.Error())
+			return "", err
 		}
-		if ap.Addr().Zone() != "" {
-			return "", bad("udp-addr", "IPv6 zones are not supported, got "+strconv.Quote(u.addr)+"; listen on [::] or a global address")
-		}
-		return u.addr, nil
-	case u.port == "":
+		return ap.String(), nil
+	case !u.portNum.given:
 		return "", nil
 	}
-	port, err := strconv.ParseUint(u.port, 10, 16)
-	if err != nil {
-		return "", bad("udp-port", "want a port number from 0 to 65535, got "+strconv.Quote(u.port))
-	}
+	port := u.portNum.cur
 	host := u.bindAddr
 	if host == "" {
 		host = "0.0.0.0"
@@ -161,14 +140,14 @@ func (s *settings) loadUDP() error {
 	if u.keyFile != "" {
 		k, err := vlp.ReadKey(u.keyFile)
 		if err != nil {
-			return errors.New("--key-file: " + err.Error())
+			return &loadError{"key-file", err}
 		}
 		c.Keys = append(c.Keys, k)
 	}
 	if u.acceptedFile != "" {
 		keys, err := vlp.ParseKeyFile(u.acceptedFile)
 		if err != nil {
-			return errors.New("--accepted-key-file: " + err.Error())
+			return &loadError{"accepted-key-file", err}
 		}
 		for _, k := range keys {
 			if len(c.Keys) == 0 || k != c.Keys[0] { // the current key may be listed too
@@ -179,7 +158,7 @@ func (s *settings) loadUDP() error {
 	if u.masterFile != "" {
 		k, err := vlp.ReadKey(u.masterFile)
 		if err != nil {
-			return errors.New("--master-key-file: " + err.Error())
+			return &loadError{"master-key-file", err}
 		}
 		c.MasterKey = &k
 	}

@@ -71,7 +71,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	s, err := parse(args)
 	switch {
 	case errors.Is(err, cli.ErrHelp):
-		io.WriteString(stdout, helpText)
+		io.WriteString(stdout, helpText())
 		return 0
 	case err != nil:
 		io.WriteString(stderr, "varta-watch: "+err.Error()+"; see --help\n")
@@ -118,10 +118,10 @@ func (s *settings) load() error {
 		if s.promToken != "" {
 			tok, err := vlp.ReadSecretFile("token file", s.promToken, 4096)
 			if err != nil {
-				return errors.New("--prom-token-file: " + err.Error())
+				return &loadError{"prom-token-file", err}
 			}
 			if m.Token = trimToken(tok); len(m.Token) == 0 {
-				return errors.New("--prom-token-file: token file " + s.promToken + ": holds no token; write the bearer token on one line")
+				return &loadError{"prom-token-file", errors.New("token file " + s.promToken + ": holds no token; write the bearer token on one line")}
 			}
 		}
 		s.cfg.Metrics = m

@@ -376,7 +376,7 @@ func TestUDPBadUsage(t *testing.T) {
 		{"key file without listener", base("--key-file", key), []string{"--key-file", "needs a UDP listener"}},
 		{"accepted keys without listener", base("--accepted-key-file", key), []string{"--accepted-key-file", "--udp-addr"}},
 		{"plaintext opt-in without listener", base("--i-accept-plaintext-udp"), []string{"--i-accept-plaintext-udp", "--udp-addr"}},
-		{"host name", base("--udp-addr", "localhost:9700", "--key-file", key), []string{"--udp-addr", "IP:PORT"}},
+		{"host name", base("--udp-addr", "example.com:9700", "--key-file", key), []string{"--udp-addr", "IP:PORT"}},
 		{"no port", base("--udp-addr=127.0.0.1", "--key-file", key), []string{"--udp-addr", "IP:PORT"}},
 		{"ipv6 zone", base("--udp-addr", "[fe80::1%lo]:9700", "--key-file", key), []string{"--udp-addr", "zones"}},
 		{"both forms", base("--udp-addr", "127.0.0.1:9700", "--udp-port", "9700", "--key-file", key), []string{"--udp-addr", "--udp-port"}},

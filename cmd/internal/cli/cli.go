@@ -10,6 +10,7 @@ package cli
 
 import (
 	"errors"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -74,22 +75,91 @@ func (fs *FlagSet) BoolVar(p *bool, name string, def bool, usage string) {
 	fs.bools[name] = true
 }
 
+// ErrUnknownFlag and ErrMissingValue are what an *Error wraps when a flag
+// is not defined, or is given without its value.
+var (
+	ErrUnknownFlag  = errors.New("unknown flag")
+	ErrMissingValue = errors.New("needs a value")
+)
+
+// Error is a usage error about one flag, as Parse returns it: the flag's
+// name, what was given, and what was wrong, reachable with errors.Is and
+// errors.As (ErrUnknownFlag, ErrMissingValue, a *RangeError, or whatever
+// the flag's Value.Set returned).
+type Error struct {
+	Flag  string // the name, without dashes
+	Arg   string // the argument as given, for ErrUnknownFlag
+	Value string // the value given to Set
+	Next  string // for ErrMissingValue: the flag that followed, if any
+	Err   error
+}
+
+func (e *Error) Error() string {
+	switch e.Err {
+	case ErrUnknownFlag:
+		return "unknown flag " + e.Arg
+	case ErrMissingValue:
+		if e.Next != "" {
+			return "--" + e.Flag + ": needs a value (the next argument, " + e.Next + ", is a flag)"
+		}
+		return "--" + e.Flag + ": needs a value"
+	}
+	return "--" + e.Flag + ": " + e.Err.Error() + " (got " + strconv.Quote(e.Value) + ")"
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// RangeError is a value that is not a whole number in a flag's range. It
+// wraps strconv.ErrSyntax (not a whole number) or strconv.ErrRange (a
+// whole number outside Min..Max).
+type RangeError struct {
+	Min, Max int64
+	Unit     string // "milliseconds", "seconds", ...; "" for a plain count
+	Err      error  // strconv.ErrSyntax or strconv.ErrRange
+}
+
+func (e *RangeError) Error() string {
+	want := "want a whole number"
+	if e.Unit != "" {
+		want += " of " + e.Unit
+	}
+	want += " from " + strconv.FormatInt(e.Min, 10) + " to " + strconv.FormatInt(e.Max, 10)
+	if e.Err == strconv.ErrRange {
+		return "out of range: " + want
+	}
+	return want
+}
+
+func (e *RangeError) Unwrap() error { return e.Err }
+
+// ParseInt reads a decimal whole number in min..max. Any failure is a
+// *RangeError naming the range: a number too large even for int64 is out
+// of range, not malformed.
+func ParseInt(s string, min, max int64, unit string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	switch {
+	case errors.Is(err, strconv.ErrRange):
+		return 0, &RangeError{min, max, unit, strconv.ErrRange}
+	case err != nil:
+		return 0, &RangeError{min, max, unit, strconv.ErrSyntax}
+	case n < min || n > max:
+		return 0, &RangeError{min, max, unit, strconv.ErrRange}
+	}
+	return n, nil
+}
+
 type intValue struct {
 	set func(int64)
+	get func() int64
 	min int64
 	max int64
 }
 
-func (v intValue) String() string { return "" }
+func (v intValue) String() string { return strconv.FormatInt(v.get(), 10) }
 func (v intValue) Set(s string) error {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		// Not a number at all: the type's range (±9223372036854775807)
-		// would only distract; the command checks its own bounds.
-		return errors.New("want a whole number")
-	}
-	if err != nil || n < v.min || n > v.max {
-		return errors.New("want a whole number from " + strconv.FormatInt(v.min, 10) + " to " + strconv.FormatInt(v.max, 10))
+	n, err := ParseInt(s, v.min, v.max, "")
+	if err != nil {
+		return err
 	}
 	v.set(n)
 	return nil
@@ -99,13 +169,14 @@ func (v intValue) Set(s string) error {
 func (fs *FlagSet) IntVar(p *int, name string, def int, usage string) {
 	*p = def
 	const maxInt = int64(^uint(0) >> 1)
-	fs.Var(intValue{set: func(n int64) { *p = int(n) }, min: -maxInt - 1, max: maxInt}, name, usage)
+	fs.Var(intValue{set: func(n int64) { *p = int(n) }, get: func() int64 { return int64(*p) },
+		min: -maxInt - 1, max: maxInt}, name, usage)
 }
 
 // Int64Var defines an int64 flag.
 func (fs *FlagSet) Int64Var(p *int64, name string, def int64, usage string) {
 	*p = def
-	fs.Var(intValue{set: func(n int64) { *p = n }, min: -1 << 63, max: 1<<63 - 1}, name, usage)
+	fs.Var(intValue{set: func(n int64) { *p = n }, get: func() int64 { return *p }, min: -1 << 63, max: 1<<63 - 1}, name, usage)
 }
 
 // Int64 defines an int64 flag and returns its destination.
@@ -115,17 +186,55 @@ func (fs *FlagSet) Int64(name string, def int64, usage string) *int64 {
 	return p
 }
 
+// RangeVar defines an int64 flag taking only min..max (in unit, for
+// messages); a value outside is a *RangeError.
+func (fs *FlagSet) RangeVar(p *int64, name string, def, min, max int64, unit string) {
+	*p = def
+	fs.Var(rangeValue{p, min, max, unit}, name, "")
+}
+
+type rangeValue struct {
+	p        *int64
+	min, max int64
+	unit     string
+}
+
+func (v rangeValue) String() string { return strconv.FormatInt(*v.p, 10) }
+func (v rangeValue) Set(s string) error {
+	n, err := ParseInt(s, v.min, v.max, v.unit)
+	if err == nil {
+		*v.p = n
+	}
+	return err
+}
+
 type uintValue struct{ p *uint64 }
 
 func (v uintValue) String() string { return strconv.FormatUint(*v.p, 10) }
 func (v uintValue) Set(s string) error {
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
-		return errors.New("want a whole number of at least 0")
+		if errors.Is(err, strconv.ErrRange) {
+			return uintError{strconv.ErrRange}
+		}
+		return uintError{strconv.ErrSyntax}
 	}
 	*v.p = n
 	return nil
 }
+
+// uintError is a value of a Uint64 flag that is not a whole number from 0
+// to 2^64-1; it wraps strconv.ErrSyntax or strconv.ErrRange.
+type uintError struct{ err error }
+
+func (e uintError) Error() string {
+	const want = "want a whole number from 0 to 18446744073709551615"
+	if e.err == strconv.ErrRange {
+		return "out of range: " + want
+	}
+	return want
+}
+func (e uintError) Unwrap() error { return e.err }
 
 // Uint64 defines a uint64 flag and returns its destination.
 func (fs *FlagSet) Uint64(name string, def uint64, usage string) *uint64 {
@@ -134,7 +243,44 @@ func (fs *FlagSet) Uint64(name string, def uint64, usage string) *uint64 {
 	return p
 }
 
-// Parse reads args. Errors name the flag as --name and say what was wrong.
+// Lookup returns the Value of the flag name, or nil.
+func (fs *FlagSet) Lookup(name string) Value { return fs.flags[name] }
+
+// IsBool reports whether name is a flag that takes no value.
+func (fs *FlagSet) IsBool(name string) bool { return fs.bools[name] }
+
+// Names lists the defined flags, sorted.
+func (fs *FlagSet) Names() []string {
+	names := make([]string, 0, len(fs.flags))
+	for n := range fs.flags {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// flagName is the name of a to the parser, if a is a defined flag (or
+// help) in any of the accepted forms; "" otherwise. A lone "-" is not a
+// flag: it is the usual name of standard input or output.
+func (fs *FlagSet) flagName(a string) string {
+	if len(a) < 2 || a[0] != '-' {
+		return ""
+	}
+	name := strings.TrimPrefix(strings.TrimPrefix(a, "-"), "-")
+	if j := strings.IndexByte(name, '='); j >= 0 {
+		name = name[:j]
+	}
+	if _, ok := fs.flags[name]; ok && name != "" || name == "h" || name == "help" {
+		return name
+	}
+	return ""
+}
+
+// Parse reads args. Errors are *Error: they name the flag as --name and
+// say what was wrong. A flag that needs a value and is followed by
+// another defined flag (--export-file --prom-addr ...) is missing its
+// value: the next flag is not taken as one. Use --name=value for a value
+// that looks like a flag.
 func (fs *FlagSet) Parse(args []string) error {
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -156,20 +302,23 @@ func (fs *FlagSet) Parse(args []string) error {
 		}
 		v, ok := fs.flags[name]
 		if !ok || name == "" {
-			return errors.New("unknown flag " + a)
+			return &Error{Flag: name, Arg: a, Err: ErrUnknownFlag}
 		}
 		if !hasValue && fs.bools[name] {
 			value, hasValue = "true", true
 		}
 		if !hasValue {
 			if i+1 >= len(args) {
-				return errors.New("--" + name + ": needs a value")
+				return &Error{Flag: name, Err: ErrMissingValue}
+			}
+			if fs.flagName(args[i+1]) != "" {
+				return &Error{Flag: name, Next: args[i+1], Err: ErrMissingValue}
 			}
 			i++
 			value = args[i]
 		}
 		if err := v.Set(value); err != nil {
-			return errors.New("--" + name + ": " + err.Error() + " (got " + strconv.Quote(value) + ")")
+			return &Error{Flag: name, Value: value, Err: err}
 		}
 	}
 	fs.args = nil

@@ -64,10 +64,10 @@ func TestParseErrors(t *testing.T) {
 	}{
 		{"unknown", []string{"--bogus"}, "unknown flag --bogus"},
 		{"missing value", []string{"--name"}, "--name: needs a value"},
-		{"bad int", []string{"--count", "x"}, `--count: want a whole number (got "x")`},
-		{"int out of range", []string{"--big", "99999999999999999999"}, `--big: want a whole number from -9223372036854775808 to 9223372036854775807`},
+		{"bad int", []string{"--count", "x"}, `--count: want a whole number from -9223372036854775808 to 9223372036854775807 (got "x")`},
+		{"int out of range", []string{"--big", "99999999999999999999"}, `--big: out of range: want a whole number from -9223372036854775808 to 9223372036854775807`},
 		{"bad bool", []string{"--on=maybe"}, "--on: want true or false"},
-		{"negative uint", []string{"--payload", "-1"}, "--payload: want a whole number of at least 0"},
+		{"negative uint", []string{"--payload", "-1"}, "--payload: want a whole number from 0 to 18446744073709551615"},
 		{"bare dash name", []string{"--=x"}, "unknown flag"},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/varta-go/varta/cmd/internal/cli"
+	"github.com/varta-go/varta/poll"
+	"github.com/varta-go/varta/recovery"
+)
+
+// The flags are defined once, in flagTable: name, value placeholder, help
+// lines, default and bounds. The parser registers them from the table and
+// --help is printed from it (help.go), so the two cannot disagree. Bounds
+// come from the library where it has them (poll.MaxTrackerCapacity,
+// recovery.MinTimeout, recovery.MaxCaptureBytes); the rest are here.
+
+// Defaults.
+const (
+	defReadTimeoutMs   = 100
+	defTrackerCapacity = 256
+	defMaxBeatRate     = 100
+	defGlobalBeatRate  = 5000
+	defGlobalBeatBurst = 10000
+	defShutdownGraceMs = 5000
+	defDebounceMs      = 1000
+)
+
+// Bounds.
+const (
+	minThresholdMs = 10
+	// maxThresholdMs is a week: beyond any heartbeat interval, even a
+	// weekly job's, and far from overflowing EvictionFactor × threshold.
+	maxThresholdMs       = 7 * 24 * 3600 * 1000
+	maxReadTimeoutMs     = 60 * 1000 // a minute; the loop's longest single wait
+	maxDebounceMs        = maxThresholdMs
+	maxRecoveryTimeoutMs = 24 * 3600 * 1000 // a day
+	maxShutdownGraceMs   = 3600 * 1000      // an hour
+	maxShutdownAfterSecs = 366 * 24 * 3600  // a year
+	// maxBeatRate bounds the rate and burst flags: a million datagrams a
+	// second is beyond what the loop can take; the limiter holds uint32.
+	maxBeatRate    = 1000000
+	maxExportBytes = 1 << 40 // 1 TiB
+	maxPort        = 65535
+)
+
+// group is a heading of --help.
+type group uint8
+
+const (
+	grpRequired group = iota
+	grpSocket
+	grpTracking
+	grpUDP
+	grpRecovery
+	grpOutput
+	grpLife
+	numGroups
+)
+
+var groupTitles = [numGroups]string{
+	"Required:",
+	"Socket and loop:",
+	"Tracking:",
+	"UDP agents (off unless a listener is given):",
+	"Recovery:",
+	"Output:",
+	"Life cycle:",
+}
+
+// flagDef is one flag. help may hold "\n" for line breaks and {def},
+// {min} and {max}, replaced by the value's default and bounds.
+type flagDef struct {
+	name string
+	arg  string // the value's placeholder in help; "" for a flag without value
+	grp  group
+	help string
+	v    cli.Value // nil for a flag without value
+	b    *bool     // the destination of a flag without value
+}
+
+// num is a whole-number flag in min..max, def until given; store puts a
+// value in its destination.
+type num struct {
+	min, max int64
+	unit     string // for messages: "milliseconds", "seconds", ...
+	cur      int64
+	given    bool
+	store    func(int64)
+}
+
+func newNum(def, min, max int64, unit string, store func(int64)) *num {
+	store(def)
+	return &num{min: min, max: max, unit: unit, cur: def, store: store}
+}
+
+func (n *num) String() string { return strconv.FormatInt(n.cur, 10) }
+func (n *num) Set(s string) error {
+	v, err := cli.ParseInt(s, n.min, n.max, n.unit)
+	if err != nil {
+		return err
+	}
+	n.cur, n.given = v, true
+	n.store(v)
+	return nil
+}
+
+func msNum(d *time.Duration, def, min, max int64) *num {
+	return newNum(def, min, max, "milliseconds", func(v int64) { *d = time.Duration(v) * time.Millisecond })
+}
+
+func secsNum(d *time.Duration, def, min, max int64) *num {
+	return newNum(def, min, max, "seconds", func(v int64) { *d = time.Duration(v) * time.Second })
+}
+
+func intNum(p *int, def, min, max int64) *num {
+	return newNum(def, min, max, "", func(v int64) { *p = int(v) })
+}
+
+// str is a string flag; its default is what *p holds when registered.
+type str struct{ p *string }
+
+func (s str) String() string     { return *s.p }
+func (s str) Set(v string) error { *s.p = v; return nil }
+
+func strDef(p *string, def string) str { *p = def; return str{p} }
+
+// flagTable defines every flag over s's fields and sets their defaults.
+func flagTable(s *settings) []flagDef {
+	c, u, o := &s.cfg, &s.udp, &s.ops
+	c.SocketMode = 0o600
+	u.portNum = newNum(0, 0, maxPort, "", func(int64) {})
+	o.selfWatchdogNum = secsNum(&o.selfWatchdog, 0, 0, maxSelfWatchdogSecs)
+	evict := strconv.Itoa(poll.EvictionFactor)
+	return []flagDef{
+		{name: "socket", arg: "PATH", grp: grpRequired, v: strDef(&c.SocketPath, ""),
+			help: "bind the observer's datagram socket here"},
+		{name: "threshold-ms", arg: "MS", grp: grpRequired, v: msNum(&c.Threshold, 0, minThresholdMs, maxThresholdMs),
+			help: "silence before a stall, {min}..{max}\n(at least 10 ms, at most a week)"},
+
+		{name: "socket-mode", arg: "OCTAL", grp: grpSocket, v: strDef(&s.socketMode, "0600"),
+			help: "socket file mode, set at bind (default {def})"},
+		{name: "read-timeout-ms", arg: "MS", grp: grpSocket,
+			v:    msNum(&c.ReadTimeout, defReadTimeoutMs, 1, maxReadTimeoutMs),
+			help: "longest single poll wait, {min}..{max}\n(default {def})"},
+		{name: "allow-uid", arg: "UID[,UID]", grp: grpSocket, v: strDef(&s.uids, ""),
+			help: "sender uids allowed to beat; absent:\nonly our own"},
+		{name: "allow-cross-namespace-agents", grp: grpSocket, b: &c.AllowCrossNS,
+			help: "admit agents from another pid namespace"},
+		{name: "clock-source", arg: "monotonic|boottime", grp: grpSocket, v: strDef(&s.clock, "monotonic"),
+			help: "boottime counts suspend as silence\n(default {def})"},
+		{name: "allow-parent-beats", grp: grpSocket, b: &o.allowParent,
+			help: "accept frames for the sender's parent pid\n(varta-beat --parent in a shell loop)"},
+
+		{name: "tracker-capacity", arg: "N", grp: grpTracking,
+			v:    intNum(&c.TrackerCapacity, defTrackerCapacity, 1, poll.MaxTrackerCapacity),
+			help: "fixed pid-table size, {min}..{max} (default {def})"},
+		{name: "tracker-eviction-policy", arg: "strict|balanced", grp: grpTracking, v: strDef(&s.policy, "strict"),
+			help: "when full, strict evicts only long-stalled\npids; balanced any pid silent " + evict + "x threshold\n(default {def})"},
+		{name: "max-beat-rate", arg: "N", grp: grpTracking, v: intNum(&c.MaxBeatRate, defMaxBeatRate, 0, maxBeatRate),
+			help: "beats/s per pid, {min}..{max}, 0 = off\n(default {def})"},
+		{name: "global-beat-rate", arg: "N", grp: grpTracking, v: intNum(&c.GlobalBeatRate, defGlobalBeatRate, 0, maxBeatRate),
+			help: "beats/s in all, {min}..{max}, 0 = off\n(default {def})"},
+		{name: "global-beat-burst", arg: "N", grp: grpTracking, v: intNum(&c.GlobalBeatBurst, defGlobalBeatBurst, 0, maxBeatRate),
+			help: "global burst, {min}..{max}, 0 = the rate\n(default {def})"},
+		{name: "on-exit", arg: "report|recover|ignore", grp: grpTracking, v: strDef(&o.onExit, "report"),
+			help: "when a kernel-attested agent dies (pidfd,\nelse /proc at stall): report writes an\nexit event; recover also runs recovery\nat once and forgets the pid (default {def})"},
+
+		{name: "udp-addr", arg: "IP:PORT", grp: grpUDP, v: strDef(&u.addr, ""),
+			help: "also take frames over UDP, IPv4 or [IPv6];\n:PORT is 0.0.0.0:PORT, localhost:PORT\n127.0.0.1:PORT"},
+		{name: "udp-port", arg: "N", grp: grpUDP, v: u.portNum,
+			help: "the Rust original's form of --udp-addr:\nthe port, {min}..{max}"},
+		{name: "udp-bind-addr", arg: "IP", grp: grpUDP, v: strDef(&u.bindAddr, ""),
+			help: "the IP for --udp-port; absent: 127.0.0.1\nwith keys, 0.0.0.0 for plain UDP only"},
+		{name: "key-file", arg: "F", grp: grpUDP, v: strDef(&u.keyFile, ""),
+			help: "secure UDP: the current shared key"},
+		{name: "accepted-key-file", arg: "F", grp: grpUDP, v: strDef(&u.acceptedFile, ""),
+			help: "more shared keys, one per line, for key\nrotation: every key is tried on every frame"},
+		{name: "master-key-file", arg: "F", grp: grpUDP, v: strDef(&u.masterFile, ""),
+			help: "secure UDP: master key of per-agent keys\nKey files: 64 hex characters per key, a\nregular file we own, mode 0600, no symlink"},
+		{name: "i-accept-plaintext-udp", grp: grpUDP, b: &u.plaintext,
+			help: "also take plain frames: unauthenticated,\nanyone who reaches the port can beat"},
+		{name: "udp-recovery", grp: grpUDP, b: &u.recovery,
+			help: "let UDP agents' stalls run the recovery\ncommand (absent: only socket agents,\nwhose pid the kernel vouches for)"},
+		{name: flagRecoverPlain, grp: grpUDP, b: &u.recoverPlain,
+			help: "--udp-recovery for plain frames only\n(the Rust original's spelling)"},
+		{name: flagRecoverSecure, grp: grpUDP, b: &u.recoverSecure,
+			help: "--udp-recovery for secure frames only\n(the Rust original's spelling)"},
+
+		{name: "recovery-exec", arg: "CMD", grp: grpRecovery, v: strDef(&s.recoveryExec, ""),
+			help: "program and arguments, no shell; {pid} is\nreplaced by the stalled pid, else appended"},
+		{name: "recovery-exec-file", arg: "PATH", grp: grpRecovery, v: strDef(&s.recoveryFile, ""),
+			help: "the same read from a 0600 file we own"},
+		{name: "recovery-debounce-ms", arg: "MS", grp: grpRecovery, v: msNum(&s.debounce, defDebounceMs, 0, maxDebounceMs),
+			help: "per-pid minimum interval, {min}..{max}\n(default {def})"},
+		{name: "recovery-timeout-ms", arg: "MS", grp: grpRecovery,
+			v:    msNum(&s.recTimeout, 0, int64(recovery.MinTimeout/time.Millisecond), maxRecoveryTimeoutMs),
+			help: "kill the child's group after MS,\n{min}..{max} (absent: no timeout)"},
+		{name: "recovery-env", arg: "K=V", grp: grpRecovery, v: &s.recoveryEnv,
+			help: "add to the child's environment (repeatable)"},
+		{name: "recovery-inherit-env", grp: grpRecovery, b: &s.inheritEnv,
+			help: "child inherits our environment"},
+		{name: "recovery-capture-bytes", arg: "N", grp: grpRecovery, v: intNum(&s.captureBytes, 0, 0, recovery.MaxCaptureBytes),
+			help: "capture up to N bytes of child output\nfor the audit log, {min}..{max} (default {def}: off)"},
+		{name: "recovery-audit-file", arg: "PATH", grp: grpRecovery, v: strDef(&s.auditFile, ""),
+			help: "hash-chained audit log of every decision"},
+
+		{name: "export-file", arg: "PATH", grp: grpOutput, v: strDef(&c.ExportFile, ""),
+			help: "append one tab-separated line per event\n(- for standard output)"},
+		{name: "export-file-max-bytes", arg: "N", grp: grpOutput,
+			v:    newNum(0, 0, maxExportBytes, "bytes", func(v int64) { c.ExportMaxBytes = v }),
+			help: "rotate at N bytes, {min}..{max}, keeping\n" + strconv.Itoa(poll.EventGenerations) + " generations (default {def}: no rotation)"},
+		{name: "prom-addr", arg: "IP:PORT", grp: grpOutput, v: strDef(&s.promAddr, ""),
+			help: "serve /metrics and /healthz; :PORT is\n0.0.0.0:PORT, localhost:PORT 127.0.0.1:PORT"},
+		{name: "prom-token-file", arg: "PATH", grp: grpOutput, v: strDef(&s.promToken, ""),
+			help: "require Authorization: Bearer <token>;\nneeded when --prom-addr is not loopback"},
+
+		{name: "shutdown-grace-ms", arg: "MS", grp: grpLife,
+			v:    msNum(&c.ShutdownGrace, defShutdownGraceMs, 0, maxShutdownGraceMs),
+			help: "time to stop recovery children,\n{min}..{max} (default {def})"},
+		{name: "shutdown-after-secs", arg: "S", grp: grpLife, v: secsNum(&c.ShutdownAfter, 0, 0, maxShutdownAfterSecs),
+			help: "exit cleanly after S seconds, {min}..{max}\n(default {def}: never)"},
+		{name: "self-watchdog-secs", arg: "S", grp: grpLife, v: o.selfWatchdogNum,
+			help: "abort with a stack dump (exit 134) when the\nloop makes no progress for S s, {min}..{max};\n0 = off (absent: " +
+				strconv.Itoa(int(autoSelfWatchdog/time.Second)) + " when $WATCHDOG_USEC is set)"},
+		{name: "hw-watchdog", arg: "PATH", grp: grpLife, v: strDef(&o.hwWatchdog, ""),
+			help: "open a watchdog device, kick it every\nsecond, magic-close it on a clean exit"},
+		{name: "heartbeat-file", arg: "PATH", grp: grpLife, v: strDef(&o.heartbeat, ""),
+			help: "rewrite \"<loops> <ns>\" atomically, at most\nevery 100 ms (put it on a tmpfs)"},
+		{name: "version", grp: grpLife, b: &s.version,
+			help: "print version and exit"},
+	}
+}
+
+// newFlagSet registers the table's flags over s.
+func newFlagSet(s *settings) *cli.FlagSet {
+	fs := cli.NewFlagSet()
+	for _, d := range flagTable(s) {
+		if d.b != nil {
+			fs.BoolVar(d.b, d.name, false, "")
+		} else {
+			fs.Var(d.v, d.name, "")
+		}
+	}
+	return fs
+}
+
+// expand fills {def}, {min} and {max} in d's help.
+func (d *flagDef) expand() string {
+	h := d.help
+	if d.v != nil {
+		h = strings.ReplaceAll(h, "{def}", d.v.String())
+	}
+	if n, ok := d.v.(*num); ok {
+		h = strings.ReplaceAll(h, "{min}", strconv.FormatInt(n.min, 10))
+		h = strings.ReplaceAll(h, "{max}", strconv.FormatInt(n.max, 10))
+	}
+	return h
+}
