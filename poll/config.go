@@ -129,6 +129,7 @@ const (
 	ExitRecover        = exitwatch.Recover
 	ExitIgnore         = exitwatch.Ignore
 	EventStdout        = sink.EventStdout
+	EventGenerations   = sink.EventGenerations
 	ExitWedged         = ops.ExitWedged
 	SecureUDP          = listen.SecureUDP
 )
