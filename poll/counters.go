@@ -60,11 +60,12 @@ const (
 	logRate
 	logCapacity
 	logEvents
-	logUDP     // UDP frames refused: plaintext off, decrypt failures
-	logReplay  // secure UDP replays and a full replay table
-	logAudit   // audit-log writes that failed
-	logMetrics // metrics connections that could not be accepted
-	logExit    // pidfds that could not be opened
+	logUDP      // UDP frames refused: plaintext off, decrypt failures
+	logReplay   // secure UDP replays and a full replay table
+	logAudit    // audit-log writes that failed
+	logMetrics  // metrics connections that could not be accepted
+	logExit     // pidfds that could not be opened
+	logRecovery // recovery children that could not be signalled
 	numLogKinds
 )
 

@@ -117,9 +117,10 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 
 func (o *observer) renderRecovery(e *promtext.Encoder) {
 	var counts [recovery.NumOutcomes]uint64
-	outstanding := 0
+	outstanding, sigFailed := 0, uint64(0)
 	if o.rec != nil {
 		counts, outstanding = o.rec.Counts(), o.rec.Outstanding()
+		sigFailed, _ = o.rec.SignalFailures()
 	}
 	e.Family("varta_recovery_outcomes_total", "Recovery decisions and child outcomes, by outcome.", promtext.TypeCounter)
 	for i, label := range recovery.OutcomeLabels {
@@ -127,6 +128,7 @@ func (o *observer) renderRecovery(e *promtext.Encoder) {
 		e.Uint(counts[i])
 	}
 	gauge(e, "varta_recovery_outstanding", "Recovery children running now.", float64(outstanding))
+	counter(e, "varta_recovery_signal_failures_total", "Signals to a recovery command's process group that the kernel refused (EPERM: the command changed its credentials).", sigFailed)
 	e.Family("varta_recovery_duration_seconds", "Run time of completed recovery children.", promtext.TypeHistogram)
 	e.Histogram(o.recHist)
 }

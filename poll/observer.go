@@ -99,7 +99,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	if cfg.Recovery != nil {
 		rc := *cfg.Recovery
 		rc.Recheck, rc.Clock = o.recheck, o.clock.now
-		rc.OnComplete = func(c *recovery.Completion) { o.recHist.Observe(c.Duration.Seconds()) }
+		rc.OnComplete = o.recoveryDone
 		if o.rec, err = recovery.New(rc); err != nil {
 			return nil, err
 		}
@@ -159,6 +159,16 @@ func newObserver(cfg Config) (_ *observer, err error) {
 // str and num are log fields.
 func str(k, v string) sink.Field       { return sink.Str(k, v) }
 func num(k string, v int64) sink.Field { return sink.Num(k, v) }
+
+// recoveryDone is called by recovery, on the loop goroutine, for every
+// child that ended.
+func (o *observer) recoveryDone(c *recovery.Completion) {
+	o.recHist.Observe(c.Duration.Seconds())
+	if c.SignalErr != nil {
+		o.log.Limited(logRecovery, o.clock.now(), "could not signal a recovery command's process group; it may outlive its timeout",
+			num("agent", int64(c.Agent)), num("child", int64(c.Child)), sink.Err(c.SignalErr))
+	}
+}
 
 // recheck tells recovery whether a deferred stall still stands: the pid is
 // still tracked, still stalled, and still the same process.

@@ -293,7 +293,9 @@ func monotonicNow() int64 {
 }
 
 // OnStall decides what to do about a stall of pid (process start time
-// startTime) raised at now, by the caller's clock in ns. In order: not
+// startTime) raised at now, by the caller's clock in ns. In order: after
+// Shutdown began → refused_shutdown (no new child; not a capacity
+// problem, which an operator would chase); not
 // attested, or pid <= 0 → skipped_unattested; the same (pid, startTime)
 // ran less than Debounce ago → debounced; a child for pid running or
 // queued → skipped_in_flight; outstanding children plus deferred stalls
@@ -303,7 +305,7 @@ func monotonicNow() int64 {
 // never blocks beyond one fork/exec and allocates only to spawn.
 func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64) Outcome {
 	if m.shutdown {
-		return m.refuse(pid, startTime, OutcomeRefusedCapacity, "shutdown", nil)
+		return m.refuse(pid, startTime, OutcomeRefusedShutdown, "shutdown", nil)
 	}
 	if !attested {
 		return m.refuse(pid, startTime, OutcomeSkippedUnattested, "unattested", nil)

@@ -586,6 +586,7 @@ func TestOutcomeLabels(t *testing.T) {
 		OutcomeReapedNonzero: "reaped_nonzero", OutcomeKilled: "killed", OutcomeSpawnFailed: "spawn_failed",
 		OutcomeRefusedCapacity: "refused_capacity", OutcomeSkippedUnattested: "skipped_unattested",
 		OutcomeSkippedInFlight: "skipped_in_flight", OutcomeSkippedStale: "skipped_stale",
+		OutcomeRefusedShutdown: "refused_shutdown",
 	}
 	if len(want) != int(NumOutcomes) {
 		t.Fatalf("NumOutcomes = %d, the test knows %d labels", NumOutcomes, len(want))
@@ -644,5 +645,22 @@ func BenchmarkTick(b *testing.B) {
 				m.Tick(t0)
 			}
 		})
+	}
+}
+
+// TestStallAfterShutdownIsNotCapacity: a stall raised once shutdown has
+// begun is refused as such, never counted as the outstanding table being
+// full (which would send an operator after the wrong problem).
+func TestStallAfterShutdownIsNotCapacity(t *testing.T) {
+	m := newTestManager(t, Config{Command: shCmd("exit 0")})
+	if err := m.Shutdown(time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.OnStall(int32(os.Getpid()), 1, true, monotonicNow()); got != OutcomeRefusedShutdown {
+		t.Fatalf("OnStall after Shutdown = %v, want refused_shutdown", got)
+	}
+	if c := m.Counts(); c[OutcomeRefusedCapacity] != 0 || c[OutcomeRefusedShutdown] != 1 {
+		t.Fatalf("counts refused_capacity %d, refused_shutdown %d; want 0 and 1",
+			c[OutcomeRefusedCapacity], c[OutcomeRefusedShutdown])
 	}
 }

@@ -18,6 +18,7 @@ const (
 	OutcomeSkippedUnattested                // the stall was not kernel-attested
 	OutcomeSkippedInFlight                  // a child for this pid is running or queued
 	OutcomeSkippedStale                     // a deferred stall failed Recheck when its turn came
+	OutcomeRefusedShutdown                  // the stall came after shutdown had begun
 	NumOutcomes                             // number of labelled outcomes
 
 	// OutcomeDeferred is returned by OnStall when the per-tick spawn
@@ -39,6 +40,7 @@ var OutcomeLabels = [NumOutcomes]string{
 	"skipped_unattested",
 	"skipped_in_flight",
 	"skipped_stale",
+	"refused_shutdown",
 }
 
 // String returns the label of o, or "deferred".
