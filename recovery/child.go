@@ -56,8 +56,7 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 		return m.spawnFailed(e, err)
 	}
 
-	slot := m.freeKids[len(m.freeKids)-1]
-	m.freeKids = m.freeKids[:len(m.freeKids)-1]
+	slot, _ := m.freeKids.Pop() // OnStall admitted it: fewer than Capacity are active
 	c := &m.children[slot]
 	kept := c.kept[:0]
 	if m.capture > 0 && kept == nil {
@@ -222,7 +221,7 @@ func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig sysca
 	m.active[c.pos] = last
 	m.children[last].pos = c.pos
 	m.active = m.active[:len(m.active)-1]
-	m.freeKids = append(m.freeKids, slot)
+	m.freeKids.Push(slot)
 	c.pid, c.nbytes, c.sigErr = 0, [2]uint64{}, nil
 	c.kept = c.kept[:0]
 }

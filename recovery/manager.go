@@ -132,8 +132,8 @@ type Manager struct {
 	clock      func() int64
 
 	children  []child
-	freeKids  []int32 // unused child slots (a stack)
-	active    []int32 // used child slots, dense
+	freeKids  ring.Stack // unused child slots
+	active    []int32    // used child slots, dense
 	pids      pidTable
 	queue     ring.FIFO[pending]
 	spawnLeft int
@@ -205,7 +205,7 @@ func New(cfg Config) (*Manager, error) {
 		onComplete: cfg.OnComplete,
 		clock:      cfg.Clock,
 		children:   make([]child, cfg.Capacity),
-		freeKids:   make([]int32, cfg.Capacity),
+		freeKids:   ring.NewStack(cfg.Capacity),
 		active:     make([]int32, 0, cfg.Capacity),
 		// Twice the capacity: every busy entry (at most Capacity) still
 		// leaves as many idle ones to remember debounce state in.
@@ -227,9 +227,6 @@ func New(cfg Config) (*Manager, error) {
 	}
 	if m.clock == nil {
 		m.clock = monotonicNow
-	}
-	for i := range m.freeKids {
-		m.freeKids[i] = int32(cfg.Capacity - 1 - i)
 	}
 	for i := range m.children {
 		m.children[i].fds = [2]int32{none, none}

@@ -515,10 +515,10 @@ func TestPidTable(t *testing.T) {
 		if _, ok := ref[pid]; ok {
 			t.Fatalf("lookup(%d) missed an entry", pid)
 		}
-		if len(tb.free) == 0 && tb.lru.Front() == none {
+		if tb.free.Len() == 0 && tb.lru.Front() == none {
 			tb.idle(ref[firstKey(ref)])
 		}
-		if len(tb.free) == 0 {
+		if tb.free.Len() == 0 {
 			delete(ref, tb.entries[tb.lru.Front()].pid)
 		}
 		e := tb.insert(pid)

@@ -24,7 +24,7 @@ type entry struct {
 // children table hold, stay stable.
 type pidTable struct {
 	entries []entry
-	free    []int32 // unused entry indices (a stack)
+	free    ring.Stack // unused entry indices
 	index   ring.Index
 	links   ring.Links
 	lru     ring.List // idle entries, least recently idle first
@@ -33,13 +33,10 @@ type pidTable struct {
 func newPidTable(n int) pidTable {
 	t := pidTable{
 		entries: make([]entry, n),
-		free:    make([]int32, n),
+		free:    ring.NewStack(n),
 		index:   ring.NewIndex(n),
 		links:   ring.NewLinks(n),
 		lru:     ring.NewList(),
-	}
-	for i := range t.free {
-		t.free[i] = int32(n - 1 - i)
 	}
 	return t
 }
@@ -54,11 +51,8 @@ func (t *pidTable) lookup(pid int32) int32 {
 // reused; the caller guarantees one is idle (busy entries never exceed the
 // outstanding capacity, which is below the entry count).
 func (t *pidTable) insert(pid int32) int32 {
-	var e int32
-	if n := len(t.free); n > 0 {
-		e = t.free[n-1]
-		t.free = t.free[:n-1]
-	} else {
+	e, ok := t.free.Pop()
+	if !ok {
 		e = t.lru.Front()
 		t.lru.Remove(&t.links, e)
 		t.index.Delete(uint32(t.entries[e].pid))

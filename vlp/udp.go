@@ -75,15 +75,11 @@ func udpSockaddr(addr string) (unix.Sockaddr, int, error) {
 	if ap.Port() == 0 {
 		return nil, 0, errors.New("vlp: UDP address " + strconv.Quote(addr) + " needs a non-zero port")
 	}
-	ip := ap.Addr().Unmap() // ::ffff:a.b.c.d is sent as IPv4
-	if ip.Is4() {
-		return &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ip.As4()}, unix.AF_INET, nil
-	}
-	zone, err := zoneIndex(ip.Zone())
+	sa, family, err := InetSockaddr(ap) // ::ffff:a.b.c.d is sent as IPv4
 	if err != nil {
 		return nil, 0, &AddrError{Addr: addr, Err: err}
 	}
-	return &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ip.As16(), ZoneId: zone}, unix.AF_INET6, nil
+	return sa, family, nil
 }
 
 // zoneIndex turns an IPv6 zone (an interface name or number) into the
