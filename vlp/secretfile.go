@@ -1,7 +1,6 @@
 package vlp
 
 import (
-	"errors"
 	"io"
 	"os"
 	"strconv"
@@ -16,25 +15,28 @@ import (
 // other permission bits (0600 or stricter) and at most max bytes: whoever
 // can write or read it could otherwise choose what we trust or learn it.
 func ReadSecretFile(what, path string, max int64) ([]byte, error) {
-	fail := func(msg string) ([]byte, error) { return nil, errors.New(what + " " + path + ": " + msg) }
+	fail := func(msg string) ([]byte, error) { return nil, &SecretFileError{What: what, Path: path, Problem: msg} }
+	failErr := func(err error, hint string) ([]byte, error) {
+		return nil, &SecretFileError{What: what, Path: path, Err: err, Hint: hint}
+	}
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	switch err {
 	case nil:
 	case unix.ELOOP:
 		return fail("is a symlink; point the flag at the real file")
 	case unix.ENOENT, unix.ENOTDIR:
-		return fail(os.NewSyscallError("open", err).Error() + " (check the path given to the flag)")
+		return failErr(os.NewSyscallError("open", err), "check the path given to the flag")
 	case unix.EACCES:
-		return fail(os.NewSyscallError("open", err).Error() + " (the file and its directories must be readable by uid " +
-			strconv.Itoa(os.Geteuid()) + ", the uid this process runs as)")
+		return failErr(os.NewSyscallError("open", err), "the file and its directories must be readable by uid "+
+			strconv.Itoa(os.Geteuid())+", the uid this process runs as")
 	default:
-		return fail(os.NewSyscallError("open", err).Error())
+		return failErr(os.NewSyscallError("open", err), "")
 	}
 	f := os.NewFile(uintptr(fd), path)
 	defer f.Close()
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return fail(os.NewSyscallError("fstat", err).Error())
+		return failErr(os.NewSyscallError("fstat", err), "")
 	}
 	euid := strconv.Itoa(os.Geteuid())
 	switch {
@@ -49,10 +51,38 @@ func ReadSecretFile(what, path string, max int64) ([]byte, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(f, max+1))
 	if err != nil {
-		return fail(err.Error())
+		return failErr(err, "")
 	}
 	if int64(len(b)) > max {
 		return fail("larger than " + strconv.FormatInt(max, 10) + " bytes; is it the right file?")
 	}
 	return b, nil
 }
+
+// SecretFileError is a key, token or command file ReadSecretFile refused:
+// which file (What, Path), what was wrong (Problem, or the system error
+// Err, which Unwrap returns so errors.Is(err, fs.ErrNotExist) works), and
+// what to do (Hint, may be empty).
+type SecretFileError struct {
+	What    string
+	Path    string
+	Problem string
+	Err     error
+	Hint    string
+}
+
+func (e *SecretFileError) Error() string {
+	s := e.What + " " + e.Path + ": " + e.Problem
+	if e.Err != nil {
+		if e.Problem != "" {
+			s += ": "
+		}
+		s += e.Err.Error()
+	}
+	if e.Hint != "" {
+		s += " (" + e.Hint + ")"
+	}
+	return s
+}
+
+func (e *SecretFileError) Unwrap() error { return e.Err }

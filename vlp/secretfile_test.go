@@ -1,6 +1,8 @@
 package vlp
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,5 +56,18 @@ func TestReadSecretFile(t *testing.T) {
 		if _, err := ReadSecretFile("key file", other, 64); err == nil || !strings.Contains(err.Error(), "chown") {
 			t.Errorf("file owned by nobody: %v, want an ownership error", err)
 		}
+	}
+}
+
+// TestSecretFileErrorChain: a refused secret file keeps the system error
+// behind it, so callers test the cause with errors.Is / errors.As.
+func TestSecretFileErrorChain(t *testing.T) {
+	_, err := ReadSecretFile("key file", filepath.Join(t.TempDir(), "missing"), 64)
+	var se *SecretFileError
+	if !errors.As(err, &se) || se.What != "key file" || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("ReadSecretFile(missing) = %v, want a *SecretFileError wrapping fs.ErrNotExist", err)
+	}
+	if !strings.Contains(err.Error(), "check the path") {
+		t.Errorf("error %q lost its hint", err)
 	}
 }
