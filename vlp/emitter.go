@@ -16,8 +16,6 @@ var (
 	ErrNoObserver = errors.New("vlp: no observer listening (socket path missing, or the UDP port refused an earlier datagram), beat dropped")
 )
 
-var errClosed = errors.New("vlp: emitter is closed")
-
 // IsDrop reports whether err is one of the drops above.
 func IsDrop(err error) bool { return err == ErrQueueFull || err == ErrNoObserver }
 
@@ -27,13 +25,11 @@ func IsDrop(err error) bool { return err == ErrQueueFull || err == ErrNoObserver
 // (nonce, clock, fork detection); UDP adds the secure envelope.
 type Emitter struct {
 	session
-	fd        int
-	connected bool
-	addr      unix.Sockaddr
-	udp       bool    // decides which errors call for connecting again
-	sec       *sealer // nil: frames go out as 32-byte plaintext
-	dropped   uint64
-	buf       [MasterSize]byte // the datagram being sent; the largest kind fits
+	peer    Peer    // the socket to the observer; connects again when it restarts
+	udp     bool    // a UDP emitter (DialUDP)
+	sec     *sealer // nil: frames go out as 32-byte plaintext
+	dropped uint64
+	buf     [MasterSize]byte // the datagram being sent; the largest kind fits
 }
 
 // Dial creates an emitter for the observer socket at path. A missing
@@ -47,30 +43,18 @@ func Dial(path string) (*Emitter, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
-	e := &Emitter{fd: fd, addr: &unix.SockaddrUnix{Name: path}}
+	e := &Emitter{peer: NewPeer(fd, &unix.SockaddrUnix{Name: path}, false)}
 	e.start = time.Now()
 	e.refresh()
 	e.connect()
 	return e, nil
 }
 
-// connect (re)attaches the socket to the observer; a datagram socket can
-// be reconnected at any time, which is how a restarted observer is found.
-func (e *Emitter) connect() error {
-	err := unix.Connect(e.fd, e.addr)
-	e.connected = err == nil
-	return err
-}
+// connect (re)attaches the socket to the observer.
+func (e *Emitter) connect() error { return e.peer.Connect() }
 
 // Close releases the socket.
-func (e *Emitter) Close() error {
-	if e.fd < 0 {
-		return nil
-	}
-	err := unix.Close(e.fd)
-	e.fd = -1
-	return err
-}
+func (e *Emitter) Close() error { return e.peer.Close() }
 
 // Dropped counts frames that could not be delivered.
 func (e *Emitter) Dropped() uint64 { return e.dropped }
@@ -115,7 +99,7 @@ func (e *Emitter) refresh() error {
 }
 
 func (e *Emitter) send(f Frame) error {
-	if e.fd < 0 {
+	if e.peer.Fd() < 0 {
 		return errClosed
 	}
 	n := Size
@@ -124,14 +108,7 @@ func (e *Emitter) send(f Frame) error {
 	} else {
 		Encode((*[Size]byte)(e.buf[:Size]), f)
 	}
-	op, err := "send", e.write(n)
-	if err != nil && e.reconnectable(err) {
-		if err = e.connect(); err != nil {
-			op = "connect"
-		} else {
-			err = e.write(n)
-		}
-	}
+	op, err := e.peer.Send(e.buf[:n])
 	if err == nil {
 		return nil
 	}
@@ -143,33 +120,4 @@ func (e *Emitter) send(f Frame) error {
 		return ErrNoObserver
 	}
 	return os.NewSyscallError(op, err)
-}
-
-func (e *Emitter) write(n int) error {
-	if !e.connected {
-		return unix.ENOTCONN
-	}
-	for {
-		m, err := unix.Write(e.fd, e.buf[:n])
-		if err == unix.EINTR {
-			continue
-		}
-		if err == nil && m != n {
-			return unix.EMSGSIZE
-		}
-		return err
-	}
-}
-
-// reconnectable: for a Unix socket, the peer socket went away (observer
-// stopped or restarted) or we were never connected; connecting again finds
-// a new observer. A connected UDP socket never needs it: ECONNREFUSED there
-// reports an ICMP error for an earlier datagram (the kernel clears it and
-// drops this one), so only a socket whose first connect failed retries.
-func (e *Emitter) reconnectable(err error) bool {
-	if e.udp {
-		return err == unix.ENOTCONN || err == unix.EDESTADDRREQ
-	}
-	return err == unix.ECONNREFUSED || err == unix.ENOTCONN || err == unix.EDESTADDRREQ ||
-		err == unix.ENOENT || err == unix.EPIPE
 }

@@ -69,12 +69,12 @@ func monotonicNow() uint64 {
 // after receiving: a helper that is gone (and reaped) by then is refused.
 // For a Unix-socket emitter; false on error.
 func (e *Emitter) WaitDelivered(d time.Duration) bool {
-	if e.fd < 0 || e.udp {
+	if e.peer.Fd() < 0 || e.udp {
 		return false
 	}
 	deadline := time.Now().Add(d)
 	for {
-		n, err := unix.IoctlGetInt(e.fd, unix.SIOCOUTQ)
+		n, err := unix.IoctlGetInt(e.peer.Fd(), unix.SIOCOUTQ)
 		switch {
 		case err != nil:
 			return false

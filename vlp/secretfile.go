@@ -15,9 +15,9 @@ import (
 // other permission bits (0600 or stricter) and at most max bytes: whoever
 // can write or read it could otherwise choose what we trust or learn it.
 func ReadSecretFile(what, path string, max int64) ([]byte, error) {
-	fail := func(msg string) ([]byte, error) { return nil, &SecretFileError{What: what, Path: path, Problem: msg} }
+	fail := func(msg string) ([]byte, error) { return nil, &FileError{What: what, Path: path, Problem: msg} }
 	failErr := func(err error, hint string) ([]byte, error) {
-		return nil, &SecretFileError{What: what, Path: path, Err: err, Hint: hint}
+		return nil, &FileError{What: what, Path: path, Err: err, Hint: hint}
 	}
 	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	switch err {
@@ -59,11 +59,13 @@ func ReadSecretFile(what, path string, max int64) ([]byte, error) {
 	return b, nil
 }
 
-// SecretFileError is a key, token or command file ReadSecretFile refused:
-// which file (What, Path), what was wrong (Problem, or the system error
-// Err, which Unwrap returns so errors.Is(err, fs.ErrNotExist) works), and
-// what to do (Hint, may be empty).
-type SecretFileError struct {
+// FileError is a file, socket or device refused or failed: which one
+// (What: "key file", "socket", "event file"...; Path), what was wrong
+// (Problem, and the system error Err, which Unwrap returns so that
+// errors.Is(err, fs.ErrNotExist) works), and what to do (Hint, may be
+// empty). Its text is one line fit for stderr. ReadSecretFile returns
+// it; the observer uses it for every file it owns.
+type FileError struct {
 	What    string
 	Path    string
 	Problem string
@@ -71,7 +73,7 @@ type SecretFileError struct {
 	Hint    string
 }
 
-func (e *SecretFileError) Error() string {
+func (e *FileError) Error() string {
 	s := e.What + " " + e.Path + ": " + e.Problem
 	if e.Err != nil {
 		if e.Problem != "" {
@@ -85,4 +87,4 @@ func (e *SecretFileError) Error() string {
 	return s
 }
 
-func (e *SecretFileError) Unwrap() error { return e.Err }
+func (e *FileError) Unwrap() error { return e.Err }

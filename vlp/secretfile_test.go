@@ -59,13 +59,13 @@ func TestReadSecretFile(t *testing.T) {
 	}
 }
 
-// TestSecretFileErrorChain: a refused secret file keeps the system error
+// TestFileErrorChain: a refused secret file keeps the system error
 // behind it, so callers test the cause with errors.Is / errors.As.
-func TestSecretFileErrorChain(t *testing.T) {
+func TestFileErrorChain(t *testing.T) {
 	_, err := ReadSecretFile("key file", filepath.Join(t.TempDir(), "missing"), 64)
-	var se *SecretFileError
+	var se *FileError
 	if !errors.As(err, &se) || se.What != "key file" || !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("ReadSecretFile(missing) = %v, want a *SecretFileError wrapping fs.ErrNotExist", err)
+		t.Fatalf("ReadSecretFile(missing) = %v, want a *FileError wrapping fs.ErrNotExist", err)
 	}
 	if !strings.Contains(err.Error(), "check the path") {
 		t.Errorf("error %q lost its hint", err)

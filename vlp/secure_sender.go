@@ -2,8 +2,9 @@ package vlp
 
 import (
 	"crypto/cipher"
-	"golang.org/x/sys/unix"
 	"math"
+
+	"golang.org/x/sys/unix"
 )
 
 // ivState is a sender's source of AEAD nonces (PROTOCOL.md §6). iv_counter

@@ -9,6 +9,7 @@ import (
 
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/sysfile"
+	"github.com/varta-go/varta/vlp"
 )
 
 // NotifySocketEnv names the service manager's notification socket
@@ -27,10 +28,9 @@ const (
 // no-ops. It owns its fd (CLOEXEC, non-blocking) until Close and is owned
 // by one goroutine.
 type Notifier struct {
-	fd        int
-	connected bool
-	addr      unix.SockaddrUnix
-	buf       []byte
+	peer vlp.Peer // connects again when the manager re-created its socket
+	name string
+	buf  []byte
 }
 
 // NotifyFromEnv reads $NOTIFY_SOCKET and prepares a Notifier for it, then
@@ -41,7 +41,7 @@ type Notifier struct {
 func NotifyFromEnv() (*Notifier, error) {
 	name := os.Getenv(NotifySocketEnv)
 	if name == "" {
-		return &Notifier{fd: -1}, nil
+		return &Notifier{peer: vlp.NewPeer(-1, nil, false)}, nil
 	}
 	os.Unsetenv(NotifySocketEnv)
 	if (name[0] != '/' && name[0] != '@') || len(name) > listen.MaxPath {
@@ -53,11 +53,12 @@ func NotifyFromEnv() (*Notifier, error) {
 		return nil, os.NewSyscallError("socket", err)
 	}
 	// SockaddrUnix turns a leading '@' into the abstract namespace's NUL.
-	return &Notifier{fd: fd, addr: unix.SockaddrUnix{Name: name}, buf: make([]byte, 0, 256)}, nil
+	return &Notifier{peer: vlp.NewPeer(fd, &unix.SockaddrUnix{Name: name}, false), name: name,
+		buf: make([]byte, 0, 256)}, nil
 }
 
 // Enabled reports whether notifications go anywhere.
-func (n *Notifier) Enabled() bool { return n != nil && n.fd >= 0 }
+func (n *Notifier) Enabled() bool { return n != nil && n.peer.Fd() >= 0 }
 
 // Send sends one notification (READY=1, STOPPING=1, WATCHDOG=1,
 // STATUS=..., or several separated by '\n'). It never blocks: a full queue
@@ -68,30 +69,11 @@ func (n *Notifier) Send(state string) error {
 		return nil
 	}
 	n.buf = append(n.buf[:0], state...)
-	err := n.write()
-	if err == unix.ECONNREFUSED || err == unix.ENOENT || err == unix.ENOTCONN {
-		n.connected = false
-		err = n.write()
-	}
-	if err != nil {
-		return &sysfile.Error{What: "notify socket", Path: n.addr.Name, Problem: "cannot send " + state,
+	if _, err := n.peer.Send(n.buf); err != nil {
+		return &sysfile.Error{What: "notify socket", Path: n.name, Problem: "cannot send " + state,
 			Err: os.NewSyscallError("send", err)}
 	}
 	return nil
-}
-
-func (n *Notifier) write() error {
-	if !n.connected {
-		if err := unix.Connect(n.fd, &n.addr); err != nil {
-			return err
-		}
-		n.connected = true
-	}
-	_, err := unix.Write(n.fd, n.buf)
-	if err == unix.EINTR {
-		_, err = unix.Write(n.fd, n.buf)
-	}
-	return err
 }
 
 // Close releases the socket. Safe to call more than once.
@@ -99,9 +81,7 @@ func (n *Notifier) Close() error {
 	if !n.Enabled() {
 		return nil
 	}
-	err := unix.Close(n.fd)
-	n.fd = -1
-	if err != nil {
+	if err := n.peer.Close(); err != nil {
 		return os.NewSyscallError("close", err)
 	}
 	return nil

@@ -80,10 +80,10 @@ func TestNotifySend(t *testing.T) {
 			if !n.Enabled() {
 				t.Fatal("Enabled() = false with NOTIFY_SOCKET set")
 			}
-			if fl, _ := unix.FcntlInt(uintptr(n.fd), unix.F_GETFD, 0); fl&unix.FD_CLOEXEC == 0 {
+			if fl, _ := unix.FcntlInt(uintptr(n.peer.Fd()), unix.F_GETFD, 0); fl&unix.FD_CLOEXEC == 0 {
 				t.Error("notify fd is not close-on-exec")
 			}
-			if fl, _ := unix.FcntlInt(uintptr(n.fd), unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
+			if fl, _ := unix.FcntlInt(uintptr(n.peer.Fd()), unix.F_GETFL, 0); fl&unix.O_NONBLOCK == 0 {
 				t.Error("notify fd is not non-blocking")
 			}
 			for _, state := range []string{NotifyReady, NotifyWatchdog, "STATUS=tracking 3 agents", NotifyStopping} {

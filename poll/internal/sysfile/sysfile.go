@@ -4,36 +4,14 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/varta-go/varta/vlp"
 )
 
 // Error is a refusal or failure concerning a file the observer owns (its
-// socket, its event file, a watchdog device...): what was wrong with Path,
-// what to do about it, and the underlying cause (a *os.SyscallError, a
-// sentinel such as ErrAlreadyRunning, or nil). Its text is one line fit
-// for stderr.
-type Error struct {
-	What    string // "socket", "event file"
-	Path    string
-	Problem string
-	Hint    string
-	Err     error
-}
-
-func (e *Error) Error() string {
-	s := e.What + " " + e.Path + ": " + e.Problem
-	if e.Err != nil {
-		if e.Problem != "" {
-			s += ": "
-		}
-		s += e.Err.Error()
-	}
-	if e.Hint != "" {
-		s += " (" + e.Hint + ")"
-	}
-	return s
-}
-
-func (e *Error) Unwrap() error { return e.Err }
+// socket, its event file, a watchdog device...): vlp.FileError, the type
+// the agent library's key files use too.
+type Error = vlp.FileError
 
 // Kind names the file type in mode (a stat's st_mode) for a message.
 func Kind(mode uint32) string {
