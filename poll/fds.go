@@ -2,78 +2,332 @@ package poll
 
 import (
 	"os"
+	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
 // fdHandler is what an fd in the loop's wait is registered with: Ready
-// runs on the loop goroutine, in registration order, for each fd the wait
-// found ready; arg is what was registered with it.
+// runs on the loop goroutine for each fd the wait found ready; arg is what
+// was registered with it, revents the poll(2) bits (the epoll bits have
+// the same values).
 type fdHandler interface {
 	Ready(arg int32, revents int16, now int64)
 }
 
+// loopBody is what the waiter drives: prepare registers the fds wanted now
+// (reset, then add) and says how long the loop may sleep (ns; ≤ 0: work is
+// due now) or that it must stop; finish is the iteration's work after a
+// wait, starting with dispatch.
+type loopBody interface {
+	prepare() (timeout int64, stop bool)
+	finish()
+}
+
 // waiter is the one place the loop's fds are registered and waited on.
-// Each iteration the loop clears it, every owner adds the fds it wants
-// watched now (an owner's set changes: metrics connections come and go,
-// the exit watch's epoll fd is in only while an agent is watched), the
-// loop waits, then dispatches. Capacity is fixed at construction and
-// counts every fd that can be registered at once.
+// Each pass the loop re-declares every fd it wants watched (an owner's set
+// changes: metrics connections come and go, the exit watch's epoll fd is
+// in only while an agent is watched); the waiter keeps its kernel state in
+// step. Capacity is fixed at construction and counts every fd that can be
+// registered at once.
 type waiter interface {
 	reset()
-	add(fd int, events int16, h fdHandler, arg int32)
-	wait(timeout int64) error
+	// add registers fd for events (pollIn, pollOut) with its handler; gen
+	// tells a new fd from a closed one that had the same number (0 for
+	// fds that live as long as the loop).
+	add(fd int, events int16, gen uint32, h fdHandler, arg int32)
+	run(b loopBody) error
 	dispatch(now int64)
+	// wakes counts the times the loop woke from a sleep.
+	wakes() uint64
+	close()
 }
 
-// pollWaiter waits in ppoll(2).
-type pollWaiter struct {
-	pfds []unix.PollFd
-	regs []fdReg // parallel to pfds
-	ts   unix.Timespec
+// The poll bits add takes.
+const (
+	pollIn  = unix.POLLIN
+	pollOut = unix.POLLOUT
+)
+
+// epollWaiter keeps every fd of the loop in one private epoll set, and
+// hands only that epoll fd to the Go runtime (os.NewFile + SyscallConn):
+// the loop's goroutine parks in the runtime's netpoller, like any Go
+// network code, instead of in a blocking system call of its own. A
+// blocking ppoll costs several thread switches per wake (the runtime hands
+// the P to another thread while the call blocks, and takes it back
+// after); a park in the netpoller costs about one. Inside RawConn.Read,
+// epoll_wait(…, 0) and the socket calls are raw system calls, which never
+// block and so need no hand-over either.
+//
+// The netpoller's own timers have millisecond resolution; stall deadlines
+// need better, so a timerfd in the set wakes the loop at the next
+// deadline, to the nanosecond.
+//
+// Each wake does all the work there is: it dispatches what epoll_wait
+// returned, runs the iteration, and asks again without sleeping until
+// nothing is ready and nothing is due (run). Registration is kept in step
+// by difference: a pass that declares the same fds as the last costs no
+// system call.
+type epollWaiter struct {
+	ep       int
+	file     *os.File        // ep, for the runtime's netpoller
+	rc       syscall.RawConn // nil: wait in epoll_wait(2) ourselves
+	timer    int             // timerfd, always in the set
+	armed    int64           // the timer's deadline on the clock's scale, 0 = disarmed
+	clock    *clock
+	regs     []epollReg // slot = epoll data; fixed capacity
+	events   []unix.EpollEvent
+	ready    int // events from the last epoll_wait
+	ev       unix.EpollEvent
+	its      unix.ItimerSpec
+	body     loopBody
+	readFn   func(uintptr) bool
+	stopped  bool
+	err      error
+	nwakes   uint64
+	scratch  [8]byte
+	blocking bool // the runtime would not poll ep: epoll_wait(2) blocks instead
 }
 
-type fdReg struct {
-	h   fdHandler
-	arg int32
+type epollReg struct {
+	fd     int
+	events uint32
+	gen    uint32
+	h      fdHandler
+	arg    int32
+	used   bool
+	seen   bool // declared in this pass
 }
 
-func newPollWaiter(capacity int) *pollWaiter {
-	return &pollWaiter{pfds: make([]unix.PollFd, 0, capacity), regs: make([]fdReg, 0, capacity)}
+// timerSlot is the timerfd's epoll data: it has no handler.
+const timerSlot = -1
+
+func newEpollWaiter(capacity int, c *clock) (_ *epollWaiter, err error) {
+	w := &epollWaiter{ep: -1, timer: -1, clock: c, regs: make([]epollReg, capacity),
+		events: make([]unix.EpollEvent, capacity+1)}
+	defer func() {
+		if err != nil {
+			w.close()
+		}
+	}()
+	if w.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	clockID := unix.CLOCK_MONOTONIC
+	if c.kind == ClockBoottime {
+		clockID = unix.CLOCK_BOOTTIME
+	}
+	if w.timer, err = unix.TimerfdCreate(clockID, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC); err != nil {
+		return nil, os.NewSyscallError("timerfd_create", err)
+	}
+	w.ev = unix.EpollEvent{Events: unix.EPOLLIN, Fd: timerSlot}
+	if err = unix.EpollCtl(w.ep, unix.EPOLL_CTL_ADD, w.timer, &w.ev); err != nil {
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	// A non-blocking fd is what os.NewFile hands to the runtime poller.
+	if err = unix.SetNonblock(w.ep, true); err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	w.file = os.NewFile(uintptr(w.ep), "varta-watch epoll")
+	if rc, err := w.file.SyscallConn(); err == nil {
+		w.rc = rc
+	}
+	w.readFn = w.wake
+	return w, nil
 }
 
-func (w *pollWaiter) reset() {
-	w.pfds = w.pfds[:0]
-	w.regs = w.regs[:0]
+func (w *epollWaiter) reset() {
+	for i := range w.regs {
+		w.regs[i].seen = false
+	}
 }
 
-// add registers fd; more fds than the capacity is a bug in the count
-// newObserver made, and panics rather than grow.
-func (w *pollWaiter) add(fd int, events int16, h fdHandler, arg int32) {
-	if len(w.pfds) == cap(w.pfds) {
+func (w *epollWaiter) add(fd int, events int16, gen uint32, h fdHandler, arg int32) {
+	free := -1
+	for i := range w.regs {
+		r := &w.regs[i]
+		switch {
+		case !r.used:
+			if free < 0 {
+				free = i
+			}
+			continue
+		case r.fd != fd || r.seen:
+			continue
+		}
+		r.seen, r.h, r.arg = true, h, arg
+		if r.gen != gen { // the fd was closed and its number reused
+			w.ctl(unix.EPOLL_CTL_DEL, i)
+			r.gen, r.events = gen, uint32(events)
+			w.ctl(unix.EPOLL_CTL_ADD, i)
+		} else if r.events != uint32(events) {
+			r.events = uint32(events)
+			w.ctl(unix.EPOLL_CTL_MOD, i)
+		}
+		return
+	}
+	if free < 0 {
 		panic("poll: more fds registered than the wait's capacity")
 	}
-	w.pfds = append(w.pfds, unix.PollFd{Fd: int32(fd), Events: events})
-	w.regs = append(w.regs, fdReg{h: h, arg: arg})
+	w.regs[free] = epollReg{fd: fd, events: uint32(events), gen: gen, h: h, arg: arg, used: true, seen: true}
+	w.ctl(unix.EPOLL_CTL_ADD, free)
 }
 
-// wait blocks until a registered fd is ready or timeout ns pass; a signal
-// interrupting it is not an error.
-func (w *pollWaiter) wait(timeout int64) error {
-	w.ts = unix.NsecToTimespec(timeout)
-	if _, err := unix.Ppoll(w.pfds, &w.ts, nil); err != nil && err != unix.EINTR {
-		return os.NewSyscallError("ppoll", err)
-	}
-	return nil
-}
-
-func (w *pollWaiter) dispatch(now int64) {
-	for i := range w.pfds {
-		if r := w.pfds[i].Revents; r != 0 {
-			w.regs[i].h.Ready(w.regs[i].arg, r, now)
+// commit drops the fds the pass did not declare.
+func (w *epollWaiter) commit() {
+	for i := range w.regs {
+		if r := &w.regs[i]; r.used && !r.seen {
+			w.ctl(unix.EPOLL_CTL_DEL, i) // fails harmlessly when the owner closed it already
+			*r = epollReg{}
 		}
 	}
 }
 
-// pollIn is readiness to read, for add.
-const pollIn = unix.POLLIN
+// ctl applies slot i to the epoll set. An ADD that finds the fd there
+// already (a DEL that failed) becomes a MOD. Failures are kept for run to
+// return: a loop that cannot watch its own socket must not pretend to.
+func (w *epollWaiter) ctl(op int, i int) {
+	r := &w.regs[i]
+	w.ev = unix.EpollEvent{Events: r.events, Fd: int32(i)}
+	err := unix.EpollCtl(w.ep, op, r.fd, &w.ev)
+	switch {
+	case err == nil, op == unix.EPOLL_CTL_DEL:
+	case op == unix.EPOLL_CTL_ADD && err == unix.EEXIST:
+		if err = unix.EpollCtl(w.ep, unix.EPOLL_CTL_MOD, r.fd, &w.ev); err != nil && w.err == nil {
+			w.err = os.NewSyscallError("epoll_ctl", err)
+		}
+	default:
+		if w.err == nil {
+			w.err = os.NewSyscallError("epoll_ctl", err)
+		}
+	}
+}
+
+// run drives b until it asks to stop or the wait fails.
+func (w *epollWaiter) run(b loopBody) error {
+	w.body = b
+	if w.rc != nil {
+		if err := w.rc.Read(w.readFn); err != nil && !w.stopped && w.err == nil {
+			// The runtime would not poll the epoll fd (an unusual
+			// kernel or emulator): wait in epoll_wait(2) instead.
+			w.blocking = true
+			w.wake(0)
+		}
+	} else {
+		w.blocking = true
+		w.wake(0)
+	}
+	return w.err
+}
+
+// wake is one wake-up: passes of prepare, a non-blocking look at the
+// set, and the iteration's work, until nothing is ready and nothing is
+// due; then it arms the timer and returns false, and the runtime parks
+// the goroutine until the epoll fd is readable. true ends run.
+func (w *epollWaiter) wake(uintptr) bool {
+	w.nwakes++
+	for {
+		timeout, stop := w.body.prepare()
+		w.commit()
+		if stop || w.err != nil {
+			w.stopped = true
+			return true
+		}
+		n, errno := epollWaitRaw(w.ep, w.events, 0)
+		if errno != 0 && errno != unix.EINTR {
+			w.err = os.NewSyscallError("epoll_wait", errno)
+			return true
+		}
+		if n == 0 && timeout > 0 {
+			w.arm(timeout)
+			if !w.blocking {
+				return false
+			}
+			if n, errno = epollWaitBlocking(w.ep, w.events); errno != 0 && errno != unix.EINTR {
+				w.err = os.NewSyscallError("epoll_wait", errno)
+				return true
+			}
+			w.nwakes++
+		}
+		w.ready = max(n, 0)
+		w.body.finish()
+	}
+}
+
+// arm sets the timer to fire timeout ns from now, unless it is armed for
+// that moment already: a pass whose next deadline did not move makes no
+// system call.
+func (w *epollWaiter) arm(timeout int64) {
+	if timeout >= 1<<62 {
+		timeout = 1 << 62 // no deadline at all: the timer still bounds the wait
+	}
+	at := w.clock.now() + timeout
+	if w.armed != 0 && at >= w.armed && at-w.armed < 50_000 {
+		return // within 50 µs of the armed deadline: the same one
+	}
+	w.armed = at
+	w.its = unix.ItimerSpec{Value: unix.NsecToTimespec(timeout)}
+	timerfdSetRaw(w.timer, &w.its)
+}
+
+// dispatch hands each event of the last wait to its fd's handler.
+func (w *epollWaiter) dispatch(now int64) {
+	for _, e := range w.events[:w.ready] {
+		if e.Fd == timerSlot {
+			readRaw(w.timer, w.scratch[:]) // the expiry count; reading it re-arms the level
+			w.armed = 0
+			continue
+		}
+		if r := &w.regs[e.Fd]; r.used {
+			r.h.Ready(r.arg, int16(e.Events), now)
+		}
+	}
+	w.ready = 0
+}
+
+func (w *epollWaiter) wakes() uint64 { return w.nwakes }
+
+func (w *epollWaiter) close() {
+	if w.timer >= 0 {
+		unix.Close(w.timer)
+		w.timer = -1
+	}
+	if w.file != nil {
+		w.file.Close() // closes ep
+		w.file = nil
+	} else if w.ep >= 0 {
+		unix.Close(w.ep)
+	}
+	w.ep = -1
+}
+
+// The raw system calls of the wait. Each is on an epoll, timer or pipe fd
+// and cannot block (timeout 0, non-blocking fds), so none needs the
+// runtime's entersyscall/exitsyscall hand-over, which costs thread
+// switches on every call.
+
+func epollWaitRaw(ep int, events []unix.EpollEvent, msec int) (int, unix.Errno) {
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(ep), uintptr(unsafe.Pointer(&events[0])),
+		uintptr(len(events)), uintptr(msec), 0, 0)
+	return int(n), e
+}
+
+// epollWaitBlocking is the fallback when the runtime cannot poll the epoll
+// fd: it blocks, so it goes through the runtime (Syscall6).
+func epollWaitBlocking(ep int, events []unix.EpollEvent) (int, unix.Errno) {
+	n, err := unix.EpollWait(ep, events, -1)
+	if err != nil {
+		return 0, err.(unix.Errno)
+	}
+	return n, 0
+}
+
+func timerfdSetRaw(fd int, its *unix.ItimerSpec) {
+	unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, uintptr(fd), 0, uintptr(unsafe.Pointer(its)), 0, 0, 0)
+}
+
+func readRaw(fd int, b []byte) (int, unix.Errno) {
+	n, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	return int(n), e
+}

@@ -46,6 +46,7 @@ type observer struct {
 	notify       *ops.Notifier
 	sig          *signals
 	fds          waiter
+	stopAt       int64 // --shutdown-after-secs on the observer clock; 0 never
 	c            Counters
 	ns           listen.NSCache // cross-namespace check, cached for one tick
 	iterHist     *promtext.Histogram
@@ -152,7 +153,11 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	if o.prom != nil {
 		n += o.prom.MaxFds()
 	}
-	o.fds = newPollWaiter(n)
+	w, err := newEpollWaiter(n, o.clock)
+	if err != nil {
+		return nil, err
+	}
+	o.fds = w
 	return o, nil
 }
 
@@ -194,6 +199,9 @@ func (o *observer) alive() bool {
 
 // close releases everything newObserver acquired; safe on a partial one.
 func (o *observer) close() {
+	if o.fds != nil {
+		o.fds.close()
+	}
 	if err := o.ops.Close(); err != nil {
 		o.log.Error("closing the hardware watchdog failed", sink.Err(err))
 	}

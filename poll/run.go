@@ -29,29 +29,36 @@ func Run(cfg Config) error {
 	return err
 }
 
-// loop is the observer: one goroutine, one wait per iteration, every step
-// bounded (cmd/varta-watch/README.md §2).
+// loop is the observer: one goroutine, parked in the Go runtime's
+// netpoller between wakes (fds.go), every step bounded
+// (cmd/varta-watch/README.md §2).
 func (o *observer) loop() error {
-	var stopAt int64
 	if o.cfg.ShutdownAfter > 0 {
-		stopAt = o.start + int64(o.cfg.ShutdownAfter)
+		o.stopAt = o.start + int64(o.cfg.ShutdownAfter)
 	}
-	for {
-		now := o.clock.now()
-		if o.sig.stop.Load() || (stopAt != 0 && now >= stopAt) {
-			return nil
-		}
-		if o.sig.reopen.Swap(false) {
-			o.reopen()
-		}
-		o.register(now)
-		if err := o.fds.wait(o.timeout(now, stopAt)); err != nil {
-			return err
-		}
-		now = o.clock.now()
-		o.tick(now)
-		o.iterHist.Observe(float64(o.clock.now()-now) / 1e9)
+	return o.fds.run(o)
+}
+
+// prepare runs before every look at the fds: it stops the loop when asked
+// to, answers SIGHUP, registers the fds wanted now and says how long the
+// loop may sleep.
+func (o *observer) prepare() (int64, bool) {
+	now := o.clock.now()
+	if o.sig.stop.Load() || (o.stopAt != 0 && now >= o.stopAt) {
+		return 0, true
 	}
+	if o.sig.reopen.Swap(false) {
+		o.reopen()
+	}
+	o.register(now)
+	return o.timeout(now), false
+}
+
+// finish is one iteration's work once the fds were looked at.
+func (o *observer) finish() {
+	now := o.clock.now()
+	o.tick(now)
+	o.iterHist.Observe(float64(o.clock.now()-now) / 1e9)
 }
 
 // The handlers of the loop's own fds: each a view of the observer.
@@ -73,17 +80,17 @@ func (h *onExits) Ready(_ int32, _ int16, now int64) {
 // and the metrics endpoint.
 func (o *observer) register(now int64) {
 	o.fds.reset()
-	o.fds.add(o.sig.rfd, pollIn, o.sig, 0)
-	o.fds.add(o.uds.Fd(), pollIn, (*onUDS)(o), 0)
+	o.fds.add(o.sig.rfd, pollIn, 0, o.sig, 0)
+	o.fds.add(o.uds.Fd(), pollIn, 0, (*onUDS)(o), 0)
 	if o.udp != nil {
-		o.fds.add(o.udp.fd, pollIn, (*onUDP)(o), 0)
+		o.fds.add(o.udp.fd, pollIn, 0, (*onUDP)(o), 0)
 	}
 	if fd := o.exits.Fd(); fd >= 0 {
-		o.fds.add(fd, pollIn, (*onExits)(o), 0)
+		o.fds.add(fd, pollIn, 0, (*onExits)(o), 0)
 	}
 	if o.prom != nil {
 		for _, f := range o.prom.Fds(now) {
-			o.fds.add(f.Fd, f.Events, o.prom, f.Arg)
+			o.fds.add(f.Fd, f.Events, f.Gen, o.prom, f.Arg)
 		}
 	}
 }
@@ -91,6 +98,8 @@ func (o *observer) register(now int64) {
 // tick is one iteration's work after the wait: what the ready fds asked
 // for, then what is due whether or not any fd was ready.
 func (o *observer) tick(now int64) {
+	o.lastLoop = now // the loop is running: /healthz and the loop timestamp say so
+	o.lastLoopWall = time.Now().UnixNano()
 	o.fds.dispatch(now)
 	o.udp.expire(now)
 	o.reportDead(now)
@@ -109,15 +118,15 @@ func (o *observer) tick(now int64) {
 		o.flushEvents(now)
 	}
 	o.c.Iterations++
-	o.lastLoop = now
-	o.lastLoopWall = time.Now().UnixNano()
 	o.ops.Tick(now, o.c.Iterations, now-o.start)
 }
 
-// timeout is the wait before the next iteration must run: never longer
-// than --read-timeout-ms, and short enough to raise the next stall, kill an
-// overdue child or close a timed-out metrics connection on time.
-func (o *observer) timeout(now, stopAt int64) int64 {
+// timeout is how long the loop may sleep: until the next stall
+// deadline, recovery's next child deadline, a metrics connection's
+// deadline, the buffered event lines' flush, the next periodic duty of
+// package ops, or --shutdown-after-secs, and never longer than
+// --read-timeout-ms.
+func (o *observer) timeout(now int64) int64 {
 	t := int64(o.cfg.ReadTimeout)
 	if d, ok := o.tr.NextDeadline(); ok {
 		t = min(t, d-now)
@@ -130,12 +139,21 @@ func (o *observer) timeout(now, stopAt int64) int64 {
 			t = min(t, d-now)
 		}
 	}
-	if stopAt != 0 {
-		t = min(t, stopAt-now)
+	if d, ok := o.events.DueAt(); ok {
+		// A trickle of beats flushes on its own wakes; the slack keeps a
+		// lone line from costing a wake of its own.
+		t = min(t, d+eventFlushSlack-now)
+	}
+	if o.stopAt != 0 {
+		t = min(t, o.stopAt-now)
 	}
 	t = min(t, o.ops.Deadline(now)-now)
 	return max(t, 0)
 }
+
+// eventFlushSlack is how much later than due a buffered event line may be
+// written when nothing else wakes the loop.
+const eventFlushSlack = int64(100 * time.Millisecond)
 
 // flushEvents writes the buffered event lines; tick calls it when they
 // are due (EventFile.Due), shutdown unconditionally.

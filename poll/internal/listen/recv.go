@@ -124,9 +124,12 @@ func (r *Receiver) Recv() (int, error) {
 }
 
 // recvmmsg is the one place the syscall is made; EINTR is retried once.
+// With MSG_DONTWAIT it cannot block, so it is a raw system call: no
+// entersyscall/exitsyscall hand-over, which would wake the runtime's other
+// threads on every call (several context switches per beat).
 func (r *Receiver) recvmmsg() (int, error) {
 	for try := 0; ; try++ {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(r.fd),
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(r.fd),
 			uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), recvFlags, 0, 0)
 		switch {
 		case e == 0:

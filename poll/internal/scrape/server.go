@@ -30,6 +30,7 @@ type Server struct {
 	srv     *promtext.Server
 	scratch []byte
 	fds     []Fd             // what Fds returned this iteration
+	gens    []uint32         // per connection slot, bumped when its fd is closed
 	conns   []*promtext.Conn // the connection of each fds entry after the first
 	refused uint64           // connections closed because every slot was busy
 	// acceptFailed counts accept(2) failures for want of a resource;
@@ -48,6 +49,9 @@ type Fd struct {
 	Fd     int
 	Events int16
 	Arg    int32
+	// Gen tells this fd from an earlier connection's that had the same
+	// number: a waiter that keeps registrations must register it afresh.
+	Gen uint32
 }
 
 // Config is the /metrics endpoint.
@@ -69,7 +73,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	return &Server{lfd: lfd, srv: srv, scratch: make([]byte, 1024), addr: bound,
-		fds: make([]Fd, 0, 1+srv.Slots()), conns: make([]*promtext.Conn, 0, srv.Slots())}, nil
+		fds: make([]Fd, 0, 1+srv.Slots()), conns: make([]*promtext.Conn, 0, srv.Slots()),
+		gens: make([]uint32, srv.Slots())}, nil
 }
 
 // MaxFds is the most entries Fds returns: the listener and every slot.
@@ -101,7 +106,7 @@ func (p *Server) Fds(now int64) []Fd {
 		default:
 			continue
 		}
-		p.fds = append(p.fds, Fd{Fd: c.FD(), Events: ev, Arg: int32(len(p.conns))})
+		p.fds = append(p.fds, Fd{Fd: c.FD(), Events: ev, Arg: int32(len(p.conns)), Gen: p.gens[i]})
 		p.conns = append(p.conns, c)
 	}
 	return p.fds
@@ -148,7 +153,8 @@ func (p *Server) accept(now int64) {
 // address: unix.Accept4 would allocate a Sockaddr for it on every scrape,
 // and nothing here uses it.
 func accept4(lfd int) (int, error) {
-	fd, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	// Non-blocking, so a raw system call (see listen.Receiver.Recv).
+	fd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 	if e != 0 {
 		return -1, e
 	}
@@ -196,6 +202,11 @@ func (p *Server) close(c *promtext.Conn, now int64) {
 		unix.SetsockoptLinger(c.FD(), unix.SOL_SOCKET, unix.SO_LINGER, &resetLinger)
 	}
 	unix.Close(c.FD())
+	for i := range p.gens {
+		if p.srv.Conn(i) == c {
+			p.gens[i]++
+		}
+	}
 	p.srv.Release(c)
 }
 

@@ -283,6 +283,19 @@ func (e *EventFile) Due(now int64) bool {
 	return e.urgent || len(e.buf) >= eventFlushBytes || now-e.since >= EventFlushDelay
 }
 
+// DueAt is when the buffered lines become due without any more being
+// added, so an owner that sleeps until its next deadline can wake for
+// them; false when nothing is buffered.
+func (e *EventFile) DueAt() (int64, bool) {
+	if e == nil || len(e.buf) == 0 {
+		return 0, false
+	}
+	if e.urgent || len(e.buf) >= eventFlushBytes {
+		return e.since, true
+	}
+	return e.since + EventFlushDelay, true
+}
+
 func eventUint(b []byte, v uint64) []byte { return strconv.AppendUint(append(b, '\t'), v, 10) }
 
 func eventAbsent(b []byte, n int) []byte {
