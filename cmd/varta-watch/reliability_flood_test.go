@@ -180,7 +180,17 @@ func TestReliabilitySIGTERMFlood(t *testing.T) {
 	if got := w.waitMetric("varta_truncated_datagrams_total", 1000, 30*time.Second); got < 1000 {
 		t.Fatalf("the flood has not started: %v truncated datagrams", got)
 	}
-	time.Sleep(time.Second) // flood on, agents beating
+	// Flood on, agents beating: each has beats accepted during the flood.
+	before := w.scrape()
+	waitFor(t, 30*time.Second, func() bool {
+		m := w.scrape()
+		for _, h := range hs {
+			if k := `varta_beats_total{pid="` + strconv.Itoa(h.pid) + `"}`; m[k] < before[k]+3 {
+				return false
+			}
+		}
+		return true
+	}, "three beats from every agent through the flood")
 	w.signal(syscall.SIGTERM)
 	signalled := time.Now()
 	code := w.wait(grace + 10*time.Second)
