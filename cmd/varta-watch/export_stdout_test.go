@@ -31,6 +31,9 @@ func TestExportStdoutReaderStops(t *testing.T) {
 		exportToStoppedReader(t, r, w)
 	})
 	t.Run("socket", func(t *testing.T) {
+		if testing.Short() {
+			t.Skip("slow: the pipe case is enough for -short; run without -short for the socket")
+		}
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
 			t.Fatal(err)
