@@ -21,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperAgentEnv) == "" { // not a storm agent, which runs no command
+		testbin.Prebuild("github.com/varta-go/varta/cmd/varta-watch", "github.com/varta-go/varta/cmd/varta-beat")
+	}
 	code := m.Run()
 	testbin.Cleanup()
 	os.Exit(code)
