@@ -75,7 +75,7 @@ func waitBeat(t *testing.T, w *watcher, pid int) {
 // evicted and a new pid is dropped and counted; an agent that stalled and
 // then stayed silent for 10× the threshold gives way to a new one.
 func TestCapacityLiveAndStalled(t *testing.T) {
-	t.Parallel() // waits out thresholds; judges nothing by the wall clock tightly
+	t.Parallel() // waits out the 1 s eviction age; judges events and counters only
 	for _, policy := range []string{"strict", "balanced"} {
 		t.Run(policy, func(t *testing.T) {
 			if testing.Short() && policy != "strict" {

@@ -226,7 +226,7 @@ func TestWatchdogNotify(t *testing.T) {
 // a FIFO shows the keep-alives as they come, a regular file keeps them.
 
 func TestHWWatchdogKicksAndMagicClose(t *testing.T) {
-	t.Parallel() // waits out thresholds; judges nothing by the wall clock tightly
+	t.Parallel() // waits for keep-alives a second apart; its only time bound is an upper one on their number
 	fifo := filepath.Join(t.TempDir(), "watchdog")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		t.Skip("mkfifo:", err)
@@ -390,7 +390,7 @@ func beatWith(t *testing.T, args ...string) int {
 // threshold), the stall still follows at the threshold, and a dying gasp
 // shows in the exit line as the terminal nonce with status critical.
 func TestExitReport(t *testing.T) {
-	t.Parallel() // waits out thresholds; judges nothing by the wall clock tightly
+	t.Parallel() // waits out a 1.5 s threshold; its one wall-clock bound (1 s to the exit event) is loose
 	w := startWatch(t, "--threshold-ms", "1500", "--prom-addr", "127.0.0.1:0")
 	a := startAgent(t, w.socket, 20*time.Millisecond)
 	waitBeat(t, w, a.pid)
@@ -465,7 +465,7 @@ func TestExitRecover(t *testing.T) {
 
 // TestOnExitIgnore: no exit events; the dead agent stalls as before.
 func TestOnExitIgnore(t *testing.T) {
-	t.Parallel() // waits out thresholds; judges nothing by the wall clock tightly
+	t.Parallel() // waits out a 0.5 s threshold; judges event lines only
 	w := startWatch(t, "--threshold-ms", "500", "--on-exit", "ignore")
 	a := startAgent(t, w.socket, 20*time.Millisecond)
 	waitBeat(t, w, a.pid)
