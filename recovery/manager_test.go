@@ -331,6 +331,9 @@ func TestStallStorm(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if testing.Short() && tt.wantSpawned > 100 {
+				t.Skip("slow: 500 children of a second each; run without -short (\"capacity bound\" covers the budgets)")
+			}
 			m := newTestManager(t, Config{
 				Command:       Command{Path: "/bin/sleep", Args: []string{"sleep", "1"}},
 				Capacity:      tt.capacity,

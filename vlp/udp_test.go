@@ -58,6 +58,9 @@ func (l *udpListener) next() []byte {
 	l.t.Helper()
 	b := make([]byte, 128)
 	n, err := unix.Read(l.fd, b)
+	for err == unix.EINTR { // SO_RCVTIMEO makes a signal (SIGURG) end the wait early
+		n, err = unix.Read(l.fd, b)
+	}
 	if err != nil {
 		l.t.Fatalf("read: %v", err)
 	}

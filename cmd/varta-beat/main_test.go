@@ -54,6 +54,9 @@ func recvCred(t *testing.T, fd int) credFrame {
 	buf := make([]byte, 64)
 	oob := make([]byte, unix.CmsgSpace(unix.SizeofUcred))
 	n, oobn, _, _, err := unix.Recvmsg(fd, buf, oob, 0)
+	for err == unix.EINTR { // SO_RCVTIMEO makes a signal (SIGCHLD, SIGURG) end the wait early
+		n, oobn, _, _, err = unix.Recvmsg(fd, buf, oob, 0)
+	}
 	if err != nil {
 		t.Fatalf("recvmsg: %v", err)
 	}

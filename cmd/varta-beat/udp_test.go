@@ -79,6 +79,9 @@ func openUDP(t *testing.T, fd int, mode string) udpFrame {
 	t.Helper()
 	buf := make([]byte, 128)
 	n, err := unix.Read(fd, buf)
+	for err == unix.EINTR { // SO_RCVTIMEO makes a signal (SIGCHLD, SIGURG) end the wait early
+		n, err = unix.Read(fd, buf)
+	}
 	if err != nil {
 		t.Fatalf("read: %v", err)
 	}

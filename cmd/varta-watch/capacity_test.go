@@ -75,8 +75,12 @@ func waitBeat(t *testing.T, w *watcher, pid int) {
 // evicted and a new pid is dropped and counted; an agent that stalled and
 // then stayed silent for 10× the threshold gives way to a new one.
 func TestCapacityLiveAndStalled(t *testing.T) {
+	t.Parallel() // waits out the 1 s eviction age; judges events and counters only
 	for _, policy := range []string{"strict", "balanced"} {
 		t.Run(policy, func(t *testing.T) {
+			if testing.Short() && policy != "strict" {
+				t.Skip("slow: one policy is enough for -short; run without -short for balanced")
+			}
 			w := startFull(t, policy)
 			live := startAgent(t, w.socket, 20*time.Millisecond)
 			quits := startAgent(t, w.socket, 20*time.Millisecond)
@@ -141,6 +145,10 @@ func TestCapacityLiveAndStalled(t *testing.T) {
 // last beats; when the event file shows it was not (a stall raised before
 // the newcomer was handled), the attempt is repeated.
 func TestCapacityUnraisedStall(t *testing.T) {
+	if testing.Short() {
+		// TestCapacityLiveAndStalled covers both policies' common cases quickly.
+		t.Skip("slow: the observer stopped past 10 thresholds, up to three attempts per policy; run without -short")
+	}
 	for _, policy := range []string{"strict", "balanced"} {
 		t.Run(policy, func(t *testing.T) {
 			for attempt := 1; attempt <= 3; attempt++ {

@@ -21,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperAgentEnv) == "" { // not a storm agent, which runs no command
+		testbin.Prebuild("github.com/varta-go/varta/cmd/varta-watch", "github.com/varta-go/varta/cmd/varta-beat")
+	}
 	code := m.Run()
 	testbin.Cleanup()
 	os.Exit(code)
@@ -197,6 +200,20 @@ func (w *watcher) waitEvent(d time.Duration, match func(cols []string) bool) []s
 		time.Sleep(5 * time.Millisecond)
 	}
 	return nil
+}
+
+// waitFor polls cond until it holds, failing the test with what after d:
+// the replacement for a sleep before an assertion, which under load is
+// either too short (a flake) or, on a quiet machine, longer than needed.
+func waitFor(t testing.TB, d time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func kindPid(kind string, pid int) func([]string) bool {

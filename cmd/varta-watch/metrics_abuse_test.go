@@ -160,6 +160,9 @@ func (m *metricsClients) scrape() {
 // once; promtext's TestSocketNeverReads covers a response the socket
 // cannot take.
 func TestMetricsSlowClientsDoNotDelayStalls(t *testing.T) {
+	if testing.Short() {
+		t.Skip("slow: 200 agent processes and five stalls under client abuse; run without -short")
+	}
 	const threshold, stalls = 400 * time.Millisecond, 5
 	agents, bound := 200, 100*time.Millisecond
 	if emulated() {
@@ -176,7 +179,8 @@ func TestMetricsSlowClientsDoNotDelayStalls(t *testing.T) {
 
 	clients := startMetricsClients(w.metrics, 4, 2)
 	defer clients.close()
-	time.Sleep(200 * time.Millisecond) // the clients are settled in
+	waitFor(t, 10*time.Second, func() bool { return clients.scrapes.Load() >= 2 && clients.greedy.Load() >= 2 },
+		"the scraper and the greedy clients under way")
 	pid := int(ourPid())
 	r := dialRaw(t, w.socket)
 	for k := 1; k <= stalls; k++ {
@@ -285,6 +289,10 @@ var (
 // passed, the observer holds exactly the descriptors it held before (while
 // the abusers still keep their ends open) and still serves and counts beats.
 func TestMetricsAbuseHoldsNoFds(t *testing.T) {
+	if testing.Short() {
+		// TestMetricsHTTP and promtext's tests cover the responder quickly.
+		t.Skip("slow: 1000 abusive connections and a 3 s read-deadline wait; run without -short")
+	}
 	w := startWatch(t, "--threshold-ms", "5000", "--prom-addr", "127.0.0.1:0")
 	pid := w.cmd.Process.Pid
 	scrapeBody(t, w.metrics, "") // warm: anything opened lazily is open now
@@ -340,6 +348,8 @@ func TestMetricsAbuseHoldsNoFds(t *testing.T) {
 	if emulated() {
 		wait = 6 * time.Second
 	}
+	// The held connections keep their fds until the read deadline: that
+	// wait is what is tested, so it is a sleep, then a poll for stragglers.
 	time.Sleep(wait)
 	after := openFds(t, pid)
 	for after != before && time.Since(abused) < 3*wait {

@@ -386,6 +386,7 @@ func TestMetricsFirstScrape(t *testing.T) {
 // recycled pid, which a test cannot provoke on demand, is covered in
 // poll's TestRenderMetricsPids.)
 func TestMetricsPidRows(t *testing.T) {
+	t.Parallel() // waits out ten thresholds; judges events and metric rows only
 	const threshold = 30 * time.Millisecond
 	w := startWatch(t, "--threshold-ms", "30", "--tracker-capacity", "4", "--prom-addr", "127.0.0.1:0")
 	agents := spawnAgents(t, w.socket, 4)

@@ -54,7 +54,7 @@ func TestSelfWatchdogAbortsWedgedLoop(t *testing.T) {
 		t.Errorf("aborted %v after the wedge, want about the 1s deadline", took)
 	}
 	log := w.logText()
-	for _, want := range []string{`level=error msg="observer loop wedged`, "goroutine 1 [", "poll.testWedge"} {
+	for _, want := range []string{`level=error msg="observer loop wedged`, "goroutine 1 [", "ops.testWedge"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, log)
 		}
@@ -138,6 +138,10 @@ func (l *notifyListener) waitCount(msg string, n int, d time.Duration) bool {
 // all when $WATCHDOG_PID names another process.
 func TestWatchdogNotify(t *testing.T) {
 	t.Run("stops when the loop wedges", func(t *testing.T) {
+		if testing.Short() {
+			// TestSelfWatchdogAbortsWedgedLoop covers the wedge quickly.
+			t.Skip("slow: waits 6 s for a wedge and the automatic 4 s self-watchdog; run without -short")
+		}
 		l, _ := listenNotify(t, true)
 		t.Setenv("WATCHDOG_USEC", "200000")
 		t.Setenv("WATCHDOG_PID", "")
@@ -184,7 +188,8 @@ func TestWatchdogNotify(t *testing.T) {
 		if code := w.wait(20 * time.Second); code != 0 {
 			t.Errorf("exit %d, want 0", code)
 		}
-		time.Sleep(50 * time.Millisecond)
+		// STOPPING=1 was sent before the exit; our reader may not have it yet.
+		waitFor(t, 10*time.Second, func() bool { return l.count("STOPPING=1") > 0 }, "STOPPING=1")
 		notes := l.all()
 		stopping := -1
 		for i, n := range notes {
@@ -205,6 +210,7 @@ func TestWatchdogNotify(t *testing.T) {
 		if !l.waitCount("READY=1", 1, 15*time.Second) {
 			t.Fatal("no READY=1")
 		}
+		// An absence, so a sleep: pings at WATCHDOG_USEC/2 would be ten by now.
 		time.Sleep(500 * time.Millisecond)
 		if n := l.count("WATCHDOG=1"); n != 0 {
 			t.Errorf("%d WATCHDOG=1 for a watchdog meant for pid 1, want none", n)
@@ -220,6 +226,7 @@ func TestWatchdogNotify(t *testing.T) {
 // a FIFO shows the keep-alives as they come, a regular file keeps them.
 
 func TestHWWatchdogKicksAndMagicClose(t *testing.T) {
+	t.Parallel() // waits for keep-alives a second apart; its only time bound is an upper one on their number
 	fifo := filepath.Join(t.TempDir(), "watchdog")
 	if err := unix.Mkfifo(fifo, 0o600); err != nil {
 		t.Skip("mkfifo:", err)
@@ -229,6 +236,7 @@ func TestHWWatchdogKicksAndMagicClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer unix.Close(r)
+	started := time.Now()
 	w := startWatch(t, "--threshold-ms", "1000", "--hw-watchdog", fifo)
 	if w.waitLog(`not a character device`, 5*time.Second) == "" {
 		t.Errorf("no warning that the FIFO is no watchdog device:\n%s", w.logText())
@@ -244,11 +252,12 @@ func TestHWWatchdogKicksAndMagicClose(t *testing.T) {
 			got = append(got, buf[:n]...)
 		}
 	}
-	// The loop ticks ten times a second; the kicks are limited to one.
-	time.Sleep(2500 * time.Millisecond)
-	drain()
-	if n := strings.Count(string(got), "."); n < 2 || n > 4 || len(got) != n {
-		t.Errorf("in 2.5 s the device got %q, want 2 to 4 keep-alive bytes", got)
+	// The loop ticks ten times a second; the kicks are limited to one a
+	// second, the first at start: in a time E no more than E/1s + 1.
+	waitFor(t, 10*time.Second, func() bool { drain(); return len(got) >= 2 }, "two keep-alives")
+	took := time.Since(started)
+	if n := strings.Count(string(got), "."); n > int(took/time.Second)+1 || len(got) != n {
+		t.Errorf("in %v the device got %q, want keep-alive bytes only, at most one a second", took, got)
 	}
 	w.signal(syscall.SIGTERM)
 	if code := w.wait(20 * time.Second); code != 0 {
@@ -321,10 +330,14 @@ func TestHeartbeatFile(t *testing.T) {
 	hb := filepath.Join(dir, "heartbeat")
 	w := startWatch(t, "--threshold-ms", "1000", "--heartbeat-file", hb)
 	l1, ns1 := readHeartbeat(t, hb)
-	time.Sleep(500 * time.Millisecond)
-	l2, ns2 := readHeartbeat(t, hb)
+	var l2, ns2 uint64
+	// ns: 300 ms of the observer's clock tell nanoseconds from a coarser unit.
+	deadline := time.Now().Add(10 * time.Second)
+	for l2, ns2 = readHeartbeat(t, hb); (l2 <= l1 || ns2 < ns1+300e6) && time.Now().Before(deadline); l2, ns2 = readHeartbeat(t, hb) {
+		time.Sleep(10 * time.Millisecond)
+	}
 	if l2 <= l1 || ns2 < ns1+300e6 {
-		t.Errorf("heartbeat went from %d %d to %d %d in 500ms; want both to advance", l1, ns1, l2, ns2)
+		t.Errorf("heartbeat went from %d %d to %d %d in 10 s; want both to advance, ns by 300e6 at least", l1, ns1, l2, ns2)
 	}
 	if code := stopWatch(t, w); code != 0 {
 		t.Errorf("exit %d, want 0", code)
@@ -377,6 +390,7 @@ func beatWith(t *testing.T, args ...string) int {
 // threshold), the stall still follows at the threshold, and a dying gasp
 // shows in the exit line as the terminal nonce with status critical.
 func TestExitReport(t *testing.T) {
+	t.Parallel() // waits out a 1.5 s threshold; its one wall-clock bound (1 s to the exit event) is loose
 	w := startWatch(t, "--threshold-ms", "1500", "--prom-addr", "127.0.0.1:0")
 	a := startAgent(t, w.socket, 20*time.Millisecond)
 	waitBeat(t, w, a.pid)
@@ -451,6 +465,7 @@ func TestExitRecover(t *testing.T) {
 
 // TestOnExitIgnore: no exit events; the dead agent stalls as before.
 func TestOnExitIgnore(t *testing.T) {
+	t.Parallel() // waits out a 0.5 s threshold; judges event lines only
 	w := startWatch(t, "--threshold-ms", "500", "--on-exit", "ignore")
 	a := startAgent(t, w.socket, 20*time.Millisecond)
 	waitBeat(t, w, a.pid)
@@ -503,6 +518,12 @@ func startShellAgent(t *testing.T, shell []string, socket string) *exec.Cmd {
 // in its loop is tracked as ONE agent, the shell, with rising nonces;
 // killed, it is reported gone at once and stalls at the threshold.
 func TestParentBeatsShellScript(t *testing.T) {
+	if testing.Short() {
+		// TestParentClaims (the observer's side), TestParentBeatsNeedTheFlag
+		// (this script, refused) and varta-beat's TestParentFrames (rising
+		// nonces across runs) cover parent beats quickly.
+		t.Skip("slow: a shell loop of varta-beat runs until a 1.5 s stall, per shell; run without -short")
+	}
 	for name, sh := range shells(t) {
 		t.Run(name, func(t *testing.T) {
 			w := startWatch(t, "--threshold-ms", "1500", "--allow-parent-beats", "--prom-addr", "127.0.0.1:0")
@@ -561,7 +582,10 @@ func TestParentBeatsNeedTheFlag(t *testing.T) {
 	if ev == nil || ev[5] != "auth_failure" {
 		t.Fatalf("mismatch event %v, want auth_failure for the shell's pid:\n%s", ev, w.logText())
 	}
-	time.Sleep(300 * time.Millisecond)
+	// Two more refusals: the observer has read the script's later beats too.
+	if n := waitCount(w, "mismatch", pid, 3, 20*time.Second); n < 3 {
+		t.Fatalf("%d mismatch events for the shell, want 3:\n%s", n, w.logText())
+	}
 	for _, c := range w.eventLines() {
 		if len(c) == 6 && c[1] == "beat" {
 			t.Errorf("beat accepted without --allow-parent-beats: %q", c)
@@ -609,7 +633,8 @@ func TestParentClaims(t *testing.T) {
 			t.Errorf("claim of %s: %q, want auth_failure", c.name, ev)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Every claim's event is in (waited for above), and a claim gets one
+	// event, a beat or a mismatch: no later line can change this check.
 	for _, c := range w.eventLines() {
 		if len(c) == 6 && c[1] == "beat" && c[2] != strconv.Itoa(parent) {
 			t.Errorf("beat accepted for %s, not our parent", c[2])

@@ -99,6 +99,10 @@ func TestAuditVerifyAndRepair(t *testing.T) {
 // a record, the next start leaves a log that verifies, its boot record
 // continues the sequence, and later records chain on.
 func TestAuditKill9MidStorm(t *testing.T) {
+	if testing.Short() {
+		// TestAuditVerifyAndRepair covers a torn and an edited log quickly.
+		t.Skip("slow: 100 recovery children and a SIGKILL mid-storm; run without -short")
+	}
 	n := 100
 	if emulated() {
 		n = 16 // see TestRecoveryStorm

@@ -177,6 +177,10 @@ func (s *agentGroup) releaseAll() {
 // field, by the observer losing the CPU: it is stopped (SIGSTOP) once
 // every storm beat is in and continued after every deadline has passed.
 func TestRecoveryStorm(t *testing.T) {
+	if testing.Short() {
+		// The TestRecovery* tests cover spawn, reap, debounce and refusals quickly.
+		t.Skip("slow: 500 agent processes and their recovery children; run without -short")
+	}
 	// Probes beat once each, spawnGap or reapGap apart, and stall T
 	// later. T outlasts, on a quiet machine, the storm's beats and the
 	// spawn probes' after them, so that every storm stall is due at once

@@ -31,6 +31,10 @@ func socketID(t *testing.T, path string) string {
 // themselves: each agent is tracked again, continuing its own nonce
 // sequence (the same process, never restarted).
 func TestReliabilityKill9Restart(t *testing.T) {
+	if testing.Short() {
+		// TestStaleSocketReplaced covers the stale socket quickly.
+		t.Skip("slow: 10 agent processes and a flooder across a restart; run without -short")
+	}
 	agents := 10
 	if emulated() {
 		agents = 4
@@ -55,8 +59,8 @@ func TestReliabilityKill9Restart(t *testing.T) {
 	if got := socketID(t, first.socket); got != bound {
 		t.Fatalf("socket %s after SIGKILL, want the stale %s", got, bound)
 	}
-	fl[0].stop(30 * time.Second) // it stops by itself once the socket refuses
-	time.Sleep(500 * time.Millisecond)
+	fl[0].stop(30 * time.Second)       // it stops by itself once the socket refuses
+	time.Sleep(500 * time.Millisecond) // downtime: the agents miss beats (asserted below)
 
 	second := start("events2.tsv")
 	restarted := time.Now()

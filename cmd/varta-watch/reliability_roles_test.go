@@ -251,7 +251,10 @@ func floodRole(args []string) int {
 // again until the next one is due (the default net.unix.max_dgram_qlen of
 // 10 fills at once under a flood). It reports its beats delivered
 // (sent), the last delivered nonce, the periods in which none got through
-// (missed) and the longest time between two delivered beats.
+// (missed), the longest time between two delivered beats (max_gap_ms) and
+// how much of that gap the agent itself was off the CPU (max_gap_off_ms:
+// the sum of its oversleeps, time it asked to sleep through but did not
+// get back; on a loaded machine that, not the observer, can make a gap).
 func agentRole(args []string) int {
 	if len(args) != 2 {
 		os.Stderr.WriteString("usage: agent SOCKET INTERVAL_MS\n")
@@ -266,8 +269,13 @@ func agentRole(args []string) int {
 	defer e.Close()
 	stop, end := stdinClosed(), time.Now().Add(roleMaxLife)
 	var sent, attempts, missed, lastOK int64
-	var maxGap time.Duration
+	var maxGap, maxGapOff, off time.Duration
 	var last time.Time
+	sleep := func(d time.Duration) { // time.Sleep, counting the oversleep in off
+		t0 := time.Now()
+		time.Sleep(d)
+		off += max(time.Since(t0)-d-time.Millisecond, 0)
+	}
 	due := time.Now()
 	for !stop.Load() && time.Now().Before(end) {
 		due = due.Add(every)
@@ -276,25 +284,26 @@ func agentRole(args []string) int {
 			attempts++ // the emitter's nonce: one per Beat, delivered or not
 			if err == nil {
 				now := time.Now()
-				if !last.IsZero() {
-					maxGap = max(maxGap, now.Sub(last))
+				if gap := now.Sub(last); !last.IsZero() && gap > maxGap {
+					maxGap, maxGapOff = gap, off
 				}
-				sent, lastOK, last = sent+1, attempts, now
+				sent, lastOK, last, off = sent+1, attempts, now, 0
 				break
 			}
 			if err != vlp.ErrQueueFull || time.Until(due) < time.Millisecond || stop.Load() {
 				missed++
 				break
 			}
-			time.Sleep(200 * time.Microsecond)
+			sleep(200 * time.Microsecond)
 		}
 		if d := time.Until(due); d > 0 {
-			time.Sleep(d)
+			sleep(d)
 		} else {
 			due = time.Now() // late: do not burst to catch up
 		}
 	}
-	report("sent", sent, "last_nonce", lastOK, "missed", missed, "max_gap_ms", maxGap.Milliseconds())
+	report("sent", sent, "last_nonce", lastOK, "missed", missed, "max_gap_ms", maxGap.Milliseconds(),
+		"max_gap_off_ms", maxGapOff.Milliseconds())
 	return 0
 }
 

@@ -64,6 +64,10 @@ func (c *capture) frames(n int) [][]byte {
 // order, terminal replays). The live agent keeps beating unharmed and the
 // dead one stays stalled.
 func TestReliabilitySpoofReplay(t *testing.T) {
+	if testing.Short() {
+		// TestSpoofedPid and TestOrderingAndReplay cover the checks quickly.
+		t.Skip("slow: captured-frame replays judged over three thresholds; run without -short")
+	}
 	w := startWatch(t, "--threshold-ms", "500", "--prom-addr", "127.0.0.1:0")
 	live := startTrackedAgents(t, w, 1, 100*time.Millisecond)[0]
 	dead := oneShot(t, w.socket)

@@ -51,6 +51,10 @@ func oneShots(t *testing.T, socket string, n int) []int {
 // threshold of silence (strict: only after its stall was raised); every
 // one-shot frame is either tracked or counted as capacity exceeded.
 func TestReliabilityTableExhaustion(t *testing.T) {
+	if testing.Short() {
+		// TestCapacityLiveAndStalled covers eviction and refusal quickly.
+		t.Skip("slow: 200 agent processes and 10 s of eviction age; run without -short")
+	}
 	for _, policy := range []string{"strict", "balanced"} {
 		t.Run(policy, func(t *testing.T) {
 			t.Parallel()
@@ -75,7 +79,21 @@ func tableExhaustion(t *testing.T, policy string) {
 	time.Sleep(evictAge + threshold + time.Second)
 	second := oneShots(t, w.socket, wave)
 	shots := append(first, second...)
-	time.Sleep(500 * time.Millisecond) // the last frames are read
+	// The last frames are read once every one-shot pid is tracked or
+	// refused (a beat line or a count of capacity exceeded).
+	waitFor(t, 30*time.Second, func() bool {
+		shot := map[string]bool{}
+		for _, p := range shots {
+			shot[strconv.Itoa(p)] = true
+		}
+		in := map[string]bool{}
+		for _, c := range w.eventLines() {
+			if len(c) == 6 && c[1] == "beat" && shot[c[2]] {
+				in[c[2]] = true
+			}
+		}
+		return len(in)+int(w.scrape()["varta_tracker_capacity_exceeded_total"]) >= len(shots)
+	}, "every one-shot frame tracked or refused")
 	// Read all before the live agent stops: then it would stall.
 	lines := w.eventLines()
 	m := w.scrape()

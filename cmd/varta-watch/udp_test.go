@@ -113,6 +113,9 @@ func pidKey(family string, pid int) string { return family + `{pid="` + strconv.
 func TestUDPBeatAndStall(t *testing.T) {
 	for _, fam := range families {
 		t.Run(fam.name, func(t *testing.T) {
+			if testing.Short() && fam.name != families[0].name {
+				t.Skip("slow: one address family is enough for -short; run without -short for the other")
+			}
 			skipNoFamily(t, fam.name)
 			dir := t.TempDir()
 			shared := writeKeys(t, dir, "shared.key", keyCur)

@@ -14,6 +14,7 @@ import (
 // TestBeatStallRearm: a real varta-beat process beats; silence raises ONE
 // stall; a new beat re-arms it and the next silence raises another.
 func TestBeatStallRearm(t *testing.T) {
+	t.Parallel() // waits out thresholds; judges event counts only
 	w := startWatch(t, "--threshold-ms", "150", "--read-timeout-ms", "1000")
 	r := dialRaw(t, w.socket)
 	pid := int(ourPid())

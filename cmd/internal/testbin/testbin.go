@@ -16,10 +16,18 @@ import (
 )
 
 var (
-	mu    sync.Mutex
-	built = map[string]string{}
-	dir   string
+	mu      sync.Mutex
+	pending = map[string]*build{}
+	dir     string
 )
+
+// build is one go build, run once; done is closed when it ends.
+type build struct {
+	done chan struct{}
+	bin  string
+	err  error
+	out  []byte
+}
 
 // Build compiles the package at pkg (an import path) once per test binary
 // and returns the executable's path. It builds with the varta_testhooks
@@ -27,25 +35,46 @@ var (
 // poll/internal/ops); release builds never have them.
 func Build(t testing.TB, pkg string) string {
 	t.Helper()
+	b := start(pkg)
+	<-b.done
+	if b.err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, b.err, b.out)
+	}
+	return b.bin
+}
+
+// Prebuild starts building pkgs at once, side by side, so that the
+// first test to need one (Build) waits less; call it from TestMain.
+func Prebuild(pkgs ...string) {
+	for _, pkg := range pkgs {
+		start(pkg)
+	}
+}
+
+// start returns pkg's build, starting it unless it is under way or done.
+func start(pkg string) *build {
 	mu.Lock()
 	defer mu.Unlock()
-	if bin, ok := built[pkg]; ok {
-		return bin
+	if b, ok := pending[pkg]; ok {
+		return b
 	}
+	b := &build{done: make(chan struct{})}
+	pending[pkg] = b
 	if dir == "" {
 		d, err := os.MkdirTemp("", "varta-testbin-")
 		if err != nil {
-			t.Fatal(err)
+			b.err = err
+			close(b.done)
+			return b
 		}
 		dir = d
 	}
-	bin := filepath.Join(dir, filepath.Base(pkg))
-	out, err := exec.Command("go", "build", "-tags", "varta_testhooks", "-o", bin, pkg).CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, out)
-	}
-	built[pkg] = bin
-	return bin
+	b.bin = filepath.Join(dir, filepath.Base(pkg))
+	go func() {
+		defer close(b.done)
+		b.out, b.err = exec.Command("go", "build", "-tags", "varta_testhooks", "-o", b.bin, pkg).CombinedOutput()
+	}()
+	return b
 }
 
 // Command is exec.Command for a binary from Build, run through the
@@ -59,6 +88,15 @@ func Command(bin string, args ...string) *exec.Cmd {
 
 // Cleanup removes the built binaries; call it from TestMain after m.Run.
 func Cleanup() {
+	mu.Lock()
+	bs := make([]*build, 0, len(pending))
+	for _, b := range pending {
+		bs = append(bs, b)
+	}
+	mu.Unlock()
+	for _, b := range bs { // a build still running would write into dir
+		<-b.done
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	if dir != "" {
