@@ -30,7 +30,11 @@ type Config struct {
 	SocketMode uint32 // file mode of the socket, applied through umask at bind
 
 	Threshold   time.Duration // silence before a stall
-	ReadTimeout time.Duration // upper bound of one poll wait
+	ReadTimeout time.Duration // upper bound of one wait
+	// Batch > 0 reads the sockets on a tick of this period instead of on
+	// every datagram (--batch-ms): fewer wakes, stalls raised up to one
+	// period later, and the socket's queue must hold a period's beats.
+	Batch time.Duration
 
 	TrackerCapacity int
 	Policy          Policy

@@ -6,6 +6,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/varta-go/varta/poll/internal/sink"
 )
 
 // fdHandler is what an fd in the loop's wait is registered with: Ready
@@ -76,6 +78,7 @@ type epollWaiter struct {
 	timer    int             // timerfd, always in the set
 	armed    int64           // the timer's deadline on the clock's scale, 0 = disarmed
 	clock    *clock
+	log      *sink.Logger
 	regs     []epollReg // slot = epoll data; fixed capacity
 	events   []unix.EpollEvent
 	ready    int // events from the last epoll_wait
@@ -103,8 +106,8 @@ type epollReg struct {
 // timerSlot is the timerfd's epoll data: it has no handler.
 const timerSlot = -1
 
-func newEpollWaiter(capacity int, c *clock) (_ *epollWaiter, err error) {
-	w := &epollWaiter{ep: -1, timer: -1, clock: c, regs: make([]epollReg, capacity),
+func newEpollWaiter(capacity int, c *clock, log *sink.Logger) (_ *epollWaiter, err error) {
+	w := &epollWaiter{ep: -1, timer: -1, clock: c, log: log, regs: make([]epollReg, capacity),
 		events: make([]unix.EpollEvent, capacity+1)}
 	defer func() {
 		if err != nil {
@@ -211,6 +214,8 @@ func (w *epollWaiter) run(b loopBody) error {
 		if err := w.rc.Read(w.readFn); err != nil && !w.stopped && w.err == nil {
 			// The runtime would not poll the epoll fd (an unusual
 			// kernel or emulator): wait in epoll_wait(2) instead.
+			w.log.Warn("the Go runtime does not poll the loop's epoll fd; waiting in epoll_wait(2) instead, at more CPU per wake",
+				sink.Err(err))
 			w.blocking = true
 			w.wake(0)
 		}

@@ -47,6 +47,7 @@ type observer struct {
 	sig          *signals
 	fds          waiter
 	stopAt       int64 // --shutdown-after-secs on the observer clock; 0 never
+	nextBatch    int64 // the next --batch-ms tick
 	c            Counters
 	ns           listen.NSCache // cross-namespace check, cached for one tick
 	iterHist     *promtext.Histogram
@@ -140,6 +141,10 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		return nil, err
 	}
 	o.rx = listen.NewReceiver(o.uds.Fd(), recvBatch)
+	if cfg.Batch > 0 {
+		o.nextBatch = o.start + int64(cfg.Batch)
+		o.checkQueueLength()
+	}
 	// Every fd the wait can hold at once: the socket, the signal pipe,
 	// the UDP socket, the exit watch's epoll fd, the metrics listener and
 	// its connections.
@@ -153,12 +158,40 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	if o.prom != nil {
 		n += o.prom.MaxFds()
 	}
-	w, err := newEpollWaiter(n, o.clock)
+	w, err := newEpollWaiter(n, o.clock, o.log)
 	if err != nil {
 		return nil, err
 	}
 	o.fds = w
 	return o, nil
+}
+
+// checkQueueLength warns when the kernel's datagram queue limit is too
+// small for --batch-ms: between two ticks every agent's beats wait in the
+// socket's queue, and a beat that finds it full is lost (the agent sees
+// EAGAIN). The queue's length limit, net.unix.max_dgram_qlen, is taken when
+// the socket is created; a larger SO_RCVBUF does not raise it.
+func (o *observer) checkQueueLength() {
+	qlen, ok := listen.MaxDgramQlen()
+	if !ok {
+		return
+	}
+	need := QueueLengthFor(o.cfg.TrackerCapacity, o.cfg.Batch)
+	if qlen < need {
+		o.log.Warn("--batch-ms needs a longer socket queue: beats beyond the queue limit between two ticks are lost; "+
+			"raise it before the observer starts (sysctl -w net.unix.max_dgram_qlen=N)",
+			num("max_dgram_qlen", int64(qlen)), num("need", int64(need)), num("capacity", int64(o.cfg.TrackerCapacity)),
+			num("batch_ms", o.cfg.Batch.Milliseconds()))
+	}
+}
+
+// QueueLengthFor is the net.unix.max_dgram_qlen --batch-ms needs for
+// agents beating once a second: twice the beats one tick collects on
+// average (agents × period), so that bursts fit, and at least 10 (the
+// kernel's default).
+func QueueLengthFor(agents int, batch time.Duration) int {
+	perTick := (int64(agents)*batch.Milliseconds() + 999) / 1000
+	return int(max(2*perTick, 10))
 }
 
 // str and num are log fields.

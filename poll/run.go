@@ -81,9 +81,11 @@ func (h *onExits) Ready(_ int32, _ int16, now int64) {
 func (o *observer) register(now int64) {
 	o.fds.reset()
 	o.fds.add(o.sig.rfd, pollIn, 0, o.sig, 0)
-	o.fds.add(o.uds.Fd(), pollIn, 0, (*onUDS)(o), 0)
-	if o.udp != nil {
-		o.fds.add(o.udp.fd, pollIn, 0, (*onUDP)(o), 0)
+	if o.cfg.Batch == 0 { // in batch mode the sockets are read on the tick
+		o.fds.add(o.uds.Fd(), pollIn, 0, (*onUDS)(o), 0)
+		if o.udp != nil {
+			o.fds.add(o.udp.fd, pollIn, 0, (*onUDP)(o), 0)
+		}
 	}
 	if fd := o.exits.Fd(); fd >= 0 {
 		o.fds.add(fd, pollIn, 0, (*onExits)(o), 0)
@@ -101,6 +103,18 @@ func (o *observer) tick(now int64) {
 	o.lastLoop = now // the loop is running: /healthz and the loop timestamp say so
 	o.lastLoopWall = time.Now().UnixNano()
 	o.fds.dispatch(now)
+	if o.cfg.Batch > 0 {
+		// Batch mode: read what queued up since the last wake before any
+		// silence is judged, on the tick and on any other wake (a scrape,
+		// a signal) alike.
+		o.receive(now)
+		if o.udp != nil {
+			o.receiveUDP(now)
+		}
+		if period := int64(o.cfg.Batch); now >= o.nextBatch {
+			o.nextBatch += (now-o.nextBatch)/period*period + period
+		}
+	}
 	o.udp.expire(now)
 	o.reportDead(now)
 	o.raiseStalls(now)
@@ -127,6 +141,15 @@ func (o *observer) tick(now int64) {
 // package ops, or --shutdown-after-secs, and never longer than
 // --read-timeout-ms.
 func (o *observer) timeout(now int64) int64 {
+	if o.cfg.Batch > 0 {
+		// Everything due waits for the next tick: stalls are judged only
+		// after the sockets were read, and one wake serves all.
+		t := o.nextBatch - now
+		if o.stopAt != 0 {
+			t = min(t, o.stopAt-now)
+		}
+		return max(t, 0)
+	}
 	t := int64(o.cfg.ReadTimeout)
 	if d, ok := o.tr.NextDeadline(); ok {
 		t = min(t, d-now)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -217,4 +218,15 @@ func (u *UDS) Close() error {
 	}
 	u.fd = -1
 	return err
+}
+
+// MaxDgramQlen reads net.unix.max_dgram_qlen: how many datagrams a Unix
+// socket created now may queue. false when /proc/sys cannot tell.
+func MaxDgramQlen() (int, bool) {
+	b, err := os.ReadFile("/proc/sys/net/unix/max_dgram_qlen")
+	if err != nil {
+		return 0, false
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n, err == nil && n > 0
 }
