@@ -60,13 +60,21 @@ func startChild(role string, args ...string) (*child, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &child{cmd: exec.Command(self, args...), stderr: &strings.Builder{}}
+	cmd := exec.Command(self, args...)
 	if emu := os.Getenv("VARTA_TEST_EMULATOR"); emu != "" {
 		// Cross-arch tests under qemu-user: no binfmt_misc here, so the
 		// child binary needs the emulator too (see cmd/internal/testbin).
-		c.cmd = exec.Command(emu, append([]string{self}, args...)...)
+		cmd = exec.Command(emu, append([]string{self}, args...)...)
 	}
-	c.cmd.Env = append(os.Environ(), roleEnv+"="+role)
+	cmd.Env = append(os.Environ(), roleEnv+"="+role)
+	return startCmd(cmd)
+}
+
+// startCmd starts cmd with its standard input and output piped to the
+// harness, as every child speaks the same line protocol.
+func startCmd(cmd *exec.Cmd) (*child, error) {
+	var err error
+	c := &child{cmd: cmd, stderr: &strings.Builder{}}
 	c.cmd.Stderr = c.stderr
 	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
 		return nil, err

@@ -10,8 +10,9 @@ import (
 // Env is where measurements run: the observer binary under test and a
 // scratch directory for sockets and event files.
 type Env struct {
-	Bin string // varta-watch
-	Dir string
+	Bin    string // varta-watch
+	CFloor string // the C floor receiver; "" when this machine has no C compiler
+	Dir    string
 	Log func(format string, args ...any) // progress; may be nil
 }
 

@@ -80,6 +80,9 @@ func Run(opt Options) (*Report, error) {
 		return nil, err
 	}
 	env := &Env{Bin: bin, Dir: dir, Log: logf}
+	if env.CFloor, err = BuildCFloor(root, dir); err != nil {
+		logf("no C floor: %v", err) // the idle rows say so
+	}
 	r := &Report{Header: header(opt)}
 	for _, s := range sections {
 		if len(opt.Only) > 0 && !contains(opt.Only, s.name) {

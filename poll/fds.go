@@ -19,11 +19,12 @@ type fdHandler interface {
 }
 
 // loopBody is what the waiter drives: prepare registers the fds wanted now
-// (reset, then add) and says how long the loop may sleep (ns; ≤ 0: work is
-// due now) or that it must stop; finish is the iteration's work after a
-// wait, starting with dispatch.
+// (reset, then add) and says until when the loop may sleep (a time on the
+// observer's clock; one not after now means work is due now) or that it
+// must stop; finish is the iteration's work after a wait, starting with
+// dispatch.
 type loopBody interface {
-	prepare() (timeout int64, stop bool)
+	prepare() (deadline int64, stop bool)
 	finish()
 }
 
@@ -233,7 +234,7 @@ func (w *epollWaiter) run(b loopBody) error {
 func (w *epollWaiter) wake(uintptr) bool {
 	w.nwakes++
 	for {
-		timeout, stop := w.body.prepare()
+		deadline, stop := w.body.prepare()
 		w.commit()
 		if stop || w.err != nil {
 			w.stopped = true
@@ -244,8 +245,8 @@ func (w *epollWaiter) wake(uintptr) bool {
 			w.err = os.NewSyscallError("epoll_wait", errno)
 			return true
 		}
-		if n == 0 && timeout > 0 {
-			w.arm(timeout)
+		if now := w.clock.now(); n == 0 && deadline > now {
+			w.arm(deadline, now)
 			if !w.blocking {
 				return false
 			}
@@ -260,19 +261,15 @@ func (w *epollWaiter) wake(uintptr) bool {
 	}
 }
 
-// arm sets the timer to fire timeout ns from now, unless it is armed for
-// that moment already: a pass whose next deadline did not move makes no
-// system call.
-func (w *epollWaiter) arm(timeout int64) {
-	if timeout >= 1<<62 {
-		timeout = 1 << 62 // no deadline at all: the timer still bounds the wait
+// arm sets the timer to fire at deadline, unless it is armed for that
+// moment already: a pass whose next deadline did not move (most beats do
+// not move it) makes no system call.
+func (w *epollWaiter) arm(deadline, now int64) {
+	if deadline == w.armed {
+		return
 	}
-	at := w.clock.now() + timeout
-	if w.armed != 0 && at >= w.armed && at-w.armed < 50_000 {
-		return // within 50 µs of the armed deadline: the same one
-	}
-	w.armed = at
-	w.its = unix.ItimerSpec{Value: unix.NsecToTimespec(timeout)}
+	w.armed = deadline
+	w.its = unix.ItimerSpec{Value: unix.NsecToTimespec(min(deadline-now, 1<<62))}
 	timerfdSetRaw(w.timer, &w.its)
 }
 

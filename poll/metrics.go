@@ -136,7 +136,11 @@ func (o *observer) renderRecovery(e *promtext.Encoder) {
 func (o *observer) renderSelf(e *promtext.Encoder) {
 	e.Family("varta_observer_iteration_seconds", "Work time of one observer loop iteration (excluding the wait).", promtext.TypeHistogram)
 	e.Histogram(o.iterHist)
-	counter(e, "varta_loop_wakes_total", "Times the observer loop woke from a sleep; each wake runs one or more iterations (varta_observer_iteration_seconds_count).", o.fds.wakes())
+	var wakes uint64
+	if o.fds != nil {
+		wakes = o.fds.wakes()
+	}
+	counter(e, "varta_loop_wakes_total", "Times the observer loop woke from a sleep; each wake runs one or more iterations (varta_observer_iteration_seconds_count).", wakes)
 	gauge(e, "varta_watch_uptime_seconds", "Seconds since the observer started.", float64(o.clock.now()-o.start)/1e9)
 	gauge(e, "varta_watch_last_poll_loop_timestamp_seconds", "Unix time of the last completed loop iteration.", float64(o.lastLoopWall)/1e9)
 	e.Family("varta_build_info", "Build of this observer; the value is always 1.", promtext.TypeGauge)

@@ -40,7 +40,7 @@ func (o *observer) loop() error {
 }
 
 // prepare runs before every look at the fds: it stops the loop when asked
-// to, answers SIGHUP, registers the fds wanted now and says how long the
+// to, answers SIGHUP, registers the fds wanted now and says until when the
 // loop may sleep.
 func (o *observer) prepare() (int64, bool) {
 	now := o.clock.now()
@@ -51,7 +51,7 @@ func (o *observer) prepare() (int64, bool) {
 		o.reopen()
 	}
 	o.register(now)
-	return o.timeout(now), false
+	return o.deadline(now), false
 }
 
 // finish is one iteration's work once the fds were looked at.
@@ -135,43 +135,39 @@ func (o *observer) tick(now int64) {
 	o.ops.Tick(now, o.c.Iterations, now-o.start)
 }
 
-// timeout is how long the loop may sleep: until the next stall
+// deadline is when the loop must wake at the latest: the next stall
 // deadline, recovery's next child deadline, a metrics connection's
 // deadline, the buffered event lines' flush, the next periodic duty of
-// package ops, or --shutdown-after-secs, and never longer than
-// --read-timeout-ms.
-func (o *observer) timeout(now int64) int64 {
+// package ops, or --shutdown-after-secs, and never later than
+// --read-timeout-ms from now. Absolute, so that a deadline that did not
+// move re-arms no timer.
+func (o *observer) deadline(now int64) int64 {
+	d := now + int64(o.cfg.ReadTimeout)
+	if o.stopAt != 0 {
+		d = min(d, o.stopAt)
+	}
 	if o.cfg.Batch > 0 {
 		// Everything due waits for the next tick: stalls are judged only
 		// after the sockets were read, and one wake serves all.
-		t := o.nextBatch - now
-		if o.stopAt != 0 {
-			t = min(t, o.stopAt-now)
-		}
-		return max(t, 0)
+		return min(d, o.nextBatch)
 	}
-	t := int64(o.cfg.ReadTimeout)
-	if d, ok := o.tr.NextDeadline(); ok {
-		t = min(t, d-now)
+	if t, ok := o.tr.NextDeadline(); ok {
+		d = min(d, t)
 	}
 	if o.rec != nil {
-		t = min(t, o.rec.NextDeadline()-now)
+		d = min(d, o.rec.NextDeadline())
 	}
 	if o.prom != nil {
-		if d, ok := o.prom.NextDeadline(now); ok {
-			t = min(t, d-now)
+		if t, ok := o.prom.NextDeadline(now); ok {
+			d = min(d, t)
 		}
 	}
-	if d, ok := o.events.DueAt(); ok {
+	if t, ok := o.events.DueAt(); ok {
 		// A trickle of beats flushes on its own wakes; the slack keeps a
 		// lone line from costing a wake of its own.
-		t = min(t, d+eventFlushSlack-now)
+		d = min(d, t+eventFlushSlack)
 	}
-	if o.stopAt != 0 {
-		t = min(t, o.stopAt-now)
-	}
-	t = min(t, o.ops.Deadline(now)-now)
-	return max(t, 0)
+	return min(d, o.ops.Deadline(now))
 }
 
 // eventFlushSlack is how much later than due a buffered event line may be

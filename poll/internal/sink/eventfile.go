@@ -34,11 +34,13 @@ const (
 	// buffer before Due asks for a write: a steady trickle of beats then
 	// costs one write(2) per interval instead of one per beat. With 50
 	// agents at 1 Hz a write per beat was a sixth of the observer's CPU;
-	// coalesced, about a twentieth (bench/: idle CPU). Every other kind
-	// is due at once, and a half-full buffer too. The loop does not wake
-	// up for this delay, so a line waits at most this plus one
-	// --read-timeout-ms (a wake-up per flush cost more than it saved).
-	EventFlushDelay = 100 * 1000 * 1000 // ns
+	// every 100 ms, a twentieth, and still 0.4 context switches a beat,
+	// since a file write goes through the runtime's system-call hand-over
+	// (it may block), which wakes the runtime's monitor thread; every
+	// second, a tenth of that (bench/: idle CPU). Every other kind is due
+	// at once, and a half-full buffer too. The owner's loop wakes for
+	// DueAt (plus a slack) only when nothing else woke it first.
+	EventFlushDelay = 1000 * 1000 * 1000 // ns
 
 	// eventFlushBytes makes a busy buffer due before the delay runs out.
 	eventFlushBytes = eventBufBytes / 2
