@@ -13,7 +13,7 @@ type Env struct {
 	Bin    string // varta-watch
 	CFloor string // the C floor receiver; "" when this machine has no C compiler
 	Dir    string
-	Log func(format string, args ...any) // progress; may be nil
+	Log    func(format string, args ...any) // progress; may be nil
 }
 
 func (e *Env) logf(format string, args ...any) {
