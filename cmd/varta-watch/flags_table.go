@@ -149,7 +149,7 @@ func flagTable(s *settings) []flagDef {
 			v:    msNum(&c.ReadTimeout, defReadTimeoutMs, 1, maxReadTimeoutMs),
 			help: "longest single poll wait, {min}..{max}\n(default {def})"},
 		{name: "batch-ms", arg: "MS", grp: grpSocket, v: msNum(&c.Batch, 0, 0, maxBatchMs),
-			help: "read the sockets on a tick of MS instead of\non every datagram: less CPU, stalls up to MS\nlater; needs a larger net.unix.max_dgram_qlen\n(0 = off, at most {max}; default {def})"},
+			help: "read the sockets on a tick of MS, {min}..{max},\ninstead of on every datagram: less CPU,\nstalls up to MS later; needs a larger\nnet.unix.max_dgram_qlen (0 = off; default {def})"},
 		{name: "allow-uid", arg: "UID[,UID]", grp: grpSocket, v: strDef(&s.uids, ""),
 			help: "sender uids allowed to beat; absent:\nonly our own"},
 		{name: "allow-cross-namespace-agents", grp: grpSocket, b: &c.AllowCrossNS,
