@@ -13,6 +13,17 @@ import (
 // an iteration normally takes microseconds; tens of ms means trouble.
 var iterationBounds = []float64{0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5}
 
+// maxExposition bounds the /metrics body for a table of capacity pids:
+// the four per-pid rows at their widest (a 10-digit pid, 20-digit counts,
+// a float age) and the fixed families with room to spare. The response
+// buffer is made this large once, so the body never outgrows it by
+// doubling; its pages are resident only as far as a body reaches.
+func maxExposition(capacity int) int {
+	const perPid = 2*58 + 33 + 72 // beats and stalls, status, age
+	const fixed = 64 << 10
+	return capacity*perPid + fixed
+}
+
 // renderMetrics writes the whole exposition of cmd/varta-watch/README.md
 // §7 into dst. It
 // runs on the loop goroutine (promtext calls it from serve) and allocates

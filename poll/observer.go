@@ -108,7 +108,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	}
 	if cfg.Metrics != nil {
 		if o.prom, err = scrape.New(scrape.Config{Addr: cfg.Metrics.Addr, Token: cfg.Metrics.Token,
-			Render: o.renderMetrics, Alive: o.alive}); err != nil {
+			Render: o.renderMetrics, Alive: o.alive, MaxBody: maxExposition(cfg.TrackerCapacity)}); err != nil {
 			return nil, err
 		}
 	}

@@ -95,6 +95,10 @@ func (s *Server) respond(c *Conn, r *request, now int64) {
 	ctype := "text/plain; charset=utf-8"
 	switch {
 	case status == 200 && r.route == routeMetrics:
+		if len(c.buf) < headerRoom+s.cfg.MaxBody {
+			c.buf = make([]byte, headerRoom+s.cfg.MaxBody)
+			body = c.buf[headerRoom:headerRoom]
+		}
 		body, ctype = s.cfg.Render(body), ContentType
 	case status == 200:
 		body = append(body, "ok\n"...)

@@ -475,3 +475,49 @@ func FuzzFeed(f *testing.F) {
 		}
 	})
 }
+
+// TestMaxBodyGrowsOnce: with MaxBody, the first /metrics request makes the
+// slot's buffer that large and Render appends in place; a body growing by
+// appending would instead reallocate at every doubling and leave each old
+// buffer behind as garbage.
+func TestMaxBodyGrowsOnce(t *testing.T) {
+	const maxBody = 200 << 10
+	size := 150 << 10
+	grown := 0
+	line := []byte(strings.Repeat("z", 99) + "\n")
+	s := newServer(t, Config{MaxBody: maxBody, Render: func(dst []byte) []byte {
+		before := cap(dst)
+		for range size / 100 {
+			dst = append(dst, line...)
+		}
+		if cap(dst) != before {
+			grown++
+		}
+		return dst
+	}})
+	if r := parseResponse(t, mustDrain(t, s), false); len(r.body) != size {
+		t.Fatalf("body of %d bytes, want %d", len(r.body), size)
+	}
+	if grown != 0 {
+		t.Fatalf("Render's buffer was reallocated %d times, want 0 with MaxBody %d", grown, maxBody)
+	}
+	if n := testing.AllocsPerRun(5, func() { mustDrainQuiet(s) }); n != 0 {
+		t.Errorf("a second request of the same size: %v allocations, want 0", n)
+	}
+}
+
+// mustDrainQuiet runs one /metrics request without the test helpers'
+// allocations, for AllocsPerRun.
+func mustDrainQuiet(s *Server) {
+	c, err := s.Accept(42, 0)
+	if err != nil {
+		panic(err)
+	}
+	c.Feed(metricsRequest, 1)
+	for c.Want(2) == WantWrite {
+		c.Wrote(len(c.Pending()))
+	}
+	s.Release(c)
+}
+
+var metricsRequest = []byte("GET /metrics HTTP/1.1\r\n\r\n")

@@ -37,6 +37,13 @@ type Config struct {
 	// byte for byte: trim a token file's trailing newline first.
 	Token []byte
 
+	// MaxBody is the largest /metrics body Render is expected to return.
+	// A connection's response buffer grows to it at once, on its first
+	// /metrics request, instead of doubling as Render appends: doubling
+	// leaves garbage of the body's size behind, and the pages of a fresh
+	// buffer cost memory only once written. 0: grow as needed.
+	MaxBody int
+
 	Conns        int           // connection slots; one more is refused with ErrFull
 	MaxHead      int           // request head limit in bytes; a larger head gets 431
 	ReadTimeout  time.Duration // from Accept until the head is complete (slowloris)
@@ -106,7 +113,7 @@ type Server struct {
 
 // NewServer allocates every slot and request buffer of cfg.
 func NewServer(cfg Config) (*Server, error) {
-	if cfg.Render == nil || cfg.Conns < 0 || cfg.MaxHead < 0 || cfg.ReadTimeout < 0 ||
+	if cfg.Render == nil || cfg.Conns < 0 || cfg.MaxHead < 0 || cfg.MaxBody < 0 || cfg.ReadTimeout < 0 ||
 		cfg.WriteTimeout < 0 || cfg.WriteChunk < 0 {
 		return nil, ErrConfig
 	}

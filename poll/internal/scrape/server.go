@@ -60,11 +60,14 @@ type Config struct {
 	Token  []byte              // bearer token; nil means none
 	Render func([]byte) []byte // appends the exposition
 	Alive  func() bool         // /healthz
+	// MaxBody bounds the exposition's size (see promtext.Config.MaxBody).
+	MaxBody int
 }
 
 // New binds the listener and prepares the connection slots.
 func New(cfg Config) (*Server, error) {
-	srv, err := promtext.NewServer(promtext.Config{Render: cfg.Render, Alive: cfg.Alive, Token: cfg.Token})
+	srv, err := promtext.NewServer(promtext.Config{Render: cfg.Render, Alive: cfg.Alive, Token: cfg.Token,
+		MaxBody: cfg.MaxBody})
 	if err != nil {
 		return nil, err
 	}
