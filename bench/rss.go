@@ -3,9 +3,13 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"net"
+	"regexp"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/varta-go/varta/vlp"
 )
 
 // RSSConfig: Agents distinct real processes, each sending one beat and
@@ -15,6 +19,11 @@ type RSSConfig struct {
 	Agents  int
 	Wave    int
 	Scrapes int
+	// UDP fills the table over plain UDP from this process instead: a UDP
+	// frame's pid is only a claim, so one socket can stand for any number
+	// of agents, where processes for 65536 would take the better part of
+	// an hour. Such pids have no pidfd or /proc reads behind them.
+	UDP bool
 }
 
 // RSSResult is the observer's memory once every agent is tracked and the
@@ -25,7 +34,6 @@ type RSSResult struct {
 	Anon, File int64 // kB, RssAnon and RssFile: heap and stacks vs the binary's mapped pages
 	ScrapeP50  time.Duration
 	ScrapeMax  time.Duration
-	ExpoBytes  int
 	Spawn      time.Duration // time to start and finish every agent
 	GCCycles   uint64
 	AllocBytes uint64 // heap bytes allocated since start
@@ -37,14 +45,23 @@ type RSSResult struct {
 // evicted, and the threshold is far beyond the run.
 func MeasureRSS(env *Env, c RSSConfig) (RSSResult, error) {
 	var r RSSResult
-	o, err := StartObserver(env.Bin, env.Dir, true, "--threshold-ms", "3600000",
-		"--tracker-capacity", strconv.Itoa(c.Agents))
+	args := []string{"--threshold-ms", "3600000", "--tracker-capacity", strconv.Itoa(c.Agents)}
+	if c.UDP {
+		args = append(args, "--udp-addr", "127.0.0.1:0", "--i-accept-plaintext-udp",
+			"--max-beat-rate", "0", "--global-beat-rate", "0")
+	}
+	o, err := StartObserver(env.Bin, env.Dir, true, args...)
 	if err != nil {
 		return r, err
 	}
 	defer o.Stop()
 	t0 := time.Now()
-	for started := 0; ; {
+	if c.UDP {
+		if r.Tracked, err = fillUDP(o, c.Agents); err != nil {
+			return r, err
+		}
+	}
+	for started := 0; r.Tracked < c.Agents; {
 		m, _, err := o.Scrape()
 		if err != nil {
 			return r, err
@@ -89,6 +106,43 @@ func MeasureRSS(env *Env, c RSSConfig) (RSSResult, error) {
 		}
 	}
 	return r, nil
+}
+
+var udpAddrRe = regexp.MustCompile(`msg="listening on UDP" addr=(\S+)`)
+
+// fillUDP sends a plain frame for each of n distinct pids to the
+// observer's UDP listener until all are tracked; a datagram the kernel
+// dropped under the burst is simply sent again.
+func fillUDP(o *Observer, n int) (int, error) {
+	m := udpAddrRe.FindStringSubmatch(o.logText())
+	if m == nil {
+		return 0, errors.New("varta-watch did not report its UDP address")
+	}
+	conn, err := net.Dial("udp", m[1])
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	var buf [vlp.Size]byte
+	for round := 0; round < 20; round++ {
+		for i := range n {
+			vlp.Encode(&buf, vlp.Frame{Status: vlp.Ok, Pid: uint32(100000 + i), Nonce: uint64(round + 1)})
+			if _, err := conn.Write(buf[:]); err != nil {
+				return 0, err
+			}
+			if i%256 == 255 {
+				time.Sleep(time.Millisecond) // let the observer drain its socket
+			}
+		}
+		m, _, err := o.Scrape()
+		if err != nil {
+			return 0, err
+		}
+		if tracked := int(m["varta_watch_pids_tracked"]); tracked >= n {
+			return tracked, nil
+		}
+	}
+	return 0, fmt.Errorf("not all %d UDP agents tracked after 20 rounds", n)
 }
 
 // oneShots runs n sender processes that each deliver one beat and exit,

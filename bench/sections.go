@@ -205,6 +205,21 @@ func rssSection(r *Report, env *Env, _ string, quick bool) error {
 	r.Notes = append(r.Notes, fmt.Sprintf("RSS: `--tracker-capacity %d --export-file F --prom-addr`, %d distinct agent processes "+
 		"(each delivers one beat and exits, %d at a time, %.1f s in all), then %d full scrapes; VmHWM from /proc/PID/status.",
 		c.Agents, c.Agents, c.Wave, res.Spawn.Seconds(), c.Scrapes))
+	big := RSSConfig{Agents: 65536, Scrapes: 5, UDP: true}
+	if quick {
+		big.Agents, big.Scrapes = 8192, 2
+	}
+	res, err = MeasureRSS(env, big)
+	if err != nil {
+		return err
+	}
+	r.Rows = append(r.Rows,
+		Row{"Peak RSS (VmHWM), " + itoa(res.Tracked) + " tracked agents over plain UDP", "—",
+			fmt.Sprintf("%s (VmRSS %s: anon %s, file %s; heap allocated %s, %d GC cycles)", mib(res.HWM<<10),
+				mib(res.RSS<<10), mib(res.Anon<<10), mib(res.File<<10), mib(int64(res.AllocBytes)), res.GCCycles), "—"})
+	r.Notes = append(r.Notes, fmt.Sprintf("RSS at %d: the same observer with `--udp-addr 127.0.0.1:0 --i-accept-plaintext-udp` and "+
+		"rate limits off, its table filled with plain UDP frames from the harness (a UDP frame's pid is only a claim, so no "+
+		"process stands behind each, and no pidfd is opened), then %d full scrapes.", big.Agents, big.Scrapes))
 	return nil
 }
 
