@@ -31,11 +31,17 @@ type Command struct {
 	Args []string
 }
 
-// ParseCommand parses a --recovery-exec command line. The line is split on
-// white space (no quoting: there is no shell); PidPlaceholder inside any
-// argument after the program is replaced by the stalled pid at each run,
-// and when no argument contains it the pid is appended as the last
-// argument.
+// ParseCommand parses a --recovery-exec command line. The line is split
+// into words as a shell would split it, and nothing more (there is no
+// shell: no variables, globs or redirections): white space separates
+// words; 'single quotes' keep everything inside as it is; "double quotes"
+// keep everything but \" and \\, which stand for " and \; a backslash
+// outside quotes takes the next character as it is. So
+// `/bin/sh -c 'echo {pid} >> F'` gives sh the script as one argument. An
+// unbalanced quote or a trailing backslash is an error wrapping
+// ErrCommandSyntax. PidPlaceholder inside any argument after the program
+// is replaced by the stalled pid at each run, and when no argument
+// contains it the pid is appended as the last argument.
 //
 // The program is resolved once, here, at start-up: a name containing '/'
 // must be an absolute path; a bare name is looked up in the observer's
@@ -47,7 +53,10 @@ func ParseCommand(line string) (Command, error) {
 	if strings.IndexByte(line, 0) >= 0 {
 		return Command{}, errors.New("recovery command: contains a NUL byte")
 	}
-	args := strings.Fields(line)
+	args, err := SplitWords(line)
+	if err != nil {
+		return Command{}, err
+	}
 	if len(args) == 0 {
 		return Command{}, errors.New("recovery command: empty; give a program and its arguments")
 	}
@@ -66,6 +75,73 @@ func ParseCommand(line string) (Command, error) {
 		args = append(args, PidPlaceholder)
 	}
 	return Command{Path: path, Args: args}, nil
+}
+
+// ErrCommandSyntax: a command line whose quoting is unbalanced.
+var ErrCommandSyntax = errors.New("unbalanced quoting")
+
+// CommandSyntaxError says where a command line's quoting went wrong.
+type CommandSyntaxError struct {
+	Offset  int    // byte offset of the quote or backslash left open
+	Problem string // what is open
+}
+
+func (e *CommandSyntaxError) Error() string {
+	return "recovery command: " + e.Problem + " opened at byte " + strconv.Itoa(e.Offset) +
+		" is never closed; close it, or escape it with a backslash"
+}
+
+func (e *CommandSyntaxError) Unwrap() error { return ErrCommandSyntax }
+
+// SplitWords splits line into words by the rules ParseCommand gives.
+func SplitWords(line string) ([]string, error) {
+	var words []string
+	var w []byte
+	inWord := false
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			if inWord {
+				words = append(words, string(w))
+				w, inWord = w[:0], false
+			}
+		case c == '\\':
+			if i+1 == len(line) {
+				return nil, &CommandSyntaxError{Offset: i, Problem: "a backslash"}
+			}
+			i++
+			w, inWord = append(w, line[i]), true
+		case c == '\'':
+			end := strings.IndexByte(line[i+1:], '\'')
+			if end < 0 {
+				return nil, &CommandSyntaxError{Offset: i, Problem: "a single quote"}
+			}
+			w, inWord = append(w, line[i+1:i+1+end]...), true
+			i += end + 1
+		case c == '"':
+			open := i
+			for i++; ; i++ {
+				if i == len(line) {
+					return nil, &CommandSyntaxError{Offset: open, Problem: "a double quote"}
+				}
+				if line[i] == '"' {
+					break
+				}
+				if line[i] == '\\' && i+1 < len(line) && (line[i+1] == '"' || line[i+1] == '\\') {
+					i++
+				}
+				w = append(w, line[i])
+			}
+			inWord = true
+		default:
+			w, inWord = append(w, c), true
+		}
+	}
+	if inWord {
+		words = append(words, string(w))
+	}
+	return words, nil
 }
 
 // LoadCommandFile reads a --recovery-exec-file and parses its content with

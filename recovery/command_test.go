@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,7 +22,7 @@ func TestParseCommand(t *testing.T) {
 		wantArgs []string
 		wantErr  string
 	}{
-		{name: "bare name via PATH, pid appended", line: "printf %s\\n x",
+		{name: "bare name via PATH, pid appended", line: "printf '%s\\n' x",
 			wantPath: "/usr/bin/printf", wantArgs: []string{"printf", "%s\\n", "x", "{pid}"}},
 		{name: "absolute, placeholder inside an argument", line: " /bin/echo  --pid={pid}  tail ",
 			wantPath: "/bin/echo", wantArgs: []string{"/bin/echo", "--pid={pid}", "tail"}},
@@ -128,4 +129,33 @@ func TestLoadCommandFile(t *testing.T) {
 			t.Fatalf("LoadCommandFile(foreign) error = %v, want owner complaint", err)
 		}
 	})
+}
+
+// TestSplitWords: the quoting rules of --recovery-exec, spelled out; no
+// expansion of any kind.
+func TestSplitWords(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want []string
+	}{
+		{"a b  c", []string{"a", "b", "c"}},
+		{`/bin/sh -c 'echo {pid} >> F'`, []string{"/bin/sh", "-c", "echo {pid} >> F"}},
+		{`x "a \"b\" \\ \n $HOME"`, []string{"x", `a "b" \ \n $HOME`}},
+		{`x 'it''s' "" ''`, []string{"x", "its", "", ""}},
+		{`a\ b c\'d`, []string{"a b", "c'd"}},
+		{"\t x\n", []string{"x"}},
+		{"", nil},
+	} {
+		got, err := SplitWords(tc.line)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("SplitWords(%q) = %q, %v; want %q", tc.line, got, err, tc.want)
+		}
+	}
+	for _, line := range []string{`sh -c 'echo`, `sh "a`, `sh a\`, `sh "a\"`} {
+		_, err := SplitWords(line)
+		var se *CommandSyntaxError
+		if !errors.Is(err, ErrCommandSyntax) || !errors.As(err, &se) {
+			t.Errorf("SplitWords(%q) = %v, want a CommandSyntaxError", line, err)
+		}
+	}
 }

@@ -32,8 +32,8 @@ func TestPidReachesCommand(t *testing.T) {
 		line string
 		want string
 	}{
-		{"appended", "printf [%s]\\n first", "[first]\n[4242]\n"},
-		{"placeholder", "printf [%s]\\n a{pid}b {pid}", "[a4242b]\n[4242]\n"},
+		{"appended", "printf '[%s]\\n' first", "[first]\n[4242]\n"},
+		{"placeholder", "printf '[%s]\\n' a{pid}b {pid}", "[a4242b]\n[4242]\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -195,7 +195,7 @@ func flagTable(s *settings) []flagDef {
 			help: "--udp-recovery for secure frames only\n(the Rust original's spelling)"},
 
 		{name: "recovery-exec", arg: "CMD", grp: grpRecovery, v: strDef(&s.recoveryExec, ""),
-			help: "program and arguments, no shell; {pid} is\nreplaced by the stalled pid, else appended"},
+			help: "program and arguments, no shell ('' and \"\"\nquote, \\ escapes); {pid} is replaced by\nthe stalled pid, else appended"},
 		{name: "recovery-exec-file", arg: "PATH", grp: grpRecovery, v: strDef(&s.recoveryFile, ""),
 			help: "the same read from a 0600 file we own"},
 		{name: "recovery-debounce-ms", arg: "MS", grp: grpRecovery, v: msNum(&s.debounce, defDebounceMs, 0, maxDebounceMs),

@@ -81,6 +81,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	if err := s.load(); err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) { // a value only checkable once read, such as a command line's quoting
+			io.WriteString(stderr, "varta-watch: "+err.Error()+"; see --help\n")
+			return 2
+		}
 		io.WriteString(stderr, "varta-watch: "+err.Error()+"\n")
 		return 1
 	}
@@ -105,6 +110,9 @@ func (s *settings) load() error {
 			cmd, err = recovery.LoadCommandFile(s.recoveryFile)
 		} else {
 			cmd, err = recovery.ParseCommand(s.recoveryExec)
+			if errors.Is(err, recovery.ErrCommandSyntax) {
+				return badErr("recovery-exec", err) // the flag's value is malformed: a usage error
+			}
 		}
 		if err != nil {
 			return err
