@@ -56,7 +56,8 @@ type Config struct {
 	Metrics  *MetricsConfig   // nil: no metrics endpoint
 	UDP      *UDPConfig       // nil: no UDP listener
 
-	Log     io.Writer // log lines; nil means discard
+	Log           io.Writer // log lines; nil means discard
+	LogTimestamps bool      // start each log line with the UTC time (RFC 3339)
 	Version string    // for varta_build_info
 }
 

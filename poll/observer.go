@@ -46,8 +46,9 @@ type observer struct {
 	notify       *ops.Notifier
 	sig          *signals
 	fds          waiter
-	stopAt       int64 // --shutdown-after-secs on the observer clock; 0 never
-	nextBatch    int64 // the next --batch-ms tick
+	stopAt       int64     // --shutdown-after-secs on the observer clock; 0 never
+	nextBatch    int64     // the next --batch-ms tick
+	startWall    time.Time // the wall time at which the observer clock read start: event lines' observer_ns 0
 	c            Counters
 	ns           listen.NSCache // cross-namespace check, cached for one tick
 	iterHist     *promtext.Histogram
@@ -68,12 +69,13 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	// o is not the named result: `return nil, err` below must not clear
 	// what the deferred close releases.
 	o := &observer{cfg: cfg, log: sink.NewLogger(cfg.Log), clock: newClock(cfg.Clock), allow: cfg.AllowUIDs}
+	o.log.SetTimestamps(cfg.LogTimestamps)
 	defer func() {
 		if err != nil {
 			o.close()
 		}
 	}()
-	o.start = o.clock.now()
+	o.start, o.startWall = o.clock.now(), time.Now()
 	tc := track.TrackerConfig{Capacity: cfg.TrackerCapacity, Threshold: int64(cfg.Threshold),
 		Policy: cfg.Policy, MaxBeatRate: uint32(cfg.MaxBeatRate), GlobalRate: uint32(cfg.GlobalBeatRate),
 		GlobalBurst: uint32(cfg.GlobalBeatBurst)}
@@ -125,7 +127,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	oc := cfg.Ops
 	if o.ops, err = ops.New(ops.Config{SelfWatchdog: oc.SelfWatchdog, NotifyWatchdog: oc.NotifyWatchdog,
 		HWWatchdog: oc.HWWatchdog, HeartbeatFile: oc.HeartbeatFile, ShutdownGrace: cfg.ShutdownGrace,
-		Log: cfg.Log}, o.log, o.notify, o.start); err != nil {
+		Log: cfg.Log, LogTimestamps: cfg.LogTimestamps}, o.log, o.notify, o.start); err != nil {
 		return nil, err
 	}
 	// The sockets come last: once they exist agents may beat, and a

@@ -20,7 +20,8 @@ func Run(cfg Config) error {
 	if o.prom != nil {
 		o.log.Info("serving metrics", str("addr", o.prom.Addr()))
 	}
-	o.log.Info("listening", str("socket", cfg.SocketPath), num("threshold_ms", cfg.Threshold.Milliseconds()),
+	o.log.Info("listening", str("socket", cfg.SocketPath),
+		str("observer_ns_0", o.startWall.UTC().Format(time.RFC3339Nano)), num("threshold_ms", cfg.Threshold.Milliseconds()),
 		num("capacity", int64(cfg.TrackerCapacity)), num("pid", int64(os.Getpid())))
 	o.notify.Send("READY=1")
 	err = o.loop()

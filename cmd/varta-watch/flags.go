@@ -10,6 +10,7 @@ import (
 
 	"github.com/varta-go/varta/cmd/internal/cli"
 	"github.com/varta-go/varta/poll"
+	"golang.org/x/sys/unix"
 )
 
 // usageError is a bad flag, value or combination: one line, exit 2. flag
@@ -77,6 +78,7 @@ type settings struct {
 	policy     string
 	uids       string
 	clock      string
+	logTime    string      // --log-timestamps
 	udp        udpSettings // flags_udp.go
 	ops        opsFlags    // flags_ops.go
 }
@@ -163,6 +165,15 @@ func (s *settings) check() error {
 		c.Clock = poll.ClockBoottime
 	default:
 		return bad("clock-source", "want monotonic or boottime, got "+strconv.Quote(s.clock))
+	}
+	switch s.logTime {
+	case "auto":
+		c.LogTimestamps = !stderrIsJournal()
+	case "on":
+		c.LogTimestamps = true
+	case "off":
+	default:
+		return bad("log-timestamps", "want auto, on or off, got "+strconv.Quote(s.logTime))
 	}
 	if c.AllowUIDs, err = parseUIDs(s.uids); err != nil {
 		return badErr("allow-uid", err)
@@ -274,4 +285,21 @@ func parseUIDs(list string) ([]uint32, error) {
 		out = append(out, uint32(v))
 	}
 	return out, nil
+}
+
+// stderrIsJournal reports whether standard error is the systemd journal's
+// stream, which stamps every line itself: $JOURNAL_STREAM names its
+// device and inode ("dev:ino"), as systemd.exec(5) describes, and must
+// match standard error's own, since the variable is inherited by children
+// whose standard error may have been redirected.
+func stderrIsJournal() bool {
+	dev, ino, ok := strings.Cut(os.Getenv("JOURNAL_STREAM"), ":")
+	if !ok {
+		return false
+	}
+	var st unix.Stat_t
+	if unix.Fstat(2, &st) != nil {
+		return false
+	}
+	return dev == strconv.FormatUint(uint64(st.Dev), 10) && ino == strconv.FormatUint(uint64(st.Ino), 10)
 }

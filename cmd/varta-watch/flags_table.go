@@ -156,6 +156,8 @@ func flagTable(s *settings) []flagDef {
 			help: "admit agents from another pid namespace"},
 		{name: "clock-source", arg: "monotonic|boottime", grp: grpSocket, v: strDef(&s.clock, "monotonic"),
 			help: "boottime counts suspend as silence\n(default {def})"},
+		{name: "log-timestamps", arg: "auto|on|off", grp: grpSocket, v: strDef(&s.logTime, "auto"),
+			help: "start log lines with the UTC time; auto:\non unless standard error is the journal,\nwhich stamps its own (default {def})"},
 		{name: "allow-parent-beats", grp: grpSocket, b: &o.allowParent,
 			help: "accept frames for the sender's parent pid\n(varta-beat --parent in a shell loop)"},
 

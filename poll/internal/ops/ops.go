@@ -29,6 +29,8 @@ type Config struct {
 	ShutdownGrace time.Duration
 	// Log receives the self-watchdog's abort report; nil is standard error.
 	Log io.Writer
+	// LogTimestamps stamps the abort report's line as the loop's are.
+	LogTimestamps bool
 }
 
 // Rates of the periodic work, on the observer's clock.
@@ -113,7 +115,7 @@ func New(cfg Config, log *sink.Logger, notify *Notifier, now int64) (_ *Ops, err
 		if out == nil {
 			out = os.Stderr
 		}
-		x.wd = startSelfWatchdog(cfg.SelfWatchdog, out, os.Exit)
+		x.wd = startSelfWatchdog(cfg.SelfWatchdog, out, cfg.LogTimestamps, os.Exit)
 		log.Info("self-watchdog armed", sink.Num("deadline_ms", cfg.SelfWatchdog.Milliseconds()))
 	}
 	return x, nil

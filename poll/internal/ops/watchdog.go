@@ -35,14 +35,15 @@ type selfWatchdog struct {
 	progress atomic.Uint64
 	deadline time.Duration
 	out      io.Writer
+	stamp    bool      // stamp the abort line with the time
 	exit     func(int) // os.Exit; tests substitute it
 	quit     chan struct{}
 	done     chan struct{}
 	once     sync.Once
 }
 
-func startSelfWatchdog(deadline time.Duration, out io.Writer, exit func(int)) *selfWatchdog {
-	d := &selfWatchdog{deadline: deadline, out: out, exit: exit,
+func startSelfWatchdog(deadline time.Duration, out io.Writer, stamp bool, exit func(int)) *selfWatchdog {
+	d := &selfWatchdog{deadline: deadline, out: out, stamp: stamp, exit: exit,
 		quit: make(chan struct{}), done: make(chan struct{})}
 	go d.run()
 	return d
@@ -99,6 +100,7 @@ func (d *selfWatchdog) abort(stuck time.Duration, iterations uint64) {
 	}
 	// A logger of its own: the loop's is not safe for another goroutine.
 	l := sink.NewLogger(d.out)
+	l.SetTimestamps(d.stamp)
 	l.Error("observer loop wedged: no iteration completed within --self-watchdog-secs; aborting with a stack dump of all goroutines",
 		sink.Num("stuck_ms", stuck.Milliseconds()), sink.Num("iterations", int64(iterations)),
 		sink.Num("exit", ExitWedged))

@@ -35,7 +35,7 @@ func TestSelfWatchdogAborts(t *testing.T) {
 	var out lockedBuffer
 	exited := make(chan int, 1)
 	start := time.Now()
-	d := startSelfWatchdog(200*time.Millisecond, &out, func(code int) { exited <- code })
+	d := startSelfWatchdog(200*time.Millisecond, &out, false, func(code int) { exited <- code })
 	defer d.stop()
 	select {
 	case code := <-exited:
@@ -60,7 +60,7 @@ func TestSelfWatchdogAborts(t *testing.T) {
 func TestSelfWatchdogProgressKeepsItQuiet(t *testing.T) {
 	var out lockedBuffer
 	exited := make(chan int, 1)
-	d := startSelfWatchdog(300*time.Millisecond, &out, func(code int) { exited <- code })
+	d := startSelfWatchdog(300*time.Millisecond, &out, false, func(code int) { exited <- code })
 	for i := range 150 { // 1.5 s of progress, five deadlines' worth
 		d.progress.Store(uint64(i + 1))
 		time.Sleep(10 * time.Millisecond)

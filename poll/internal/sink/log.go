@@ -3,6 +3,7 @@ package sink
 import (
 	"io"
 	"strconv"
+	"time"
 )
 
 // LogKind names a hot-path message class that is rate limited on its
@@ -18,6 +19,7 @@ const MaxLogKinds = 16
 // second each; the next line reports how many were suppressed in between.
 type Logger struct {
 	w          io.Writer
+	stamp      bool // start each line with the wall time (SetTimestamps)
 	buf        []byte
 	next       [MaxLogKinds]int64 // earliest time the kind may log again
 	suppressed [MaxLogKinds]uint64
@@ -45,8 +47,21 @@ func Str(k, v string) Field { return Field{key: k, str: v} }
 // Num is a number field.
 func Num(k string, v int64) Field { return Field{key: k, num: v, isN: true} }
 
+// SetTimestamps starts every line with the UTC wall time, RFC 3339 with
+// milliseconds ("2026-12-07T11:40:00.123Z "), for logs nothing else
+// stamps: a BusyBox syslog or a file. A journal adds its own.
+func (l *Logger) SetTimestamps(on bool) { l.stamp = on }
+
+// stampLayout is RFC 3339 with milliseconds; in UTC, Z07:00 prints "Z".
+const stampLayout = "2006-01-02T15:04:05.000Z07:00"
+
 func (l *Logger) line(level, msg string, fs ...Field) {
-	b := append(l.buf[:0], "varta-watch: level="...)
+	b := l.buf[:0]
+	if l.stamp {
+		b = time.Now().UTC().AppendFormat(b, stampLayout)
+		b = append(b, ' ')
+	}
+	b = append(b, "varta-watch: level="...)
 	b = append(b, level...)
 	b = append(b, " msg="...)
 	b = strconv.AppendQuote(b, msg)

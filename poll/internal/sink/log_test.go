@@ -2,8 +2,10 @@ package sink
 
 import (
 	"bytes"
+	"io"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLogFormat(t *testing.T) {
@@ -46,5 +48,31 @@ func TestLimitedNoAllocs(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("rate-limited logging: %v allocs/op, want 0", n)
+	}
+}
+
+// TestLogTimestamps: with timestamps on, a line starts with the UTC wall
+// time in RFC 3339 with milliseconds, and formatting it allocates nothing.
+func TestLogTimestamps(t *testing.T) {
+	var b bytes.Buffer
+	l := NewLogger(&b)
+	l.SetTimestamps(true)
+	before := time.Now().UTC().Truncate(time.Millisecond)
+	l.Info("hello")
+	stamp, rest, ok := strings.Cut(b.String(), " ")
+	if !ok || !strings.HasPrefix(rest, `varta-watch: level=info msg="hello"`) {
+		t.Fatalf("line %q, want a stamp then the usual line", b.String())
+	}
+	at, err := time.Parse(time.RFC3339Nano, stamp)
+	if err != nil || !strings.HasSuffix(stamp, "Z") || len(stamp) != len("2006-01-02T15:04:05.000Z") {
+		t.Fatalf("stamp %q: %v; want RFC 3339 UTC with milliseconds", stamp, err)
+	}
+	if at.Before(before) || at.After(time.Now()) {
+		t.Errorf("stamp %v is not the time of logging (after %v)", at, before)
+	}
+	l2 := NewLogger(io.Discard)
+	l2.SetTimestamps(true)
+	if n := testing.AllocsPerRun(100, func() { l2.Warn("x", Num("pid", 1)) }); n != 0 {
+		t.Errorf("a stamped line: %v allocs, want 0", n)
 	}
 }
