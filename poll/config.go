@@ -58,7 +58,7 @@ type Config struct {
 
 	Log           io.Writer // log lines; nil means discard
 	LogTimestamps bool      // start each log line with the UTC time (RFC 3339)
-	Version string    // for varta_build_info
+	Version       string    // for varta_build_info
 }
 
 // MetricsConfig is the /metrics endpoint.
