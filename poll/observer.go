@@ -1,7 +1,9 @@
 package poll
 
 import (
+	"bytes"
 	"errors"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -103,7 +105,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	if cfg.Recovery != nil {
 		rc := *cfg.Recovery
 		rc.Recheck, rc.Clock = o.recheck, o.clock.now
-		rc.OnComplete = o.recoveryDone
+		rc.OnComplete, rc.OnSpawnFailed = o.recoveryDone, o.recoveryFailed
 		if o.rec, err = recovery.New(rc); err != nil {
 			return nil, err
 		}
@@ -201,13 +203,54 @@ func str(k, v string) sink.Field       { return sink.Str(k, v) }
 func num(k string, v int64) sink.Field { return sink.Num(k, v) }
 
 // recoveryDone is called by recovery, on the loop goroutine, for every
-// child that ended.
+// child that ended. Every end but a clean exit 0 gets a log line: how it
+// ended, and the first line of its output when output is captured, so a
+// command that exits 127 (not found) or 2 (usage), or hangs until killed,
+// is seen.
 func (o *observer) recoveryDone(c *recovery.Completion) {
 	o.recHist.Observe(c.Duration.Seconds())
 	if c.SignalErr != nil {
 		o.log.Limited(logRecovery, o.clock.now(), "could not signal a recovery command's process group; it may outlive its timeout",
 			num("agent", int64(c.Agent)), num("child", int64(c.Child)), sink.Err(c.SignalErr))
 	}
+	if c.Outcome == recovery.OutcomeReapedZero {
+		return
+	}
+	how := "exited"
+	switch {
+	case c.Outcome == recovery.OutcomeKilled:
+		how = "killed by the observer (--recovery-timeout-ms or shutdown)"
+	case c.Signal != 0:
+		how = "killed by a signal"
+	}
+	o.log.Warn("recovery command failed", num("pid", int64(c.Agent)), str("how", how),
+		num("exit", int64(c.ExitCode)), str("signal", signalName(c.Signal)),
+		num("ms", c.Duration.Milliseconds()), str("output", firstLine(c.Captured)))
+}
+
+// recoveryFailed is called when the recovery command could not be started.
+func (o *observer) recoveryFailed(agent int32, err error) {
+	o.log.Warn("recovery command could not be started", num("pid", int64(agent)), sink.Err(err))
+}
+
+// firstLine is the first line of a child's captured output, at most 200
+// bytes, "-" when there is none.
+func firstLine(b []byte) string {
+	if i := bytes.IndexByte(b, '\n'); i >= 0 {
+		b = b[:i]
+	}
+	if len(b) == 0 {
+		return "-"
+	}
+	return string(b[:min(len(b), 200)])
+}
+
+// signalName spells a signal number for a log line; "-" for none.
+func signalName(sig syscall.Signal) string {
+	if sig == 0 {
+		return "-"
+	}
+	return unix.SignalName(sig)
 }
 
 // recheck tells recovery whether a deferred stall still stands: the pid is

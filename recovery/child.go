@@ -88,6 +88,9 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 func (m *Manager) spawnFailed(e int32, err error) Outcome {
 	m.pids.idle(e)
 	en := &m.pids.entries[e]
+	if m.onFailed != nil {
+		m.onFailed(en.pid, err)
+	}
 	return m.refuse(en.pid, en.startTime, OutcomeSpawnFailed, "spawn_failed", err)
 }
 

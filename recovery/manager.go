@@ -77,6 +77,11 @@ type Config struct {
 	// the call.
 	OnComplete func(*Completion)
 
+	// OnSpawnFailed, if set, is called when the command could not be
+	// started for agent (fork or exec failed, counted as spawn_failed),
+	// with the reason, from OnStall or Tick.
+	OnSpawnFailed func(agent int32, err error)
+
 	// Clock returns the caller's clock in ns, the one OnStall and Tick
 	// get; Shutdown uses it. Nil means CLOCK_MONOTONIC.
 	Clock func() int64
@@ -129,6 +134,7 @@ type Manager struct {
 	capture    int
 	recheck    func(int32, uint64) bool
 	onComplete func(*Completion)
+	onFailed   func(agent int32, err error)
 	clock      func() int64
 
 	children  []child
@@ -203,6 +209,7 @@ func New(cfg Config) (*Manager, error) {
 		capture:    cfg.CaptureBytes,
 		recheck:    cfg.Recheck,
 		onComplete: cfg.OnComplete,
+		onFailed:   cfg.OnSpawnFailed,
 		clock:      cfg.Clock,
 		children:   make([]child, cfg.Capacity),
 		freeKids:   ring.NewStack(cfg.Capacity),
