@@ -11,6 +11,7 @@ type Counters struct {
 	Received     uint64                 // datagrams taken off the sockets
 	Beats        uint64                 // frames accepted
 	Stalls       uint64                 // stalls raised
+	Recovered    uint64                 // stalled agents that beat again
 	DecodeErrors [vlp.NumErrors]uint64  // by vlp.Error; ErrLength is unused (see Truncated)
 	Truncated    uint64                 // datagrams whose length is not 32
 	AuthFailures uint64                 // frame pid != kernel pid, or no credentials

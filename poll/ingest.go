@@ -163,6 +163,10 @@ func (o *observer) track(f vlp.Frame, origin track.Origin, now int64) {
 		if ob.NewSession {
 			o.log.Info("tracking a new agent", num("pid", int64(f.Pid)), str("origin", origin.String()))
 		}
+		if ob.Resumed {
+			o.c.Recovered++
+			o.log.Info("agent beats again after its stall", num("pid", int64(f.Pid)), num("silent_ms", ob.Silent/1e6))
+		}
 		o.exitObserved(&ob, &f, origin, now)
 	case track.VerdictOutOfOrder:
 		o.c.OutOfOrder++

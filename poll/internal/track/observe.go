@@ -58,7 +58,8 @@ func (t *Tracker) Observe(f vlp.Frame, origin Origin, now int64) Observation {
 		}
 		return refused(v)
 	}
-	ob := Observation{Verdict: VerdictAccepted, ID: SlotID(i), Wrapped: wrapped, Resumed: s.Stalled, Prev: s.Effective()}
+	ob := Observation{Verdict: VerdictAccepted, ID: SlotID(i), Wrapped: wrapped, Resumed: s.Stalled, Prev: s.Effective(),
+		Silent: now - s.LastArrival}
 	t.accept(i, f, now)
 	return ob
 }

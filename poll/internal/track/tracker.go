@@ -144,6 +144,9 @@ type Observation struct {
 	// Prev is the slot's effective status before the frame (vlp.Stall
 	// when Resumed); meaningless for a new session.
 	Prev vlp.Status
+	// Silent is how long the pid had been silent before this frame, in
+	// ns; 0 for a new session.
+	Silent int64
 }
 
 // Slot is one tracked pid. Pointers to slots (from Lookup, Each, Get) stay

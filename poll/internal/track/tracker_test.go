@@ -587,7 +587,7 @@ func TestObservation(t *testing.T) {
 	if _, ok := tr.PopStall(trkThr + 1); !ok {
 		t.Fatal("no stall")
 	}
-	if ob = tr.Observe(beat(10, 3), OriginUDS, trkThr+2); !ob.Resumed || ob.Prev != vlp.Stall || ob.NewSession {
+	if ob = tr.Observe(beat(10, 3), OriginUDS, trkThr+2); !ob.Resumed || ob.Prev != vlp.Stall || ob.NewSession || ob.Silent != trkThr+1 {
 		t.Fatalf("frame after a stall: %+v, want Resumed from stall", ob)
 	}
 	if ob = tr.Observe(beat(10, 3), OriginUDS, trkThr+3); ob.Verdict != VerdictOutOfOrder || ob.ID != NoSlot {
