@@ -34,7 +34,9 @@ func TestBatchMode(t *testing.T) {
 		r.frame(vlp.Frame{Status: vlp.Ok, Pid: ourPid(), Nonce: nonce})
 		time.Sleep(20 * time.Millisecond)
 	}
-	w.waitMetric(`varta_beats_total{pid="`+strconv.Itoa(int(ourPid()))+`"}`, 40, 2*time.Second)
+	if got := w.waitMetric(`varta_beats_total{pid="`+strconv.Itoa(int(ourPid()))+`"}`, 40, 2*time.Second); got != 40 {
+		t.Fatalf("%v beats accepted, want 40", got)
+	}
 	after := w.scrape()
 	wakes := after["varta_loop_wakes_total"] - before["varta_loop_wakes_total"]
 	if wakes > 25 {

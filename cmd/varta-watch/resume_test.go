@@ -27,5 +27,7 @@ func TestAgentBeatsAgain(t *testing.T) {
 	if ms, _ := strconv.Atoi(m[1]); ms < 200 {
 		t.Errorf("silent_ms=%d, want at least the 200 ms threshold", ms)
 	}
-	w.waitMetric("varta_agents_recovered_total", 1, 5*time.Second)
+	if got := w.waitMetric("varta_agents_recovered_total", 1, 5*time.Second); got != 1 {
+		t.Errorf("varta_agents_recovered_total = %v, want 1", got)
+	}
 }
