@@ -160,12 +160,16 @@ func (o *observer) track(f vlp.Frame, origin track.Origin, now int64) {
 			o.c.NonceWraps++
 		}
 		o.events.Beat(now, f.Pid, f.Nonce, f.Status, f.Payload)
+		s := o.tr.Get(ob.ID)
 		if ob.NewSession {
-			o.log.Info("tracking a new agent", num("pid", int64(f.Pid)), str("origin", origin.String()))
+			if origin == track.OriginUDS {
+				o.readName(s)
+			}
+			o.log.Info("tracking a new agent", num("pid", int64(f.Pid)), name(s), str("origin", origin.String()))
 		}
 		if ob.Resumed {
 			o.c.Recovered++
-			o.log.Info("agent beats again after its stall", num("pid", int64(f.Pid)), num("silent_ms", ob.Silent/1e6))
+			o.log.Info("agent beats again after its stall", num("pid", int64(f.Pid)), name(s), num("silent_ms", ob.Silent/1e6))
 		}
 		o.exitObserved(&ob, &f, origin, now)
 	case track.VerdictOutOfOrder:
@@ -184,6 +188,24 @@ func (o *observer) track(f vlp.Frame, origin track.Origin, now int64) {
 		o.c.CapExceeded++
 		o.log.Limited(logCapacity, now, "pid table full, new agent dropped (see --tracker-capacity)", num("pid", int64(f.Pid)))
 	}
+}
+
+// readName keeps a kernel-attested agent's process name in its slot, read
+// once per session (a /proc read, never per beat).
+func (o *observer) readName(s *track.Slot) {
+	var comm [listen.CommMax]byte
+	if n, ok := listen.ProcComm(s.Pid, &comm); ok {
+		s.SetName(comm[:n])
+	}
+}
+
+// name is the log field of an agent's name: bytes the agent chose,
+// escaped by the logger; "-" when unknown.
+func name(s *track.Slot) sink.Field {
+	if s == nil || s.NameLen == 0 {
+		return str("name", "-")
+	}
+	return sink.Bytes("name", s.NameBytes())
 }
 
 // raiseStalls pops every due stall (bounded per tick) and hands it to
@@ -209,10 +231,10 @@ func (o *observer) raiseStalls(now int64) {
 		o.c.Stalls++
 		o.events.Stall(now, ev.Pid, ev.Nonce)
 		if ev.Gone {
-			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), num("silent_ms", ev.Silence/1e6),
+			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), name(&ev.Slot), num("silent_ms", ev.Silence/1e6),
 				num("last_nonce", int64(ev.Nonce)), str("process", "gone"))
 		} else {
-			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), num("silent_ms", ev.Silence/1e6),
+			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), name(&ev.Slot), num("silent_ms", ev.Silence/1e6),
 				num("last_nonce", int64(ev.Nonce)))
 		}
 		if o.rec != nil {

@@ -3,7 +3,9 @@ package poll
 import (
 	"runtime"
 
+	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/promtext"
 	"github.com/varta-go/varta/recovery"
 	"github.com/varta-go/varta/vlp"
@@ -68,6 +70,21 @@ func (o *observer) renderPids(e *promtext.Encoder) {
 		s := o.tr.Get(id)
 		e.LabelUint("pid", uint64(s.Pid))
 		e.Float(float64(now-s.LastArrival) / 1e9)
+	}
+	e.Family("varta_agent_info", "Who each tracked pid is: its process name and program as the kernel shows them (bytes the agent chose), and the transport; always 1.", promtext.TypeGauge)
+	for _, id := range o.sorted {
+		s := o.tr.Get(id)
+		e.LabelUint("pid", uint64(s.Pid))
+		e.LabelBytes("name", s.NameBytes())
+		exe := s.NameBytes() // an unreadable program path falls back to the name
+		if s.Origin == track.OriginUDS {
+			if n, ok := listen.ProcExe(s.Pid, o.exe[:]); ok {
+				exe = o.exe[:n]
+			}
+		}
+		e.LabelBytes("exe", exe)
+		e.Label("origin", s.Origin.String())
+		e.Uint(1)
 	}
 }
 

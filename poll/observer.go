@@ -61,6 +61,7 @@ type observer struct {
 	enc          promtext.Encoder
 	sorted       []track.SlotID  // scratch for per-pid metrics in pid order
 	dead         []track.SlotID  // scratch for the exit watch's reports
+	exe          [256]byte       // scratch for an agent's program path (varta_agent_info)
 	mem          runtimeMemStats // Go runtime counters for /metrics
 }
 
@@ -223,14 +224,14 @@ func (o *observer) recoveryDone(c *recovery.Completion) {
 	case c.Signal != 0:
 		how = "killed by a signal"
 	}
-	o.log.Warn("recovery command failed", num("pid", int64(c.Agent)), str("how", how),
+	o.log.Warn("recovery command failed", num("pid", int64(c.Agent)), name(o.tr.Lookup(uint32(c.Agent))), str("how", how),
 		num("exit", int64(c.ExitCode)), str("signal", signalName(c.Signal)),
 		num("ms", c.Duration.Milliseconds()), str("output", firstLine(c.Captured)))
 }
 
 // recoveryFailed is called when the recovery command could not be started.
 func (o *observer) recoveryFailed(agent int32, err error) {
-	o.log.Warn("recovery command could not be started", num("pid", int64(agent)), sink.Err(err))
+	o.log.Warn("recovery command could not be started", num("pid", int64(agent)), name(o.tr.Lookup(uint32(agent))), sink.Err(err))
 }
 
 // firstLine is the first line of a child's captured output, at most 200

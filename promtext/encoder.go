@@ -94,6 +94,14 @@ func (e *Encoder) Label(name, value string) {
 	e.buf = append(e.buf, '"')
 }
 
+// LabelBytes adds the label name="value" for bytes from outside, made
+// valid UTF-8 (AppendLabelValueBytes).
+func (e *Encoder) LabelBytes(name string, value []byte) {
+	e.startLabel(name)
+	e.buf = AppendLabelValueBytes(e.buf, value)
+	e.buf = append(e.buf, '"')
+}
+
 // LabelUint adds the label name="v" to the current row. It is the fast
 // path for numeric labels such as pid: no string is made and nothing needs
 // escaping.

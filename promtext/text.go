@@ -3,6 +3,7 @@ package promtext
 import (
 	"math"
 	"strconv"
+	"unicode/utf8"
 )
 
 // ContentType is the media type of the text exposition format 0.0.4.
@@ -51,6 +52,31 @@ func AppendFloat(dst []byte, v float64) []byte {
 // a label value: backslash, double quote and newline become \\, \" and \n.
 func AppendLabelValue(dst []byte, v string) []byte {
 	return appendEscaped(dst, v, true)
+}
+
+// AppendLabelValueBytes is AppendLabelValue for bytes from outside, such
+// as a process name a process chose: besides the escapes, every byte that
+// is not part of valid UTF-8 becomes U+FFFD, since the format's label
+// values are UTF-8 and a scraper refuses anything else. It allocates
+// nothing.
+func AppendLabelValueBytes(dst, v []byte) []byte {
+	for len(v) > 0 {
+		r, n := utf8.DecodeRune(v)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			dst = utf8.AppendRune(dst, utf8.RuneError)
+		case r == '\\':
+			dst = append(dst, `\\`...)
+		case r == '\n':
+			dst = append(dst, `\n`...)
+		case r == '"':
+			dst = append(dst, `\"`...)
+		default:
+			dst = append(dst, v[:n]...)
+		}
+		v = v[n:]
+	}
+	return dst
 }
 
 // AppendHelp appends the line "# HELP name help\n" with help escaped as

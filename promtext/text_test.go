@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestAppendLabelValue(t *testing.T) {
@@ -135,5 +136,22 @@ func TestValidNames(t *testing.T) {
 				t.Errorf("validLabelName(%q) = %v, want %v", tt.in, got, tt.labl)
 			}
 		})
+	}
+}
+
+func TestAppendLabelValueBytes(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"sshd", "sshd"},
+		{`a"b\c` + "\n", `a\"b\\c\n`},
+		{"caf\xc3\xa9", "café"},
+		{"bad\xff\xfe", "bad\uFFFD\uFFFD"},
+		{"\xc3", "\uFFFD"},
+	} {
+		if got := string(AppendLabelValueBytes(nil, []byte(tc.in))); got != tc.want {
+			t.Errorf("AppendLabelValueBytes(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+		if !utf8.ValidString(string(AppendLabelValueBytes(nil, []byte(tc.in)))) {
+			t.Errorf("AppendLabelValueBytes(%q) is not valid UTF-8", tc.in)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package listen
 
 import (
 	"math"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -33,10 +34,7 @@ func ProcStartTime(pid uint32) (uint64, bool) { return procStatNumber(pid, procS
 // its numeric field n; false when the process is gone or the file odd.
 func procStatNumber(pid uint32, n int) (uint64, bool) {
 	var path [procPathMax]byte
-	k := copy(path[:], "/proc/")
-	k += procPutPid(path[k:], pid)
-	k += copy(path[k:], "/stat")
-	path[k] = 0
+	procPidPath(&path, pid, "/stat")
 	fd, ok := procOpen(&path[0])
 	if !ok {
 		return 0, false
@@ -135,4 +133,58 @@ func ProcParentPid(pid uint32) (uint32, bool) {
 		return 0, false
 	}
 	return uint32(v), true
+}
+
+// CommMax is the most bytes of a process name (comm) the kernel keeps:
+// TASK_COMM_LEN less its terminating NUL.
+const CommMax = 15
+
+// procPidPath writes "/proc/<pid>/<file>" NUL-terminated into path.
+func procPidPath(path *[procPathMax]byte, pid uint32, file string) {
+	k := copy(path[:], "/proc/")
+	k += procPutPid(path[k:], pid)
+	k += copy(path[k:], file)
+	path[k] = 0
+}
+
+// ProcComm reads the name of process pid (/proc/PID/comm, which the
+// process itself may set to anything: treat the bytes as untrusted) into
+// name, and returns its length; false when the process is gone. It
+// allocates nothing.
+func ProcComm(pid uint32, name *[CommMax]byte) (int, bool) {
+	var path [procPathMax]byte
+	procPidPath(&path, pid, "/comm")
+	fd, ok := procOpen(&path[0])
+	if !ok {
+		return 0, false
+	}
+	var buf [CommMax + 2]byte
+	n, ok := procRead(fd, buf[:])
+	unix.Close(fd)
+	if !ok {
+		return 0, false
+	}
+	if n > 0 && buf[n-1] == '\n' {
+		n--
+	}
+	return copy(name[:], buf[:n]), true
+}
+
+// ProcExe reads the path of process pid's program (the /proc/PID/exe
+// link) into dst and returns its length, cut to len(dst); false when it
+// cannot be read (gone, or another user's process without the right to
+// look). It allocates nothing.
+func ProcExe(pid uint32, dst []byte) (int, bool) {
+	var path [procPathMax]byte
+	procPidPath(&path, pid, "/exe")
+	if len(dst) == 0 {
+		return 0, false
+	}
+	dirfd := unix.AT_FDCWD
+	n, _, e := unix.Syscall6(unix.SYS_READLINKAT, uintptr(dirfd), uintptr(unsafe.Pointer(&path[0])),
+		uintptr(unsafe.Pointer(&dst[0])), uintptr(len(dst)), 0, 0)
+	if e != 0 || int(n) <= 0 {
+		return 0, false
+	}
+	return int(n), true
 }

@@ -157,3 +157,28 @@ func BenchmarkProcStartTime(b *testing.B) {
 		trkSinkStart, _ = ProcStartTime(pid)
 	}
 }
+
+func TestProcCommAndExe(t *testing.T) {
+	testutil.RequireProc(t)
+	self := uint32(os.Getpid())
+	var name [CommMax]byte
+	n, ok := ProcComm(self, &name)
+	want, _ := os.ReadFile("/proc/self/comm")
+	if !ok || string(name[:n]) != strings.TrimSuffix(string(want), "\n") {
+		t.Errorf("ProcComm(self) = %q, %v; want %q", name[:n], ok, want)
+	}
+	var buf [256]byte
+	n, ok = ProcExe(self, buf[:])
+	exe, _ := os.Readlink("/proc/self/exe")
+	if !ok || string(buf[:n]) != exe[:min(len(exe), len(buf))] {
+		t.Errorf("ProcExe(self) = %q, %v; want %q", buf[:n], ok, exe)
+	}
+	if _, ok := ProcComm(1<<31, &name); ok {
+		t.Error("ProcComm of a pid no process has succeeded")
+	}
+	if !testutil.RaceEnabled {
+		if a := testing.AllocsPerRun(50, func() { ProcComm(self, &name); ProcExe(self, buf[:]) }); a != 0 {
+			t.Errorf("ProcComm and ProcExe: %v allocs, want 0", a)
+		}
+	}
+}

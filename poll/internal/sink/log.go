@@ -4,6 +4,7 @@ import (
 	"io"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // LogKind names a hot-path message class that is rate limited on its
@@ -35,14 +36,20 @@ func NewLogger(w io.Writer) *Logger {
 
 // Field is one key=value pair; values are quoted when they need it.
 type Field struct {
-	key string
-	str string
-	num int64
-	isN bool
+	key   string
+	str   string
+	bytes []byte
+	num   int64
+	isN   bool
+	isB   bool
 }
 
 // Str is a text field.
 func Str(k, v string) Field { return Field{key: k, str: v} }
+
+// Bytes is a text field from bytes the caller owns (a process name): it is
+// quoted and escaped like any text, and not kept after the line is written.
+func Bytes(k string, v []byte) Field { return Field{key: k, bytes: v, isB: true} }
 
 // Num is a number field.
 func Num(k string, v int64) Field { return Field{key: k, num: v, isN: true} }
@@ -69,17 +76,58 @@ func (l *Logger) line(level, msg string, fs ...Field) {
 		b = append(b, ' ')
 		b = append(b, f.key...)
 		b = append(b, '=')
-		if f.isN {
+		switch {
+		case f.isN:
 			b = strconv.AppendInt(b, f.num, 10)
-		} else if needsQuote(f.str) {
+		case f.isB:
+			b = appendBytesValue(b, f.bytes)
+		case needsQuote(f.str):
 			b = strconv.AppendQuote(b, f.str)
-		} else {
+		default:
 			b = append(b, f.str...)
 		}
 	}
 	b = append(b, '\n')
 	l.w.Write(b)
 	l.buf = b
+}
+
+// appendBytesValue appends v as a value: bare when it needs no quotes,
+// else quoted with Go's escapes (\x.. for bytes that are not UTF-8),
+// rune by rune, so nothing is allocated.
+func appendBytesValue(b, v []byte) []byte {
+	bare := len(v) > 0
+	for _, c := range v {
+		if c <= ' ' || c == '"' || c == '=' || c >= 0x7f {
+			bare = false
+			break
+		}
+	}
+	if bare {
+		return append(b, v...)
+	}
+	b = append(b, '"')
+	for len(v) > 0 {
+		r, n := utf8.DecodeRune(v)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			b = append(b, `\x`...)
+			b = append(b, "0123456789abcdef"[v[0]>>4], "0123456789abcdef"[v[0]&15])
+		case r == '"':
+			b = append(b, `\"`...)
+		case r == '\'':
+			b = append(b, '\'')
+		default:
+			// AppendQuoteRune writes 'r' with r escaped as Go would;
+			// keep what is between the single quotes.
+			start := len(b)
+			b = strconv.AppendQuoteRune(b, r)
+			copy(b[start:], b[start+1:len(b)-1])
+			b = b[:len(b)-2]
+		}
+		v = v[n:]
+	}
+	return append(b, '"')
 }
 
 func needsQuote(s string) bool {

@@ -76,3 +76,28 @@ func TestLogTimestamps(t *testing.T) {
 		t.Errorf("a stamped line: %v allocs, want 0", n)
 	}
 }
+
+// TestLogBytesField: a name a process chose is written bare when it is
+// plain, else quoted with every odd byte escaped, so a log line stays one
+// line of text whatever the name holds.
+func TestLogBytesField(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"sshd", "name=sshd"},
+		{"my daemon", `name="my daemon"`},
+		{"a\"b\nc", `name="a\"b\nc"`},
+		{"x\xffy", `name="x\xffy"`},
+		{"it's", "name=it's"}, {"it's a", `name="it's a"`},
+		{"", `name=""`},
+	} {
+		var b bytes.Buffer
+		NewLogger(&b).Info("m", Bytes("name", []byte(tc.in)))
+		if got := strings.TrimSuffix(b.String(), "\n"); !strings.HasSuffix(got, " "+tc.want) || strings.Count(b.String(), "\n") != 1 {
+			t.Errorf("Bytes(%q) logged %q, want it to end in %s", tc.in, got, tc.want)
+		}
+	}
+	l := NewLogger(io.Discard)
+	name := []byte("we\"ird\x01")
+	if n := testing.AllocsPerRun(100, func() { l.Warn("x", Bytes("name", name)) }); n != 0 {
+		t.Errorf("a bytes field: %v allocs, want 0", n)
+	}
+}

@@ -167,9 +167,24 @@ type Slot struct {
 	StartTime      uint64     // process start time (UDS only)
 	Beats          uint64     // accepted frames in this session
 	Stalls         uint64     // stalls raised in this session
+	// Name is the agent's process name as the caller read it when the
+	// session began (comm: at most NameMax bytes the process chose, so
+	// untrusted), NameLen of it used; empty when unknown (UDP agents).
+	Name    [NameMax]byte
+	NameLen uint8
 
 	limiter TokenBucket // per-pid --max-beat-rate bucket
 }
+
+// NameMax is the fixed room for an agent's name in a slot: the kernel's
+// process names (comm) are at most 15 bytes.
+const NameMax = 15
+
+// SetName keeps the first NameMax bytes of name as the agent's name.
+func (s *Slot) SetName(name []byte) { s.NameLen = uint8(copy(s.Name[:], name)) }
+
+// NameBytes is the agent's name; empty when unknown. It aliases the slot.
+func (s *Slot) NameBytes() []byte { return s.Name[:s.NameLen] }
 
 // Effective is the status to report: vlp.Stall while the stall is latched,
 // else the last status the agent sent.
