@@ -190,12 +190,15 @@ func (o *observer) track(f vlp.Frame, origin track.Origin, now int64) {
 	}
 }
 
-// readName keeps a kernel-attested agent's process name in its slot, read
-// once per session (a /proc read, never per beat).
+// readName keeps a kernel-attested agent's process name and program path
+// in its slot, read once per session (two /proc reads, never per beat).
 func (o *observer) readName(s *track.Slot) {
 	var comm [listen.CommMax]byte
 	if n, ok := listen.ProcComm(s.Pid, &comm); ok {
 		s.SetName(comm[:n])
+	}
+	if n, ok := listen.ProcExe(s.Pid, o.exe[:]); ok {
+		s.Exe = o.paths.Intern(o.exe[:n])
 	}
 }
 

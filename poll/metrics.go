@@ -3,9 +3,7 @@ package poll
 import (
 	"runtime"
 
-	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/sink"
-	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/promtext"
 	"github.com/varta-go/varta/recovery"
 	"github.com/varta-go/varta/vlp"
@@ -76,11 +74,9 @@ func (o *observer) renderPids(e *promtext.Encoder) {
 		s := o.tr.Get(id)
 		e.LabelUint("pid", uint64(s.Pid))
 		e.LabelBytes("name", s.NameBytes())
-		exe := s.NameBytes() // an unreadable program path falls back to the name
-		if s.Origin == track.OriginUDS {
-			if n, ok := listen.ProcExe(s.Pid, o.exe[:]); ok {
-				exe = o.exe[:n]
-			}
+		exe := o.paths.Get(s.Exe)
+		if exe == nil {
+			exe = s.NameBytes() // an unreadable program path falls back to the name
 		}
 		e.LabelBytes("exe", exe)
 		e.Label("origin", s.Origin.String())

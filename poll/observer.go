@@ -18,6 +18,14 @@ import (
 	"github.com/varta-go/varta/recovery"
 )
 
+// The program paths kept for varta_agent_info: agents share few programs,
+// so a small table serves thousands of agents (pages untouched until
+// used); beyond it an agent shows its name instead.
+const (
+	maxPrograms     = 1024
+	maxProgramBytes = 64 << 10
+)
+
 // recvBatch is the number of datagrams one recvmmsg call can return;
 // batchesPerTick bounds how many calls one iteration makes, so a flood
 // cannot delay stall detection by more than one bounded batch run.
@@ -61,7 +69,8 @@ type observer struct {
 	enc          promtext.Encoder
 	sorted       []track.SlotID  // scratch for per-pid metrics in pid order
 	dead         []track.SlotID  // scratch for the exit watch's reports
-	exe          [256]byte       // scratch for an agent's program path (varta_agent_info)
+	exe          [256]byte       // scratch for an agent's program path
+	paths        *track.Paths    // the agents' program paths, interned
 	mem          runtimeMemStats // Go runtime counters for /metrics
 }
 
@@ -88,6 +97,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	}
 	o.tr = track.NewTracker(tc)
 	o.sorted = make([]track.SlotID, 0, cfg.TrackerCapacity)
+	o.paths = track.NewPaths(maxPrograms, maxProgramBytes)
 	o.dead = make([]track.SlotID, 0, exitwatch.EventsPerWait)
 	if o.iterHist, err = promtext.NewHistogram(iterationBounds); err != nil {
 		return nil, err

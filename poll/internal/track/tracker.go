@@ -172,6 +172,9 @@ type Slot struct {
 	// untrusted), NameLen of it used; empty when unknown (UDP agents).
 	Name    [NameMax]byte
 	NameLen uint8
+	// Exe is the id of the agent's program path in the caller's Paths
+	// table, 0 when unknown.
+	Exe uint16
 
 	limiter TokenBucket // per-pid --max-beat-rate bucket
 }
