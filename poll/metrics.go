@@ -133,10 +133,11 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 		counter(e, "varta_event_file_dropped_total", "Event lines lost because the event file could not be written.", o.events.Dropped())
 	}
 	if o.prom != nil {
-		refused, expired, acceptFailed := o.prom.Counts()
+		refused, expired, acceptFailed, evicted := o.prom.Counts()
 		counter(e, "varta_metrics_connections_refused_total", "Metrics connections closed because every slot was busy.", refused)
 		counter(e, "varta_metrics_connections_expired_total", "Metrics connections closed at a read or write deadline.", expired)
 		counter(e, "varta_metrics_accept_failures_total", "Metrics connections that could not be accepted for want of file descriptors or memory.", acceptFailed)
+		counter(e, "varta_metrics_connections_evicted_total", "Metrics connections closed before completing a request, to make room for a new one when every slot was busy.", evicted)
 	}
 }
 

@@ -36,6 +36,10 @@ func (c *Conn) Want(now int64) Want {
 	return c.state
 }
 
+// Deadline is when the connection's current phase times out (reading
+// the head, or writing the response), in the caller's ns.
+func (c *Conn) Deadline() int64 { return c.deadline }
+
 // Expired reports whether c's deadline passed before its response was
 // written: the head did not arrive within ReadTimeout (slowloris), or the
 // peer did not take the response within WriteTimeout. The loop may count

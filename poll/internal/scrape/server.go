@@ -40,6 +40,7 @@ type Server struct {
 	acceptErr    error
 	pausedUntil  int64
 	expired      uint64 // connections closed at a read or write deadline
+	evicted      uint64 // connections without a complete request closed for a newcomer
 	addr         string // the bound address, with the real port when :0 was asked
 }
 
@@ -145,11 +146,36 @@ func (p *Server) accept(now int64) {
 		// Cap the kernel's send buffer: a client that never reads would
 		// otherwise pin megabytes of kernel memory until the write deadline.
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, scrapeSndBuf)
-		if _, err := p.srv.Accept(fd, now); err != nil {
+		if _, err := p.srv.Accept(fd, now); err != nil && p.evictIdle(now) {
+			_, err = p.srv.Accept(fd, now)
+		}
+		if err != nil {
 			p.refused++
 			unix.Close(fd)
 		}
 	}
+}
+
+// evictIdle makes room for a new connection when every slot is taken: it
+// closes the oldest connection that has not yet sent a complete request
+// (slowloris holds slots that way, one byte at a time, needing no token),
+// and reports whether it found one. A connection whose request is being
+// answered is never cut for a newcomer.
+func (p *Server) evictIdle(now int64) bool {
+	var oldest *promtext.Conn
+	for i := 0; i < p.srv.Slots(); i++ {
+		c := p.srv.Conn(i)
+		if c.Want(now) == promtext.WantRead && (oldest == nil || c.Deadline() < oldest.Deadline()) {
+			oldest = c
+		}
+	}
+	if oldest == nil {
+		return false
+	}
+	p.evicted++
+	unix.SetsockoptLinger(oldest.FD(), unix.SOL_SOCKET, unix.SO_LINGER, &resetLinger)
+	p.close(oldest, now)
+	return true
 }
 
 // accept4 takes one queued connection without asking for the peer's
@@ -231,9 +257,10 @@ func (p *Server) TakeAcceptErr() error {
 }
 
 // Counts are the connections refused for want of a slot, closed at a
-// deadline, and not accepted for want of fds or memory.
-func (p *Server) Counts() (refused, expired, acceptFailed uint64) {
-	return p.refused, p.expired, p.acceptFailed
+// deadline, not accepted for want of fds or memory, and closed before
+// completing a request to make room for a newcomer.
+func (p *Server) Counts() (refused, expired, acceptFailed, evicted uint64) {
+	return p.refused, p.expired, p.acceptFailed, p.evicted
 }
 
 // Close closes every connection and the listener.

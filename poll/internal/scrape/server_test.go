@@ -3,6 +3,7 @@ package scrape
 import (
 	"bytes"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -147,5 +148,65 @@ func TestMetricsAcceptPausesWithoutFds(t *testing.T) {
 	p.accept(now + acceptPause)
 	if p.srv.Active() != 1 {
 		t.Fatalf("after the pause the queued connection was not taken (%d active)", p.srv.Active())
+	}
+}
+
+// TestSlowlorisGivesWay: connections that hold every slot without ever
+// completing a request (one byte, then nothing) give way, oldest first,
+// to a newcomer; the newcomer's complete request is answered.
+func TestSlowlorisGivesWay(t *testing.T) {
+	p, err := New(Config{Addr: "127.0.0.1:0", Render: func(b []byte) []byte { return append(b, "m 1\n"...) },
+		Alive: func() bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ap := netip.MustParseAddrPort(p.addr)
+	sa := &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	dial := func(msg string) int {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		if err := unix.Connect(fd, sa); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.Write(fd, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		return fd
+	}
+	// pump runs the server's share of loop iterations at time now.
+	pump := func(now int64) {
+		for range 4 {
+			for _, f := range p.Fds(now) {
+				p.Ready(f.Arg, unix.POLLIN|unix.POLLOUT, now)
+			}
+		}
+	}
+	var now int64 = 1e9
+	for range p.srv.Slots() {
+		dial("G") // a slowloris head
+		p.accept(now)
+		now += 1000
+	}
+	pump(now)
+	if p.srv.Active() != p.srv.Slots() {
+		t.Fatalf("%d of %d slots taken by the slow clients", p.srv.Active(), p.srv.Slots())
+	}
+	good := dial("GET /metrics HTTP/1.1\r\n\r\n")
+	p.accept(now)
+	pump(now)
+	unix.SetNonblock(good, false)
+	tv := unix.Timeval{Sec: 2}
+	unix.SetsockoptTimeval(good, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	buf := make([]byte, 512)
+	n, err := unix.Read(good, buf)
+	if err != nil || !strings.HasPrefix(string(buf[:max(n, 0)]), "HTTP/1.1 200") {
+		t.Fatalf("the complete request got %q, %v; want a 200 answer", buf[:max(n, 0)], err)
+	}
+	if _, _, _, evicted := p.Counts(); evicted != 1 {
+		t.Errorf("%d connections evicted, want 1 (the oldest slow one)", evicted)
 	}
 }
