@@ -12,6 +12,7 @@ type Counters struct {
 	Beats        uint64                 // frames accepted
 	Stalls       uint64                 // stalls raised
 	Recovered    uint64                 // stalled agents that beat again
+	Unverifiable uint64                 // stalls whose process could not be told from a successor
 	DecodeErrors [vlp.NumErrors]uint64  // by vlp.Error; ErrLength is unused (see Truncated)
 	Truncated    uint64                 // datagrams whose length is not 32
 	AuthFailures uint64                 // frame pid != kernel pid, or no credentials
@@ -61,12 +62,13 @@ const (
 	logRate
 	logCapacity
 	logEvents
-	logUDP      // UDP frames refused: plaintext off, decrypt failures
-	logReplay   // secure UDP replays and a full replay table
-	logAudit    // audit-log writes that failed
-	logMetrics  // metrics connections that could not be accepted
-	logExit     // pidfds that could not be opened
-	logRecovery // recovery children that could not be signalled
+	logUDP          // UDP frames refused: plaintext off, decrypt failures
+	logReplay       // secure UDP replays and a full replay table
+	logAudit        // audit-log writes that failed
+	logMetrics      // metrics connections that could not be accepted
+	logExit         // pidfds that could not be opened
+	logRecovery     // recovery children that could not be signalled
+	logUnverifiable // stalls whose process could not be checked
 	numLogKinds
 )
 

@@ -240,6 +240,16 @@ func (o *observer) raiseStalls(now int64) {
 			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), name(&ev.Slot), num("silent_ms", ev.Silence/1e6),
 				num("last_nonce", int64(ev.Nonce)))
 		}
+		if ev.Unverifiable {
+			o.c.Unverifiable++
+			o.log.Limited(logUnverifiable, now, "cannot tell whether a stalled agent's pid still names its process "+
+				"(reading /proc failed: out of file descriptors? raise ulimit -n / LimitNOFILE=); not recovering it",
+				num("pid", int64(ev.Pid)), name(&ev.Slot))
+			if o.rec != nil {
+				o.rec.OnUnverifiableStall(int32(ev.Pid), ev.Slot.StartTime)
+			}
+			continue
+		}
 		if o.rec != nil {
 			o.rec.OnStall(int32(ev.Pid), ev.Slot.StartTime, o.recoveryEligible(ev.Slot.Origin), now)
 		}

@@ -119,6 +119,7 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 	gauge(e, "varta_watch_pids_tracked", "Pids in the table now.", float64(o.tr.Len()))
 	counter(e, "varta_tracker_capacity_exceeded_total", "New pids dropped because the table was full.", c.CapExceeded)
 	counter(e, "varta_tracker_evicted_total", "Pids evicted to make room for new ones.", c.Evictions)
+	counter(e, "varta_stalls_unverifiable_total", "Stalls raised while /proc could not say whether the pid still names the agent (out of file descriptors, say); no recovery runs for them.", c.Unverifiable)
 	counter(e, "varta_agents_recovered_total", "Stalled agents that beat again (each ends one stall).", c.Recovered)
 	counter(e, "varta_pids_retired_total", "Pids dropped because their process was replaced (pid recycled).", c.Retired)
 	counter(e, "varta_datagrams_received_total", "Datagrams read from the observer's sockets.", c.Received)

@@ -33,9 +33,11 @@ func metricsTestObserver(t testing.TB, capacity int, starts map[uint32]uint64) *
 	}
 	t.Cleanup(o.close)
 	o.tr = track.NewTracker(track.TrackerConfig{Capacity: capacity, Threshold: int64(o.cfg.Threshold),
-		StartTime: func(pid uint32) (uint64, bool) {
-			st, ok := starts[pid]
-			return st, ok
+		StartTime: func(pid uint32) (uint64, track.Proc) {
+			if st, ok := starts[pid]; ok {
+				return st, track.ProcAlive
+			}
+			return 0, track.ProcGone
 		}})
 	return o
 }

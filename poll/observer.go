@@ -93,7 +93,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		GlobalBurst: uint32(cfg.GlobalBeatBurst)}
 	// Without a /proc that shows us, every pid would look gone.
 	if _, ok := listen.ProcStartTime(uint32(unix.Getpid())); ok {
-		tc.StartTime = listen.ProcStartTime
+		tc.StartTime = procStart
 	}
 	o.tr = track.NewTracker(tc)
 	o.sorted = make([]track.SlotID, 0, cfg.TrackerCapacity)
@@ -277,8 +277,22 @@ func (o *observer) recheck(pid int32, startTime uint64) bool {
 	if s.Origin != track.OriginUDS {
 		return true // a UDP agent's pid may be another host's: /proc here says nothing
 	}
-	st, ok := listen.ProcStartTime(uint32(pid))
-	return !ok || st == startTime
+	st, proc := procStart(uint32(pid))
+	return proc == track.ProcGone || proc == track.ProcAlive && st == startTime
+}
+
+// procStart is the tracker's view of /proc: only "no such file" or "no
+// such process" means gone; any other failure (EMFILE, ENFILE, EACCES) is
+// unknown, never a death.
+func procStart(pid uint32) (uint64, track.Proc) {
+	st, e := listen.ProcStartTimeErr(pid)
+	switch e {
+	case 0:
+		return st, track.ProcAlive
+	case unix.ENOENT, unix.ESRCH:
+		return 0, track.ProcGone
+	}
+	return 0, track.ProcUnknown
 }
 
 // alive is /healthz: the loop completed an iteration recently.

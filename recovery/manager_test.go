@@ -589,7 +589,7 @@ func TestOutcomeLabels(t *testing.T) {
 		OutcomeReapedNonzero: "reaped_nonzero", OutcomeKilled: "killed", OutcomeSpawnFailed: "spawn_failed",
 		OutcomeRefusedCapacity: "refused_capacity", OutcomeSkippedUnattested: "skipped_unattested",
 		OutcomeSkippedInFlight: "skipped_in_flight", OutcomeSkippedStale: "skipped_stale",
-		OutcomeRefusedShutdown: "refused_shutdown",
+		OutcomeRefusedShutdown: "refused_shutdown", OutcomeSkippedUnverifiable: "skipped_stall_unverifiable",
 	}
 	if len(want) != int(NumOutcomes) {
 		t.Fatalf("NumOutcomes = %d, the test knows %d labels", NumOutcomes, len(want))
@@ -665,5 +665,17 @@ func TestStallAfterShutdownIsNotCapacity(t *testing.T) {
 	if c := m.Counts(); c[OutcomeRefusedCapacity] != 0 || c[OutcomeRefusedShutdown] != 1 {
 		t.Fatalf("counts refused_capacity %d, refused_shutdown %d; want 0 and 1",
 			c[OutcomeRefusedCapacity], c[OutcomeRefusedShutdown])
+	}
+}
+
+// TestUnverifiableStall: a stall that cannot be tied to a process runs no
+// command and is counted as such.
+func TestUnverifiableStall(t *testing.T) {
+	m := newTestManager(t, Config{Command: shCmd("exit 0")})
+	if got := m.OnUnverifiableStall(int32(os.Getpid()), 7); got != OutcomeSkippedUnverifiable {
+		t.Fatalf("OnUnverifiableStall = %v, want skipped_stall_unverifiable", got)
+	}
+	if c := m.Counts(); c[OutcomeSkippedUnverifiable] != 1 || c[OutcomeSpawned] != 0 || m.Outstanding() != 0 {
+		t.Fatalf("counts %v, outstanding %d; want one skipped_stall_unverifiable and nothing spawned", c, m.Outstanding())
 	}
 }

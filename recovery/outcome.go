@@ -19,6 +19,7 @@ const (
 	OutcomeSkippedInFlight                  // a child for this pid is running or queued
 	OutcomeSkippedStale                     // a deferred stall failed Recheck when its turn came
 	OutcomeRefusedShutdown                  // the stall came after shutdown had begun
+	OutcomeSkippedUnverifiable              // whether the pid still names the agent could not be told
 	NumOutcomes                             // number of labelled outcomes
 
 	// OutcomeDeferred is returned by OnStall when the per-tick spawn
@@ -41,6 +42,7 @@ var OutcomeLabels = [NumOutcomes]string{
 	"skipped_in_flight",
 	"skipped_stale",
 	"refused_shutdown",
+	"skipped_stall_unverifiable",
 }
 
 // String returns the label of o, or "deferred".

@@ -243,9 +243,23 @@ func (x *Watch) Start(id track.SlotID, pid uint32, start uint64, hasStart bool) 
 		return os.NewSyscallError("pidfd_open", err)
 	}
 	// The pidfd names whatever process has the pid now; it is the agent
-	// only if that process started when the agent did.
-	st, ok := listen.ProcStartTime(pid)
-	if !ok || !hasStart || st != start {
+	// only if that process started when the agent did. Only a process
+	// known gone is dead: a /proc read that failed otherwise (EMFILE)
+	// leaves this agent to the stall-time check.
+	st, e := listen.ProcStartTimeErr(pid)
+	switch {
+	case e == unix.ENOENT || e == unix.ESRCH:
+		unix.Close(fd)
+		x.markDead(id)
+		return nil
+	case e != 0 || !hasStart:
+		unix.Close(fd)
+		x.fallbacks++
+		if e != 0 {
+			return os.NewSyscallError("read /proc/PID/stat", e)
+		}
+		return nil
+	case st != start:
 		unix.Close(fd)
 		x.markDead(id)
 		return nil
@@ -351,8 +365,8 @@ func (x *Watch) Recheck(pid uint32, start uint64) bool {
 	if !same {
 		return false
 	}
-	st, alive := listen.ProcStartTime(pid)
-	return !alive || st == start
+	st, e := listen.ProcStartTimeErr(pid)
+	return e == unix.ENOENT || e == unix.ESRCH || e == 0 && st == start
 }
 
 // Counts are the exits reported, the agents watched now, and the sessions

@@ -28,24 +28,55 @@ const procStatMax = 1024
 // process no longer exists. It wraps openat(2), read(2) and close(2) on
 // caller-stack buffers and never allocates: the observer calls it for every
 // new kernel-attested pid and for every stall it raises.
-func ProcStartTime(pid uint32) (uint64, bool) { return procStatNumber(pid, procStartField) }
+func ProcStartTime(pid uint32) (uint64, bool) {
+	v, err := procStatNumber(pid, procStartField)
+	return v, err == 0
+}
+
+// ProcStartTimeErr is ProcStartTime telling "gone" from "cannot tell":
+// errno 0 with the start time; ENOENT or ESRCH when no process has the
+// pid; anything else (EMFILE and ENFILE when the observer is out of file
+// descriptors, EACCES, EINVAL for a stat file it cannot parse) means the
+// answer is unknown, and the process may well be alive.
+func ProcStartTimeErr(pid uint32) (uint64, unix.Errno) { return procStatNumber(pid, procStartField) }
 
 // procStatNumber reads /proc/<pid>/stat into stack buffers and returns
-// its numeric field n; false when the process is gone or the file odd.
-func procStatNumber(pid uint32, n int) (uint64, bool) {
+// its numeric field n, or why it could not (see ProcStartTimeErr).
+func procStatNumber(pid uint32, n int) (uint64, unix.Errno) {
 	var path [procPathMax]byte
 	procPidPath(&path, pid, "/stat")
-	fd, ok := procOpen(&path[0])
-	if !ok {
-		return 0, false
+	fd, e := sysfile.OpenAt(&path[0], unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if e != 0 {
+		return 0, e
 	}
 	var buf [procStatMax]byte
-	m, ok := procRead(fd, buf[:])
+	m, e := procReadErr(fd, buf[:])
 	unix.Close(fd)
-	if !ok {
-		return 0, false
+	if e != 0 {
+		return 0, e
 	}
-	return procStatField(buf[:m], n)
+	v, ok := procStatField(buf[:m], n)
+	if !ok {
+		return 0, unix.EINVAL
+	}
+	return v, 0
+}
+
+// procReadErr is procRead with the reason: a process that died between
+// open and read gives ESRCH; an empty read, ESRCH too.
+func procReadErr(fd int, buf []byte) (int, unix.Errno) {
+	for {
+		n, err := unix.Read(fd, buf)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err.(unix.Errno)
+		case n <= 0:
+			return 0, unix.ESRCH
+		}
+		return n, 0
+	}
 }
 
 // procOpen opens a NUL-terminated /proc path read-only.
@@ -128,8 +159,8 @@ const procPPidField = 4
 // the process no longer exists (or the file cannot be parsed). Like
 // ProcStartTime it reads into stack buffers and never allocates.
 func ProcParentPid(pid uint32) (uint32, bool) {
-	v, ok := procStatNumber(pid, procPPidField)
-	if !ok || v > math.MaxUint32 {
+	v, e := procStatNumber(pid, procPPidField)
+	if e != 0 || v > math.MaxUint32 {
 		return 0, false
 	}
 	return uint32(v), true

@@ -120,8 +120,8 @@ func (t *Tracker) recycled(s *Slot) bool {
 	if t.startTime == nil {
 		return false
 	}
-	cur, ok := t.startTime(s.Pid)
-	return ok && (!s.HasStartTime || cur != s.StartTime)
+	cur, proc := t.startTime(s.Pid)
+	return proc == ProcAlive && (s.HasStartTime && cur != s.StartTime || !s.HasStartTime && !s.StartUnknown)
 }
 
 // admit places a new pid, evicting per policy when the table is full.
@@ -157,10 +157,14 @@ func (t *Tracker) start(i int32, f vlp.Frame, origin Origin, now int64) {
 	s := &t.slots[i]
 	*s = Slot{Pid: f.Pid, Origin: origin, limiter: NewTokenBucket(t.pidRate, t.pidRate, now)}
 	if origin == OriginUDS && t.startTime != nil {
-		// false here means the sender exited right after sending (a
-		// one-shot client); PopStall treats any live process on the pid
-		// as a different one.
-		s.StartTime, s.HasStartTime = t.startTime(f.Pid)
+		// ProcGone here means the sender exited right after sending (a
+		// one-shot client): PopStall treats any live process on the pid
+		// as a different one. ProcUnknown (no fd left to read /proc
+		// with, say) means the session's process cannot be told from a
+		// successor: its stalls are Unverifiable.
+		var proc Proc
+		s.StartTime, proc = t.startTime(f.Pid)
+		s.HasStartTime, s.StartUnknown = proc == ProcAlive, proc == ProcUnknown
 	}
 	s.limiter.Allow(now)
 	t.armed.PushBack(&t.links, i)
@@ -226,13 +230,17 @@ func (t *Tracker) PopStall(now int64) (StallEvent, bool) {
 	s := &t.slots[i]
 	ev := StallEvent{Pid: s.Pid, ID: SlotID(i), Nonce: s.LastNonce, Silence: now - s.LastArrival}
 	if s.Origin == OriginUDS && t.startTime != nil {
-		cur, ok := t.startTime(s.Pid)
-		if ok && (!s.HasStartTime || cur != s.StartTime) {
+		cur, proc := t.startTime(s.Pid)
+		switch {
+		case proc == ProcGone:
+			ev.Gone = true
+		case proc == ProcUnknown, !s.HasStartTime && s.StartUnknown:
+			ev.Unverifiable = true
+		case !s.HasStartTime || cur != s.StartTime:
 			ev.Retired, ev.Slot, ev.ID = true, *s, NoSlot
 			t.release(i)
 			return ev, true
 		}
-		ev.Gone = !ok
 	}
 	s.Stalled = true
 	s.Stalls++

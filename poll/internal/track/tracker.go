@@ -107,11 +107,12 @@ type TrackerConfig struct {
 	Threshold int64 // silence before a stall, > 0
 	Policy    Policy
 
-	// StartTime returns a process's start time (its generation), or false
-	// when the process does not exist. The tracker has no /proc of its
-	// own: the observer passes one in. nil turns generation checks off:
-	// no recycled-pid retirement and no Gone stalls.
-	StartTime func(pid uint32) (uint64, bool)
+	// StartTime returns a process's start time (its generation), or says
+	// that no process has the pid, or that it cannot tell. The tracker
+	// has no /proc of its own: the observer passes one in. nil turns
+	// generation checks off: no recycled-pid retirement and no Gone
+	// stalls.
+	StartTime func(pid uint32) (uint64, Proc)
 
 	MaxBeatRate uint32 // per pid, beats per second with burst = rate; 0 disables
 	GlobalRate  uint32 // all pids together, beats per second; 0 disables
@@ -149,6 +150,15 @@ type Observation struct {
 	Silent int64
 }
 
+// Proc is what a start-time lookup found out about a pid.
+type Proc uint8
+
+const (
+	ProcAlive   Proc = iota // a process has the pid; its start time is given
+	ProcGone                // no process has the pid
+	ProcUnknown             // the lookup failed for another reason: alive or not is unknown
+)
+
 // Slot is one tracked pid. Pointers to slots (from Lookup, Each, Get) stay
 // valid only until the next Observe, PopStall or Remove, which may reuse
 // the slot.
@@ -161,6 +171,7 @@ type Slot struct {
 	HasNonce       bool       // a regular frame was accepted; LastNonce is valid
 	HasTerminal    bool       // a terminal frame was accepted; LastTerminalTs is valid
 	HasStartTime   bool       // StartTime was read when the pid was first seen
+	StartUnknown   bool       // reading it failed for a reason other than the process being gone
 	LastNonce      uint64     // regular high-water mark
 	LastTerminalTs uint64     // frame timestamp of the last terminal frame
 	LastArrival    int64      // observer clock of the last accepted frame
@@ -210,7 +221,12 @@ type StallEvent struct {
 	// Gone: a stall whose process no longer exists (only for UDS pids with
 	// generation checks on).
 	Gone bool
-	Slot Slot // copy of the slot as of the event
+	// Unverifiable: whether the pid still names the agent's process could
+	// not be told (the start time could not be read, e.g. the observer
+	// was out of file descriptors): the stall is raised, but nothing may
+	// act on the process behind the pid.
+	Unverifiable bool
+	Slot         Slot // copy of the slot as of the event
 }
 
 // Tracker is the fixed-capacity pid table of cmd/varta-watch/README.md §3. All storage
@@ -239,7 +255,7 @@ type Tracker struct {
 	threshold int64
 	evictAge  int64
 	policy    Policy
-	startTime func(uint32) (uint64, bool)
+	startTime func(uint32) (uint64, Proc)
 	pidRate   uint32
 	global    TokenBucket
 	clock     int64    // latest time seen; time never runs backwards inside

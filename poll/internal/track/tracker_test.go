@@ -8,17 +8,24 @@ import (
 
 const trkThr = int64(100) // threshold of the tests' trackers, in "ns"
 
-// trkProcs fakes /proc: pid → start time; a missing pid is a gone process.
-// Lookups count calls so tests can see when the tracker reads it.
+// trkProcs fakes /proc: pid → start time; a missing pid is a gone process,
+// one in unknown cannot be read (out of fds, say). Lookups count calls so
+// tests can see when the tracker reads it.
 type trkProcs struct {
-	start map[uint32]uint64
-	calls int
+	start   map[uint32]uint64
+	unknown map[uint32]bool
+	calls   int
 }
 
-func (p *trkProcs) startTime(pid uint32) (uint64, bool) {
+func (p *trkProcs) startTime(pid uint32) (uint64, Proc) {
 	p.calls++
-	v, ok := p.start[pid]
-	return v, ok
+	if p.unknown[pid] {
+		return 0, ProcUnknown
+	}
+	if v, ok := p.start[pid]; ok {
+		return v, ProcAlive
+	}
+	return 0, ProcGone
 }
 
 func newTrk(capacity int, pol Policy, procs *trkProcs) *Tracker {
@@ -597,4 +604,26 @@ func TestObservation(t *testing.T) {
 	if ob = tr.Observe(beat(10, 1), OriginUDS, trkThr+4); ob.Verdict != VerdictRestarted || !ob.NewSession || ob.ID != id {
 		t.Fatalf("recycled pid: %+v, want a restarted session in slot %d", ob, id)
 	}
+}
+
+// TestUnknownIsNotGone: a start time that cannot be read (the observer
+// out of file descriptors) is neither a dead process nor a recycled pid:
+// the stall is raised as Unverifiable, never Gone, never Retired.
+func TestUnknownIsNotGone(t *testing.T) {
+	procs := &trkProcs{start: map[uint32]uint64{10: 1, 11: 2}, unknown: map[uint32]bool{}}
+	tr := newTrk(4, PolicyStrict, procs)
+	mustObserve(t, tr, beat(10, 1), OriginUDS, 0, VerdictAccepted)
+	procs.unknown[11] = true // unreadable from its first frame on
+	mustObserve(t, tr, beat(11, 1), OriginUDS, 0, VerdictAccepted)
+	procs.unknown[10] = true // readable then, unreadable at the stall
+	for range 2 {
+		ev, ok := tr.PopStall(trkThr)
+		if !ok || ev.Gone || ev.Retired || !ev.Unverifiable {
+			t.Fatalf("PopStall = %+v, %v; want an Unverifiable stall, neither Gone nor Retired", ev, ok)
+		}
+	}
+	// Readable again, but 11's first frame could not be tied to a process:
+	// a replayed nonce does not restart the session on a guess.
+	delete(procs.unknown, 11)
+	mustObserve(t, tr, beat(11, 1), OriginUDS, trkThr+1, VerdictOutOfOrder)
 }
