@@ -8,19 +8,19 @@ type Outcome uint8
 
 // The labelled outcomes, in the order of OutcomeLabels.
 const (
-	OutcomeSpawned           Outcome = iota // a child was started
-	OutcomeDebounced                        // same (pid, start time) ran less than Debounce ago
-	OutcomeReapedZero                       // a child exited with status 0
-	OutcomeReapedNonzero                    // a child exited non-zero, or was killed by a signal we did not send
-	OutcomeKilled                           // a child was killed by us (timeout or shutdown)
-	OutcomeSpawnFailed                      // fork/exec failed
-	OutcomeRefusedCapacity                  // the outstanding-child table (with the deferred queue) was full
-	OutcomeSkippedUnattested                // the stall was not kernel-attested
-	OutcomeSkippedInFlight                  // a child for this pid is running or queued
-	OutcomeSkippedStale                     // a deferred stall failed Recheck when its turn came
-	OutcomeRefusedShutdown                  // the stall came after shutdown had begun
-	OutcomeSkippedUnverifiable              // whether the pid still names the agent could not be told
-	NumOutcomes                             // number of labelled outcomes
+	OutcomeSpawned             Outcome = iota // a child was started
+	OutcomeDebounced                          // same (pid, start time) ran less than Debounce ago
+	OutcomeReapedZero                         // a child exited with status 0
+	OutcomeReapedNonzero                      // a child exited non-zero, or was killed by a signal we did not send
+	OutcomeKilled                             // a child was killed by us (timeout or shutdown)
+	OutcomeSpawnFailed                        // fork/exec failed
+	OutcomeRefusedCapacity                    // the outstanding-child table (with the deferred queue) was full
+	OutcomeSkippedUnattested                  // the stall was not kernel-attested
+	OutcomeSkippedInFlight                    // a child for this pid is running or queued
+	OutcomeSkippedStale                       // a deferred stall failed Recheck when its turn came
+	OutcomeRefusedShutdown                    // the stall came after shutdown had begun
+	OutcomeSkippedUnverifiable                // whether the pid still names the agent could not be told
+	NumOutcomes                               // number of labelled outcomes
 
 	// OutcomeDeferred is returned by OnStall when the per-tick spawn
 	// budget is spent: the stall waits in the deferred queue and its real
