@@ -174,6 +174,8 @@ type Manager struct {
 	auditPath string
 	auditOpts auditOpts
 	origin    int64 // Config.ClockOrigin
+	head      string // AuditHead's prefix, for record headSeq
+	headSeq   uint64
 	shutdown  bool
 
 	closeRange bool // close_range(CLOSE_RANGE_CLOEXEC) works: repeat it before each spawn
@@ -440,14 +442,30 @@ func (m *Manager) AuditStats() (written, failed uint64, last error) {
 	return m.audit.written, m.audit.failed, m.audit.lastErr
 }
 
-// AuditHead returns the seq and chain value of the last record written to
-// the audit log, for the metrics an off-box store anchors the log with;
-// ok is false without an audit log or before its first record.
-func (m *Manager) AuditHead() (seq uint64, chain [32]byte, ok bool) {
-	if m.audit == nil || m.audit.last == 0 {
-		return 0, chain, false
+// AuditHeadPrefix is how many hex digits of the chain value AuditHead
+// returns: 64 bits, plenty to tell one head from another.
+const AuditHeadPrefix = 16
+
+// AuditHead returns the seq of the last record written to the audit log
+// and the first AuditHeadPrefix hex digits of its chain value, for the
+// metrics an off-box store anchors the log with; ok is false without an
+// audit log or before its first record. The string is made once per new
+// record, so a scrape between records allocates nothing. It is safe on a
+// nil Manager.
+func (m *Manager) AuditHead() (seq uint64, head string, ok bool) {
+	if m == nil {
+		return 0, "", false
 	}
-	return m.audit.last, m.audit.chain, true
+	a := m.audit
+	if a == nil || a.last == 0 {
+		return 0, "", false
+	}
+	if m.headSeq != a.last || m.head == "" {
+		var b [AuditHeadPrefix]byte
+		appendHex(b[:0], a.chain[:AuditHeadPrefix/2])
+		m.head, m.headSeq = string(b[:]), a.last
+	}
+	return a.last, m.head, true
 }
 
 // AuditOpened says what the last opening of the audit log (New or
