@@ -95,6 +95,8 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		if o.events, err = sink.OpenEventFile(cfg.ExportFile, cfg.ExportMaxBytes, o.start); err != nil {
 			return nil, err
 		}
+		o.events.SetSyncEvery(cfg.ExportSyncEvery)
+		o.events.SetUpstreamKinds(cfg.ExportUpstreamKinds)
 	}
 	if cfg.Recovery != nil {
 		rc := *cfg.Recovery
