@@ -31,8 +31,9 @@ const (
 	// MinAuditMaxBytes is the smallest rotation size: a header and a
 	// boot record must fit with room to spare.
 	MinAuditMaxBytes = 4096
-	// MaxAuditSyncEvery bounds --recovery-audit-sync-every.
-	MaxAuditSyncEvery = 1 << 20
+	// MaxAuditSyncEvery bounds --recovery-audit-sync-every (an int on
+	// every board).
+	MaxAuditSyncEvery = 1<<31 - 1
 )
 
 // auditTailMax bounds how much of an existing log is read at open to find

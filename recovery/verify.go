@@ -87,8 +87,7 @@ func VerifyAudit(path string) (AuditSummary, error) {
 	if kv, err := isKVLog(r); err != nil {
 		return s, &VerifyError{Path: path, Line: 1, Msg: "read: " + err.Error(), Err: err}
 	} else if kv {
-		n, err := verifyKV(path, r)
-		return AuditSummary{Layout: LayoutKV, Records: n, Checkpoint: CheckpointAbsent}, err
+		return verifyKV(path, r)
 	}
 	v := v2Verifier{path: path, sum: AuditSummary{Layout: LayoutV2}}
 	if err := v.run(r); err != nil {

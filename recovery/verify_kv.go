@@ -47,9 +47,10 @@ func parseKVEnds(line []byte) (uint64, bool) {
 // verifyKV checks a log in the key=value layout from r, positioned at its
 // start: the header, the shape of every record, a seq one above the
 // previous record's (the first may start anywhere) and the hash chain.
-func verifyKV(path string, r *bufio.Reader) (int, error) {
-	bad := func(line int, msg string) (int, error) {
-		return 0, &VerifyError{Path: path, Line: line, Msg: msg + " (key=value layout)"}
+func verifyKV(path string, r *bufio.Reader) (AuditSummary, error) {
+	s := AuditSummary{Layout: LayoutKV, Checkpoint: CheckpointAbsent}
+	bad := func(line int, msg string) (AuditSummary, error) {
+		return AuditSummary{}, &VerifyError{Path: path, Line: line, Msg: msg + " (key=value layout)"}
 	}
 	var prev [64]byte
 	copy(prev[:], kvGenesis)
@@ -62,10 +63,11 @@ func verifyKV(path string, r *bufio.Reader) (int, error) {
 			return bad(n, "longer than "+strconv.Itoa(auditTailMax)+" bytes")
 		}
 		if err != nil && err != io.EOF {
-			return 0, &VerifyError{Path: path, Line: n, Msg: "read: " + err.Error(), Err: err}
+			return AuditSummary{}, &VerifyError{Path: path, Line: n, Msg: "read: " + err.Error(), Err: err}
 		}
 		if len(line) == 0 && err == io.EOF {
-			return records, nil
+			s.Records, s.LastSeq = records, lastSeq
+			return s, nil
 		}
 		if line[len(line)-1] != '\n' {
 			return bad(n, "torn record (no trailing newline; a crash mid-write)")
@@ -93,6 +95,9 @@ func verifyKV(path string, r *bufio.Reader) (int, error) {
 			return bad(n, "hash mismatch (edited or reordered)")
 		}
 		copy(prev[:], line[j+1:])
+		if records == 0 {
+			s.FirstSeq = seq
+		}
 		lastSeq = seq
 		records++
 	}

@@ -111,7 +111,8 @@ func (s *settings) load() error {
 		}
 		s.cfg.Recovery = &recovery.Config{Command: cmd, Capacity: s.cfg.TrackerCapacity,
 			Debounce: s.debounce, Timeout: s.recTimeout, Env: s.recoveryEnv,
-			InheritEnv: s.inheritEnv, CaptureBytes: s.captureBytes, AuditFile: s.auditFile}
+			InheritEnv: s.inheritEnv, CaptureBytes: s.captureBytes, AuditFile: s.auditFile,
+			AuditSyncEvery: s.auditSyncEvery, AuditMaxBytes: s.auditMaxBytes}
 	}
 	if s.promAddr != "" {
 		m := &poll.MetricsConfig{Addr: s.promAddr}
