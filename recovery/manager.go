@@ -173,7 +173,7 @@ type Manager struct {
 	audit     *auditLog // nil without AuditFile
 	auditPath string
 	auditOpts auditOpts
-	origin    int64 // Config.ClockOrigin
+	origin    int64  // Config.ClockOrigin
 	head      string // AuditHead's prefix, for record headSeq
 	headSeq   uint64
 	shutdown  bool
