@@ -648,8 +648,8 @@ func (a *auditLog) sync() error {
 // checkpoint rewrites the checkpoint file when it is behind.
 func (a *auditLog) checkpoint() error {
 	c := checkpoint{first: a.first, last: a.last, chain: a.chain}
-	if a.last == 0 || c == a.chk {
-		return nil
+	if a.last == 0 || a.first == 0 || c == a.chk {
+		return nil // nothing written to this file yet, or nothing new
 	}
 	if err := writeCheckpoint(a.chkPath, c); err != nil {
 		a.failed++
