@@ -54,7 +54,7 @@ func TestSelfWatchdogAbortsWedgedLoop(t *testing.T) {
 		t.Errorf("aborted %v after the wedge, want about the 1s deadline", took)
 	}
 	log := w.logText()
-	for _, want := range []string{`level=error msg="observer loop wedged`, "goroutine 1 [", "poll.testWedge"} {
+	for _, want := range []string{`level=error msg="observer loop wedged`, "goroutine 1 [", "ops.testWedge"} {
 		if !strings.Contains(log, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, log)
 		}

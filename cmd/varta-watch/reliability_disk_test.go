@@ -127,7 +127,7 @@ func TestReliabilityDiskFull(t *testing.T) {
 			during["varta_io_errors_total"], during["varta_event_file_dropped_total"])
 	}
 	if m < n {
-		t.Errorf("%s = %v after %v stalls: recovery stopped on a full disk", spawned, m, n)
+		t.Errorf("%s = %v after %v stalls: recovery stopped on a full disk; outcomes %v %v %v", spawned, m, n, during[outcomeKey("skipped_in_flight")], during[outcomeKey("spawn_failed")], during[outcomeKey("debounced")])
 	}
 	limit := int(elapsed/time.Second) + 2
 	if eventLogs == 0 || eventLogs > limit || auditLogs == 0 || auditLogs > limit {
