@@ -47,6 +47,12 @@ type Config struct {
 
 	ExportFile     string // event file; empty disables
 	ExportMaxBytes int64  // rotate above this size; 0 = unbounded
+	// ExportSyncEvery fdatasyncs the event file every N lines; 0 only at
+	// rotation and exit.
+	ExportSyncEvery int
+	// ExportUpstreamKinds writes only the Rust observer's seven event
+	// kinds (no exit lines).
+	ExportUpstreamKinds bool
 
 	ShutdownGrace time.Duration // time to kill and reap children at exit
 	ShutdownAfter time.Duration // exit cleanly after this long; 0 = never

@@ -25,7 +25,7 @@ func (o *observer) drain(rx *listen.Receiver, udp bool, now int64) {
 			if udp {
 				what = "recv udp"
 			}
-			o.events.IO(now, what)
+			o.events.IO(now, what+": "+err.Error())
 			o.log.Limited(logIO, now, "receiving from the socket failed", str("op", what), sink.Err(err))
 			return
 		}
@@ -51,9 +51,15 @@ func (o *observer) handle(i int, now int64) {
 		o.c.Truncated++
 		return
 	}
+	if o.rx.CtrlTruncated(i) {
+		// The sender passed more descriptors than fit (all closed unread);
+		// the frame is still judged on the credentials that arrived.
+		o.events.Ctrunc(now, ctruncText)
+		o.log.Limited(logIO, now, "a datagram's control data was cut short by the kernel (its sender passed file descriptors)")
+	}
 	f, e := vlp.Parse(o.rx.Data(i))
 	if e != 0 {
-		o.decodeError(now, e, "uds")
+		o.decodeError(now, e, o.rx.Data(i), "uds")
 		return
 	}
 	pid, uid, _, ok := o.rx.Cred(i)
@@ -72,11 +78,14 @@ func (o *observer) handle(i int, now int64) {
 	o.track(f, track.OriginUDS, now)
 }
 
+// ctruncText is the payload of a ctrunc event.
+const ctruncText = "control data truncated by the kernel (the sender passed more file descriptors than fit)"
+
 // decodeError counts a frame (or a secure frame's plaintext) that fails
-// vlp/PROTOCOL.md §2.
-func (o *observer) decodeError(now int64, e vlp.Error, transport string) {
+// vlp/PROTOCOL.md §2; frame is its 32 bytes, or nil when not at hand.
+func (o *observer) decodeError(now int64, e vlp.Error, frame []byte, transport string) {
 	o.c.DecodeErrors[e]++
-	o.events.Decode(now, e)
+	o.events.Decode(now, e, frame)
 	o.log.Limited(logDecode, now, "dropped a malformed frame", str("kind", e.Name()), str("transport", transport))
 }
 
@@ -246,7 +255,7 @@ func (o *observer) raiseStalls(now int64) {
 				"(reading /proc failed: out of file descriptors? raise ulimit -n / LimitNOFILE=); not recovering it",
 				num("pid", int64(ev.Pid)), name(&ev.Slot))
 			if o.rec != nil {
-				o.rec.OnUnverifiableStall(int32(ev.Pid), ev.Slot.StartTime)
+				o.rec.OnUnverifiableStall(int32(ev.Pid))
 			}
 			continue
 		}

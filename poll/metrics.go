@@ -158,6 +158,13 @@ func (o *observer) renderRecovery(e *promtext.Encoder) {
 	counter(e, "varta_recovery_signal_failures_total", "Signals to a recovery command's process group that the kernel refused (EPERM: the command changed its credentials).", sigFailed)
 	e.Family("varta_recovery_duration_seconds", "Run time of completed recovery children.", promtext.TypeHistogram)
 	e.Histogram(o.recHist)
+	if seq, head, ok := o.rec.AuditHead(); ok {
+		e.Family("varta_audit_last_seq", "Seq of the last record written to the recovery audit log.", promtext.TypeGauge)
+		e.Uint(seq)
+		e.Family("varta_audit_chain_info", "Always 1; head is the first 16 hex digits of the audit log's last chain value.", promtext.TypeGauge)
+		e.Label("head", head)
+		e.Uint(1)
+	}
 }
 
 func (o *observer) renderSelf(e *promtext.Encoder) {

@@ -112,14 +112,17 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		if o.events, err = sink.OpenEventFile(cfg.ExportFile, cfg.ExportMaxBytes, o.start); err != nil {
 			return nil, err
 		}
+		o.events.SetSyncEvery(cfg.ExportSyncEvery)
+		o.events.SetUpstreamKinds(cfg.ExportUpstreamKinds)
 	}
 	if cfg.Recovery != nil {
 		rc := *cfg.Recovery
-		rc.Recheck, rc.Clock = o.recheck, o.clock.now
+		rc.Recheck, rc.Clock, rc.ClockOrigin = o.recheck, o.clock.now, o.start
 		rc.OnComplete, rc.OnSpawnFailed = o.recoveryDone, o.recoveryFailed
 		if o.rec, err = recovery.New(rc); err != nil {
 			return nil, err
 		}
+		o.logAuditOpen()
 	}
 	if cfg.Metrics != nil {
 		if o.prom, err = scrape.New(scrape.Config{Addr: cfg.Metrics.Addr, Token: cfg.Metrics.Token,
@@ -262,6 +265,40 @@ func signalName(sig syscall.Signal) string {
 		return "-"
 	}
 	return unix.SignalName(sig)
+}
+
+// logAuditOpen says what opening the audit log found, loudly when it
+// found records missing or another layout.
+func (o *observer) logAuditOpen() {
+	a := o.rec.AuditOpened()
+	if a.Reason == "" {
+		return
+	}
+	kv := []sink.Field{str("file", o.cfg.Recovery.AuditFile), str("boot", a.Reason)}
+	if a.MovedTo != "" {
+		kv = append(kv, str("moved_to", a.MovedTo))
+	}
+	if a.Repaired > 0 {
+		kv = append(kv, num("repaired_bytes", a.Repaired))
+	}
+	if a.Missing > 0 {
+		kv = append(kv, num("missing_records", int64(a.Missing)))
+	}
+	if a.Note != "" {
+		kv = append(kv, str("why", a.Note))
+	}
+	switch a.Reason {
+	case recovery.BootFresh, recovery.BootResume:
+		if a.Note == "" {
+			o.log.Info("audit log opened", kv...)
+			return
+		}
+		o.log.Warn("audit log opened", kv...)
+	case recovery.BootCorruptTail:
+		o.log.Warn("audit log opened: it does not end with the last record written; records may be lost", kv...)
+	default:
+		o.log.Warn("audit log opened: the old log was in another layout and was moved aside", kv...)
+	}
 }
 
 // recheck tells recovery whether a deferred stall still stands: the pid is

@@ -115,7 +115,7 @@ func (o *observer) handlePlain(b []byte, now int64) {
 	}
 	f, e := vlp.Parse(b)
 	if e != 0 {
-		o.decodeError(now, e, "udp")
+		o.decodeError(now, e, b, "udp")
 		return
 	}
 	o.track(f, track.OriginUDP, now)
@@ -151,7 +151,7 @@ func (o *observer) handleSecure(b []byte, now int64) {
 		o.refuse(now, pid, sink.MismatchAuthFailure, &o.c.AuthFailures, "master-key frame's pid differs from its agent_pid")
 		return
 	default:
-		o.decodeError(now, e, "udp")
+		o.decodeError(now, e, nil, "udp") // the plaintext stays inside the opener
 		return
 	}
 	switch u.replay.Check(f, h, now) {

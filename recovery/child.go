@@ -81,7 +81,7 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 	}
 	m.active = append(m.active, slot)
 	en.child = slot
-	m.auditSpawn(c, len(argv))
+	m.auditSpawn(c, argv)
 	return m.count(OutcomeSpawned)
 }
 
@@ -91,7 +91,14 @@ func (m *Manager) spawnFailed(e int32, err error) Outcome {
 	if m.onFailed != nil {
 		m.onFailed(en.pid, err)
 	}
-	return m.refuse(en.pid, en.startTime, OutcomeSpawnFailed, "spawn_failed", err)
+	reason := RefusedSpawn
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		if name := unix.ErrnoName(errno); name != "" {
+			reason += ":" + name
+		}
+	}
+	return m.refuse(en.pid, OutcomeSpawnFailed, reason)
 }
 
 func closeFds(fds []int32) {
@@ -136,6 +143,7 @@ func (m *Manager) drain(c *child) {
 			if n > 0 {
 				if keep {
 					c.kept = c.kept[:len(c.kept)+n]
+					c.keptN[k] += uint32(n)
 				}
 				c.nbytes[k] += uint64(n)
 				budget -= n
@@ -170,9 +178,10 @@ func (m *Manager) reap(slot int32, now int64) bool {
 	if err == nil && wpid == 0 {
 		return false // still running
 	}
-	code, sig, o := -1, syscall.Signal(0), OutcomeReapedNonzero
+	code, sig, o, lost := -1, syscall.Signal(0), OutcomeReapedNonzero, false
 	switch {
 	case err != nil:
+		lost = true
 		// ECHILD: someone reaped it behind our back (SIGCHLD set to
 		// SIG_IGN, or a wait on -1 elsewhere); the status is lost.
 	case ws.Exited():
@@ -186,19 +195,19 @@ func (m *Manager) reap(slot int32, now int64) bool {
 	if c.killed {
 		o = OutcomeKilled
 	}
-	m.complete(slot, now, o, code, sig)
+	m.complete(slot, now, o, code, sig, lost)
 	return true
 }
 
 // complete accounts for a reaped child and frees its slot.
-func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig syscall.Signal) {
+func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig syscall.Signal, lost bool) {
 	c := &m.children[slot]
 	m.drain(c)
 	closeFds(c.fds[:])
 	dur := now - c.spawned
 	m.count(o)
 	m.durations.observe(dur)
-	m.auditComplete(c, o, code, sig, dur)
+	m.auditComplete(c, o, code, sig, dur, now, lost)
 	if m.onComplete != nil {
 		m.comp = Completion{
 			Agent:       c.agent,
@@ -225,79 +234,99 @@ func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig sysca
 	m.children[last].pos = c.pos
 	m.active = m.active[:len(m.active)-1]
 	m.freeKids.Push(slot)
-	c.pid, c.nbytes, c.sigErr = 0, [2]uint64{}, nil
+	c.pid, c.nbytes, c.keptN, c.sigErr = 0, [2]uint64{}, [2]uint32{}, nil
 	c.kept = c.kept[:0]
 }
 
-func (m *Manager) auditBoot(reason string, repaired int64, prevHash string) {
-	a := m.audit
-	a.begin("boot")
-	a.int("observer_pid", int64(os.Getpid()))
-	a.int("observer_ns", m.clock())
-	a.str("reason", reason)
-	a.int("repaired_bytes", repaired)
-	a.str("prev_file_hash", prevHash)
-	a.str("program", m.cmd.Path)
-	a.int("argc", int64(len(m.cmd.Args)))
-	_ = a.commit() // counted in AuditStats
-}
+// The refusal reasons of refused records. Where the Rust observer has a
+// token for the same refusal it is used (unauthenticated_transport,
+// outstanding_capacity); the others are this observer's own.
+const (
+	RefusedUnattested = "unauthenticated_transport" // the agent is not kernel-attested (UDP without --udp-recovery)
+	RefusedInvalidPid = "invalid_pid"               // pid 0 or negative: nobody to recover
+	RefusedDebounced  = "debounced"                 // the same process ran within --recovery-debounce-ms
+	RefusedInFlight   = "in_flight"                 // a child for the pid is running or queued
+	RefusedCapacity   = "outstanding_capacity"      // the outstanding-child table is full
+	RefusedStale      = "stale"                     // a deferred stall no longer stood when its turn came
+	RefusedSpawn      = "spawn_failed"              // fork/exec failed; ":ERRNO" is added when known
+	RefusedShutdown   = "shutdown"                  // the stall came after shutdown began, or was still queued
+	RefusedUnverified = "unverifiable"              // the pid could not be tied to the agent's process
+)
 
-func (m *Manager) auditRefused(pid int32, startTime uint64, reason string, err error) {
+// observerNs is now on the event file's timeline.
+func (m *Manager) observerNs() int64 { return m.clock() - m.origin }
+
+func (m *Manager) auditRefused(pid int32, reason string) {
 	a := m.audit
 	if a == nil {
 		return
 	}
-	a.begin("refused")
-	a.int("agent", int64(pid))
-	a.uint("start_time", startTime)
-	a.str("reason", reason)
-	if err != nil {
-		a.str("error", errText(err))
-	}
-	_ = a.commit()
+	a.begin("refused", m.observerNs())
+	a.uint(uint64(uint32(pid)))
+	a.text(reason)
+	_ = a.commit("refused") // counted in AuditStats
 }
 
-// auditSpawn records the child; the program path and argument count only,
-// never the arguments, which may carry secrets.
-func (m *Manager) auditSpawn(c *child, argc int) {
+// auditSpawn records the child: the program's path, where the command
+// came from and the length of the argument vector, never the arguments,
+// which may carry secrets.
+func (m *Manager) auditSpawn(c *child, argv []string) {
 	a := m.audit
 	if a == nil {
 		return
 	}
-	a.begin("spawn")
-	a.int("agent", int64(c.agent))
-	a.uint("start_time", c.startTime)
-	a.int("child", int64(c.pid))
-	a.str("program", m.cmd.Path)
-	a.int("argc", int64(argc))
-	_ = a.commit()
+	n := len(argv) - 1 // the spaces between the arguments
+	for _, s := range argv {
+		n += len(s)
+	}
+	a.begin("spawn", c.spawned-m.origin)
+	a.uint(uint64(uint32(c.agent)))
+	a.uint(uint64(c.pid))
+	a.text("exec")
+	a.text(m.cmd.Path)
+	a.text(m.cmd.source())
+	a.uint(uint64(uint32(n)))
+	_ = a.commit("spawn")
 }
 
-func (m *Manager) auditComplete(c *child, o Outcome, code int, sig syscall.Signal, dur int64) {
+// auditComplete records a reaped child. lost says its status was lost
+// (someone else reaped it): outcome reap_failed, no code, no signal.
+func (m *Manager) auditComplete(c *child, o Outcome, code int, sig syscall.Signal, dur, now int64, lost bool) {
 	a := m.audit
 	if a == nil {
 		return
 	}
-	a.begin("complete")
-	a.int("agent", int64(c.agent))
-	a.int("child", int64(c.pid))
-	if o == OutcomeKilled {
-		a.str("outcome", "killed")
-	} else {
-		a.str("outcome", "reaped")
+	a.begin("complete", now-m.origin)
+	a.uint(uint64(uint32(c.agent)))
+	a.uint(uint64(c.pid))
+	switch {
+	case o == OutcomeKilled:
+		a.text("killed")
+	case lost:
+		a.text("reap_failed")
+	default:
+		a.text("reaped")
 	}
 	switch {
 	case sig != 0:
-		a.str("signal", signalName(sig))
+		a.dash()
+		a.int(int64(sig))
 	case code >= 0:
-		a.int("exit", int64(code))
+		a.int(int64(code))
+		a.dash()
 	default:
-		a.str("exit", "unknown")
+		a.dash()
+		a.dash()
 	}
-	a.int("duration_ms", dur/int64(time.Millisecond))
-	a.uint("stdout_bytes", c.nbytes[0])
-	a.uint("stderr_bytes", c.nbytes[1])
-	_ = a.commit()
+	a.uint(uint64(max(dur, 0)))
+	a.uint(uint64(c.keptN[0]))
+	a.uint(uint64(c.keptN[1]))
+	if c.nbytes[0]+c.nbytes[1] > uint64(c.keptN[0])+uint64(c.keptN[1]) {
+		a.text("true")
+	} else {
+		a.text("false")
+	}
+	_ = a.commit("complete")
 }
 
 func signalName(sig syscall.Signal) string {

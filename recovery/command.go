@@ -29,6 +29,20 @@ type Command struct {
 	// PidPlaceholder; ParseCommand appends a lone placeholder when the
 	// operator wrote none, so the pid always reaches the program.
 	Args []string
+	// Source is where the command came from, for the audit log's spawn
+	// records: "inline" (--recovery-exec, and the zero value) or the
+	// path of the --recovery-exec-file it was read from.
+	Source string
+}
+
+// SourceInline is the Source of a command given on the command line.
+const SourceInline = "inline"
+
+func (c *Command) source() string {
+	if c.Source == "" {
+		return SourceInline
+	}
+	return c.Source
 }
 
 // ParseCommand parses a --recovery-exec command line. The line is split
@@ -74,7 +88,7 @@ func ParseCommand(line string) (Command, error) {
 	if !hasPid {
 		args = append(args, PidPlaceholder)
 	}
-	return Command{Path: path, Args: args}, nil
+	return Command{Path: path, Args: args, Source: SourceInline}, nil
 }
 
 // ErrCommandSyntax: a command line whose quoting is unbalanced.
@@ -171,6 +185,7 @@ func LoadCommandFile(path string) (Command, error) {
 		// what the file's name already says.
 		return Command{}, &wrapped{msg: "recovery command file " + path, err: err, trim: "recovery command: "}
 	}
+	cmd.Source = path
 	return cmd, nil
 }
 

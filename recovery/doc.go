@@ -53,11 +53,13 @@
 // with twice Capacity entries and LRU reuse of idle ones, the deferred
 // queue) are allocated in New and never grow. OnStall on every path that
 // spawns nothing, and Tick with no child to reap or start, do not allocate,
-// audit log included; spawning allocates (argv, fork/exec), as does a
-// capture buffer on the first use of each child slot.
+// audit log included except its checkpoint rewrite at a sync point (see
+// below); spawning allocates (argv, fork/exec), as does a capture buffer
+// on the first use of each child slot.
 //
 // Nothing blocks the loop except the fork/exec of a spawn (bounded by the
-// spawn budget), the audit log's write and fdatasync (see SyncMode), and
+// spawn budget), the audit log's write, fdatasync, checkpoint and rotation (see
+// Config.AuditSyncEvery and AuditMaxBytes), and
 // Shutdown, which waits out the grace by design.
 //
 // # File descriptors
@@ -83,21 +85,34 @@
 //
 // # Audit log
 //
-// The file (created 0600, opened O_APPEND|O_NOFOLLOW|O_CLOEXEC) starts with
-// AuditHeader, then one record per line:
+// The file (created 0600, opened O_APPEND|O_NOFOLLOW|O_CLOEXEC) is schema
+// v2 of the Rust observer, byte for byte (cmd/varta-watch/README.md §6):
+// AuditHeader, then one record per line of positional, tab-separated
+// columns,
 //
-//	seq \t wall-time (UTC, µs) \t kind \t key=value ... \t hash
+//	seq \t wallclock_ms \t observer_ns \t kind \t ... \t chain
 //
-// kinds boot, spawn (agent, child, program, argc; never the arguments),
-// complete (outcome reaped|killed, exit or signal, duration_ms,
-// stdout_bytes, stderr_bytes) and refused (reason: unattested,
-// invalid_pid, debounced, in_flight, capacity, stale, spawn_failed with
-// error=ENOENT etc., shutdown). seq continues from
-// the last record in the file at every start. hash is
-// hex(sha256(prev + "\t" + the record up to its last tab)), prev being the
-// previous record's hash or GenesisHash (64 zeros) for the first record of
-// a file. A torn last line is cut off at start-up and the boot record says
-// how many bytes (repaired_bytes). A failed write is counted, cut back off
-// the file and noted in the next record (lost=N); the loop carries on.
-// VerifyAudit checks a file.
+// kinds boot (daemon_pid, prev_chain, reason), spawn (agent_pid,
+// child_pid, mode, program, source, template_len; never the arguments),
+// complete (agent_pid, child_pid, outcome, exit_code, signal,
+// duration_ns, stdout_len, stderr_len, truncated) and refused (agent_pid,
+// reason: the Refused* tokens). chain is the hex of SHA-256 over
+// "VARTA-AUDIT-v2", the kind, the previous record's chain value (raw) and
+// the record up to its last tab, zero-byte separated. seq and the chain
+// continue from the last record in the file at every start; a record whose
+// write fails is cut back off the file and its seq burnt, so the gap shows.
+//
+// After every AuditSyncEvery records the log is fdatasync'ed and its
+// checkpoint (CheckpointPath: first and last durable seq, chain value) is
+// rewritten through a synced temporary file and rename, so a log cut at
+// its end is noticed: by VerifyAudit, and at the next start, whose boot
+// record then says corrupt_tail (as it does when a torn last line is cut
+// off). A log in the earlier key=value layout of this package, or in the
+// Rust observer's schema v1, is moved aside at start (path.kv-<unix
+// seconds>, path.v1-<unix seconds>) and a new log begun (boot reason
+// schema_drift, legacy_v1). With AuditMaxBytes the log rotates like the
+// event file, AuditGenerations kept, the new file's boot record (reason
+// rotation) carrying the chain on. Writing the checkpoint allocates, so
+// with AuditSyncEvery 1 every decision does; with a larger value only
+// the decisions that reach a sync point.
 package recovery

@@ -159,11 +159,25 @@ func readLines(t *testing.T, path string) []string {
 	return strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
 }
 
-// field returns the value of key=value in a tab-separated record.
+// auditColumns names the columns of each audit record kind, in order
+// (cmd/varta-watch/README.md §6).
+var auditColumns = map[string][]string{
+	"boot":     {"seq", "wallclock_ms", "observer_ns", "kind", "daemon_pid", "prev_chain", "reason", "chain"},
+	"spawn":    {"seq", "wallclock_ms", "observer_ns", "kind", "agent_pid", "child_pid", "mode", "program", "source", "template_len", "chain"},
+	"complete": {"seq", "wallclock_ms", "observer_ns", "kind", "agent_pid", "child_pid", "outcome", "exit_code", "signal", "duration_ns", "stdout_len", "stderr_len", "truncated", "chain"},
+	"refused":  {"seq", "wallclock_ms", "observer_ns", "kind", "agent_pid", "reason", "chain"},
+}
+
+// field returns the column named key of an audit record.
 func field(rec, key string) (string, bool) {
-	for _, c := range strings.Split(rec, "\t") {
-		if v, ok := strings.CutPrefix(c, key+"="); ok {
-			return v, true
+	cols := strings.Split(rec, "\t")
+	names := auditColumns[kindOf(rec)]
+	if len(names) != len(cols) {
+		return "", false
+	}
+	for i, n := range names {
+		if n == key {
+			return cols[i], true
 		}
 	}
 	return "", false
@@ -171,10 +185,10 @@ func field(rec, key string) (string, bool) {
 
 func kindOf(rec string) string {
 	c := strings.Split(rec, "\t")
-	if len(c) < 3 {
+	if len(c) < 4 {
 		return ""
 	}
-	return c[2]
+	return c[3]
 }
 
 // collect returns an OnComplete that copies each Completion into *dst.

@@ -64,8 +64,20 @@ type Config struct {
 	// first CaptureBytes (at most MaxCaptureBytes) of both together.
 	CaptureBytes int
 
-	AuditFile string   // --recovery-audit-file; "" for none
-	AuditSync SyncMode // default SyncRecord
+	AuditFile string // --recovery-audit-file; "" for none
+
+	// AuditSyncEvery is --recovery-audit-sync-every: fdatasync the log
+	// (and rewrite its checkpoint) after every N records, 1 when 0. Boot
+	// records, rotation, Shutdown and Close always sync.
+	AuditSyncEvery int
+
+	// AuditMaxBytes is --recovery-audit-max-bytes: rotate the log once it
+	// reaches this size, keeping AuditGenerations old files; 0 never.
+	AuditMaxBytes int64
+
+	// ClockOrigin is subtracted from the clock in the observer_ns column
+	// of audit records, so they share the event file's timeline.
+	ClockOrigin int64
 
 	// Recheck is asked, just before a deferred stall fires, whether the
 	// agent is still stalled and still the same process; false counts the
@@ -119,7 +131,8 @@ type child struct {
 	sigErr    *SignalError // the last signal that could not be delivered
 	fds       [2]int32
 	nbytes    [2]uint64
-	kept      []byte // capacity CaptureBytes, allocated at the slot's first use
+	keptN     [2]uint32 // of kept, the bytes from stdout and from stderr
+	kept      []byte    // capacity CaptureBytes, allocated at the slot's first use
 }
 
 // Manager runs recovery children for stalled agents. All methods must be
@@ -164,9 +177,11 @@ type Manager struct {
 	scratch []byte // drain target once a child's kept bytes are full
 
 	audit     *auditLog // nil without AuditFile
-	auditCap  int
 	auditPath string
-	auditMode SyncMode
+	auditOpts auditOpts
+	origin    int64  // Config.ClockOrigin
+	head      string // AuditHead's prefix, for record headSeq
+	headSeq   uint64
 	shutdown  bool
 
 	closeRange bool // close_range(CLOSE_RANGE_CLOEXEC) works: repeat it before each spawn
@@ -192,8 +207,10 @@ func New(cfg Config) (*Manager, error) {
 		return nil, errors.New("recovery: negative reaps per tick")
 	case cfg.CaptureBytes < 0 || cfg.CaptureBytes > MaxCaptureBytes:
 		return nil, errors.New("recovery: capture bytes " + strconv.Itoa(cfg.CaptureBytes) + " out of range 0.." + strconv.Itoa(MaxCaptureBytes))
-	case cfg.AuditSync > SyncNone:
-		return nil, errors.New("recovery: unknown audit sync mode")
+	case cfg.AuditSyncEvery < 0 || cfg.AuditSyncEvery > MaxAuditSyncEvery:
+		return nil, errors.New("recovery: audit sync-every " + strconv.Itoa(cfg.AuditSyncEvery) + " out of range 1.." + strconv.Itoa(MaxAuditSyncEvery))
+	case cfg.AuditMaxBytes < 0 || cfg.AuditMaxBytes > 0 && cfg.AuditMaxBytes < MinAuditMaxBytes:
+		return nil, errors.New("recovery: audit max bytes " + strconv.FormatInt(cfg.AuditMaxBytes, 10) + " below the minimum " + strconv.Itoa(MinAuditMaxBytes))
 	}
 	env, err := childEnv(cfg.Env, cfg.InheritEnv)
 	if err != nil {
@@ -222,7 +239,7 @@ func New(cfg Config) (*Manager, error) {
 		scratch:   make([]byte, 4096),
 		devnull:   -1,
 		auditPath: cfg.AuditFile,
-		auditMode: cfg.AuditSync,
+		origin:    cfg.ClockOrigin,
 		kill:      signalGroup,
 	}
 	if m.budget == 0 {
@@ -249,16 +266,16 @@ func New(cfg Config) (*Manager, error) {
 	m.sys = syscall.SysProcAttr{Setpgid: true}
 	m.attr = syscall.ProcAttr{Env: env, Files: m.files[:], Sys: &m.sys}
 	if m.auditPath != "" {
-		// Room for the longest record: chain prefix, fixed columns and the
-		// escaped program path (each byte at most four).
-		m.auditCap = 512 + 4*len(m.cmd.Path)
-		a, repaired, err := openAudit(m.auditPath, m.auditMode, 0, m.auditCap)
+		// Room for the longest record: the fixed columns, the program path
+		// and the source.
+		m.auditOpts = auditOpts{syncEvery: max(cfg.AuditSyncEvery, 1), maxBytes: cfg.AuditMaxBytes,
+			bufCap: 512 + len(m.cmd.Path) + len(m.cmd.source()), pid: uint32(os.Getpid())}
+		a, err := openAudit(m.auditPath, m.auditOpts, nil)
 		if err != nil {
 			unix.Close(m.devnull)
 			return nil, wrap("recovery", err)
 		}
 		m.audit = a
-		m.auditBoot("start", repaired, "-")
 	}
 	return m, nil
 }
@@ -309,28 +326,28 @@ func monotonicNow() int64 {
 // never blocks beyond one fork/exec and allocates only to spawn.
 func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64) Outcome {
 	if m.shutdown {
-		return m.refuse(pid, startTime, OutcomeRefusedShutdown, "shutdown", nil)
+		return m.refuse(pid, OutcomeRefusedShutdown, RefusedShutdown)
 	}
 	if !attested {
-		return m.refuse(pid, startTime, OutcomeSkippedUnattested, "unattested", nil)
+		return m.refuse(pid, OutcomeSkippedUnattested, RefusedUnattested)
 	}
 	if pid <= 0 {
 		// Not a process anyone can vouch for, and "kill $1" with 0 or -1
 		// would signal far more than one agent.
-		return m.refuse(pid, startTime, OutcomeSkippedUnattested, "invalid_pid", nil)
+		return m.refuse(pid, OutcomeSkippedUnattested, RefusedInvalidPid)
 	}
 	e := m.pids.lookup(pid)
 	if e != none {
 		en := &m.pids.entries[e]
 		if m.debounce > 0 && en.hasRun && en.startTime == startTime && now-en.lastRun < m.debounce {
-			return m.refuse(pid, startTime, OutcomeDebounced, "debounced", nil)
+			return m.refuse(pid, OutcomeDebounced, RefusedDebounced)
 		}
 		if en.child != none || en.queued {
-			return m.refuse(pid, startTime, OutcomeSkippedInFlight, "in_flight", nil)
+			return m.refuse(pid, OutcomeSkippedInFlight, RefusedInFlight)
 		}
 	}
 	if len(m.active)+m.queue.Len() >= m.capacity {
-		return m.refuse(pid, startTime, OutcomeRefusedCapacity, "capacity", nil)
+		return m.refuse(pid, OutcomeRefusedCapacity, RefusedCapacity)
 	}
 	if e == none {
 		e = m.pids.insert(pid)
@@ -390,16 +407,10 @@ func (m *Manager) Tick(now int64) {
 		m.pids.entries[p.entry].queued = false
 		if m.recheck != nil && !m.recheck(p.pid, p.startTime) {
 			m.pids.idle(p.entry)
-			m.refuse(p.pid, p.startTime, OutcomeSkippedStale, "stale", nil)
+			m.refuse(p.pid, OutcomeSkippedStale, RefusedStale)
 			continue
 		}
 		m.spawn(p.entry, now)
-	}
-	if a := m.audit; a != nil && a.dirty && a.mode == SyncTick {
-		if err := a.syncNow(); err != nil {
-			a.failed++
-			a.lastErr = err
-		}
 	}
 }
 
@@ -427,9 +438,10 @@ func (m *Manager) Counts() [NumOutcomes]uint64 { return m.counts }
 // Durations returns the histogram of completed children's run times.
 func (m *Manager) Durations() Durations { return m.durations }
 
-// AuditStats returns the records written, the records or syncs that failed
-// (each also returned by the call that hit it: ENOSPC, EIO, ...), and the
-// last such error. Failures never stop the manager.
+// AuditStats returns the records written, the records, syncs, checkpoint
+// writes and rotations that failed (each also returned by the call that
+// hit it: ENOSPC, EIO, ...), and the last such error. Failures never stop
+// the manager.
 func (m *Manager) AuditStats() (written, failed uint64, last error) {
 	if m.audit == nil {
 		return 0, 0, nil
@@ -437,29 +449,64 @@ func (m *Manager) AuditStats() (written, failed uint64, last error) {
 	return m.audit.written, m.audit.failed, m.audit.lastErr
 }
 
+// AuditHeadPrefix is how many hex digits of the chain value AuditHead
+// returns: 64 bits, plenty to tell one head from another.
+const AuditHeadPrefix = 16
+
+// AuditHead returns the seq of the last record written to the audit log
+// and the first AuditHeadPrefix hex digits of its chain value, for the
+// metrics an off-box store anchors the log with; ok is false without an
+// audit log or before its first record. The string is made once per new
+// record, so a scrape between records allocates nothing. It is safe on a
+// nil Manager.
+func (m *Manager) AuditHead() (seq uint64, head string, ok bool) {
+	if m == nil {
+		return 0, "", false
+	}
+	a := m.audit
+	if a == nil || a.last == 0 {
+		return 0, "", false
+	}
+	if m.headSeq != a.last || m.head == "" {
+		var b [AuditHeadPrefix]byte
+		appendHex(b[:0], a.chain[:AuditHeadPrefix/2])
+		m.head, m.headSeq = string(b[:]), a.last
+	}
+	return a.last, m.head, true
+}
+
+// AuditOpened says what the last opening of the audit log (New or
+// ReopenAudit) found; the zero value without an audit log.
+func (m *Manager) AuditOpened() AuditOpen {
+	if m.audit == nil {
+		return AuditOpen{}
+	}
+	return m.audit.open
+}
+
 // ReopenAudit closes and reopens the audit file, for SIGHUP after log
-// rotation. A fresh file continues the sequence and starts a new chain,
-// its boot record naming the previous file's last hash. On failure the
-// audit is disabled (records counted as failed) until the next reopen.
+// rotation. A new (or emptied) file gets a boot record with reason
+// rotation that carries the sequence and the chain on; the same file
+// resumes, or says corrupt_tail when it no longer ends with the last
+// record written. On failure the audit is disabled (records counted as
+// failed) until the next reopen.
 func (m *Manager) ReopenAudit() error {
 	old := m.audit
 	if old == nil {
 		return nil
 	}
 	cerr := old.close()
-	prev := string(old.prev[:])
-	a, repaired, err := openAudit(m.auditPath, m.auditMode, old.seq, m.auditCap)
+	a, err := openAudit(m.auditPath, m.auditOpts, old)
 	if err != nil {
 		old.disabled = true
 		old.lastErr = err
 		return wrap("recovery", err)
 	}
-	a.written, a.failed, a.lost, a.lastErr = old.written, old.failed, old.lost, old.lastErr
-	if !a.fresh || old.seq == 0 {
-		prev = "-" // the chain continues inside the file, or there was none
+	a.written, a.failed = old.written+a.written, old.failed+a.failed
+	if a.lastErr == nil {
+		a.lastErr = old.lastErr
 	}
 	m.audit = a
-	m.auditBoot("reopen", repaired, prev)
 	return cerr
 }
 
@@ -475,7 +522,7 @@ func (m *Manager) Shutdown(grace time.Duration) error {
 		p, _ := m.queue.Pop()
 		m.pids.entries[p.entry].queued = false
 		m.pids.idle(p.entry)
-		m.auditRefused(p.pid, p.startTime, "shutdown", nil)
+		m.auditRefused(p.pid, RefusedShutdown)
 	}
 	for _, slot := range m.active {
 		c := &m.children[slot]
@@ -492,11 +539,8 @@ func (m *Manager) Shutdown(grace time.Duration) error {
 		}
 		m.reapFor(int64(2*time.Second), time.Millisecond)
 	}
-	if a := m.audit; a != nil && a.dirty {
-		if err := a.syncNow(); err != nil {
-			a.failed++
-			a.lastErr = err
-		}
+	if a := m.audit; a != nil && a.unsynced > 0 {
+		a.sync() // counted in AuditStats
 	}
 	if n := len(m.active); n > 0 {
 		msg := "recovery: " + strconv.Itoa(n) + " children not reaped after SIGKILL"
@@ -560,7 +604,7 @@ func (m *Manager) count(o Outcome) Outcome {
 }
 
 // refuse counts and audits a stall that gets no child.
-func (m *Manager) refuse(pid int32, startTime uint64, o Outcome, reason string, err error) Outcome {
-	m.auditRefused(pid, startTime, reason, err)
+func (m *Manager) refuse(pid int32, o Outcome, reason string) Outcome {
+	m.auditRefused(pid, reason)
 	return m.count(o)
 }

@@ -104,11 +104,11 @@ func TestNoInheritedFds(t *testing.T) {
 	defer unix.Close(leaky)
 	var done []Completion
 	m := newTestManager(t, Config{
-		Command:      Command{Path: "/bin/ls", Args: []string{"ls", "-l", "/proc/self/fd/"}},
-		CaptureBytes: 4096,
-		AuditFile:    tempPath(t, "audit"),
-		AuditSync:    SyncNone,
-		OnComplete:   collect(&done),
+		Command:        Command{Path: "/bin/ls", Args: []string{"ls", "-l", "/proc/self/fd/"}},
+		CaptureBytes:   4096,
+		AuditFile:      tempPath(t, "audit"),
+		AuditSyncEvery: MaxAuditSyncEvery,
+		OnComplete:     collect(&done),
 	})
 	m.OnStall(1, 1, true, now())
 	m.OnStall(2, 1, true, now())
@@ -200,12 +200,12 @@ func TestCapacityRefused(t *testing.T) {
 	}
 	n := 0
 	for _, rec := range readLines(t, audit) {
-		if r, _ := field(rec, "reason"); kindOf(rec) == "refused" && r == "capacity" {
+		if r, _ := field(rec, "reason"); kindOf(rec) == "refused" && r == "outstanding_capacity" {
 			n++
 		}
 	}
 	if n != 2 {
-		t.Fatalf("audit has %d refused reason=capacity records, want 2", n)
+		t.Fatalf("audit has %d refused outstanding_capacity records, want 2", n)
 	}
 }
 
@@ -221,8 +221,8 @@ func TestSpawnFailed(t *testing.T) {
 	}
 	lines := readLines(t, audit)
 	last := lines[len(lines)-1]
-	if e, _ := field(last, "error"); kindOf(last) != "refused" || e != "ENOENT" {
-		t.Fatalf("last audit record %q, want refused with error=ENOENT", last)
+	if r, _ := field(last, "reason"); kindOf(last) != "refused" || r != "spawn_failed:ENOENT" {
+		t.Fatalf("last audit record %q, want refused with reason spawn_failed:ENOENT", last)
 	}
 }
 
@@ -473,8 +473,13 @@ func TestCapture(t *testing.T) {
 			rec = r
 		}
 	}
-	if o, _ := field(rec, "stdout_bytes"); o != "200000" {
-		t.Fatalf("complete record %q, want stdout_bytes=200000", rec)
+	// The record counts the bytes kept, per stream, and says the rest
+	// was cut.
+	o, _ := field(rec, "stdout_len")
+	e, _ := field(rec, "stderr_len")
+	tr, _ := field(rec, "truncated")
+	if o != "10" || e != "0" || tr != "true" {
+		t.Fatalf("complete record %q, want stdout_len 10, stderr_len 0, truncated true", rec)
 	}
 }
 
@@ -550,7 +555,7 @@ func TestNoAllocs(t *testing.T) {
 	for _, audit := range []bool{false, true} {
 		cfg := Config{Command: shCmd("sleep 10"), Capacity: 4, Debounce: time.Hour}
 		if audit {
-			cfg.AuditFile, cfg.AuditSync = tempPath(t, "audit"), SyncNone
+			cfg.AuditFile, cfg.AuditSyncEvery = tempPath(t, "audit"), MaxAuditSyncEvery
 		}
 		m := newTestManager(t, cfg)
 		t0 := now()
@@ -672,7 +677,7 @@ func TestStallAfterShutdownIsNotCapacity(t *testing.T) {
 // command and is counted as such.
 func TestUnverifiableStall(t *testing.T) {
 	m := newTestManager(t, Config{Command: shCmd("exit 0")})
-	if got := m.OnUnverifiableStall(int32(os.Getpid()), 7); got != OutcomeSkippedUnverifiable {
+	if got := m.OnUnverifiableStall(int32(os.Getpid())); got != OutcomeSkippedUnverifiable {
 		t.Fatalf("OnUnverifiableStall = %v, want skipped_stall_unverifiable", got)
 	}
 	if c := m.Counts(); c[OutcomeSkippedUnverifiable] != 1 || c[OutcomeSpawned] != 0 || m.Outstanding() != 0 {

@@ -5,6 +5,6 @@ package recovery
 // read: the observer out of file descriptors, say). No command runs
 // against a guess: it is counted skipped_stall_unverifiable and audited
 // as refused with reason unverifiable.
-func (m *Manager) OnUnverifiableStall(pid int32, startTime uint64) Outcome {
-	return m.refuse(pid, startTime, OutcomeSkippedUnverifiable, "unverifiable", nil)
+func (m *Manager) OnUnverifiableStall(pid int32) Outcome {
+	return m.refuse(pid, OutcomeSkippedUnverifiable, RefusedUnverified)
 }

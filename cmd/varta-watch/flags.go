@@ -11,6 +11,7 @@ import (
 	"github.com/varta-go/varta/cmd/internal/cli"
 	"github.com/varta-go/varta/poll"
 	"golang.org/x/sys/unix"
+	"github.com/varta-go/varta/recovery"
 )
 
 // usageError is a bad flag, value or combination: one line, exit 2. flag
@@ -70,9 +71,16 @@ type settings struct {
 	recTimeout   time.Duration
 	captureBytes int
 	auditFile    string
-	promAddr     string
-	promToken    string
-	version      bool
+	// auditMaxBytes and auditSyncEvery are --recovery-audit-max-bytes
+	// and --recovery-audit-sync-every; the nums say whether they were given.
+	auditMaxBytes  int64
+	auditSyncEvery int
+	auditSyncNum   *num
+	exportSyncNum  *num
+	exportKinds    string
+	promAddr       string
+	promToken      string
+	version        bool
 	// Kept as given; check reads them.
 	socketMode string
 	policy     string
@@ -142,6 +150,19 @@ func (s *settings) check() error {
 		return bad("export-file-max-bytes", "needs --export-file: it rotates the event file")
 	case c.ExportMaxBytes > 0 && c.ExportFile == poll.EventStdout:
 		return bad("export-file-max-bytes", "cannot rotate standard output (--export-file -); give a file path or drop it")
+	case c.ExportSyncEvery > 0 && c.ExportFile == "":
+		return bad("export-file-sync-every", "needs --export-file: it syncs the event file")
+	case c.ExportSyncEvery > 0 && c.ExportFile == poll.EventStdout:
+		return bad("export-file-sync-every", "cannot sync standard output (--export-file -); give a file path or drop it")
+	case s.exportKinds != "all" && s.exportKinds != "upstream":
+		return bad("export-kinds", "want all or upstream, got "+strconv.Quote(s.exportKinds))
+	case s.auditMaxBytes > 0 && s.auditMaxBytes < recovery.MinAuditMaxBytes:
+		return bad("recovery-audit-max-bytes", "want 0 (no rotation) or at least "+strconv.Itoa(recovery.MinAuditMaxBytes)+
+			" bytes, got "+strconv.FormatInt(s.auditMaxBytes, 10))
+	case s.auditFile == "" && s.auditMaxBytes > 0:
+		return bad("recovery-audit-max-bytes", "needs --recovery-audit-file: it rotates the audit log")
+	case s.auditFile == "" && s.auditSyncNum.given:
+		return bad("recovery-audit-sync-every", "needs --recovery-audit-file: it syncs the audit log")
 	case s.recoveryExec != "" && s.recoveryFile != "":
 		return bad("recovery-exec-file", "cannot be combined with --recovery-exec; choose one")
 	case s.promToken != "" && s.promAddr == "":
@@ -175,6 +196,7 @@ func (s *settings) check() error {
 	default:
 		return bad("log-timestamps", "want auto, on or off, got "+strconv.Quote(s.logTime))
 	}
+	c.ExportUpstreamKinds = s.exportKinds == "upstream"
 	if c.AllowUIDs, err = parseUIDs(s.uids); err != nil {
 		return badErr("allow-uid", err)
 	}

@@ -46,7 +46,10 @@ const (
 	// second is beyond what the loop can take; the limiter holds uint32.
 	maxBeatRate    = 1000000
 	maxExportBytes = 1 << 40 // 1 TiB
-	maxPort        = 65535
+	// maxSyncEvery bounds the sync-every flags (the Rust observer's are
+	// u32; beyond 2^31-1 records between syncs means never).
+	maxSyncEvery = recovery.MaxAuditSyncEvery
+	maxPort      = 65535
 )
 
 // group is a heading of --help.
@@ -136,6 +139,8 @@ func flagTable(s *settings) []flagDef {
 	c.SocketMode = 0o600
 	u.portNum = newNum(0, 0, maxPort, "", func(int64) {})
 	o.selfWatchdogNum = secsNum(&o.selfWatchdog, 0, 0, maxSelfWatchdogSecs)
+	s.auditSyncNum = newNum(1, 1, maxSyncEvery, "records", func(v int64) { s.auditSyncEvery = int(v) })
+	s.exportSyncNum = newNum(0, 0, maxSyncEvery, "lines", func(v int64) { c.ExportSyncEvery = int(v) })
 	evict := strconv.Itoa(poll.EvictionFactor)
 	return []flagDef{
 		{name: "socket", arg: "PATH", grp: grpRequired, v: strDef(&c.SocketPath, ""),
@@ -212,13 +217,23 @@ func flagTable(s *settings) []flagDef {
 		{name: "recovery-capture-bytes", arg: "N", grp: grpRecovery, v: intNum(&s.captureBytes, 0, 0, recovery.MaxCaptureBytes),
 			help: "capture up to N bytes of child output\nfor the audit log, {min}..{max} (default {def}: off)"},
 		{name: "recovery-audit-file", arg: "PATH", grp: grpRecovery, v: strDef(&s.auditFile, ""),
-			help: "hash-chained audit log of every decision"},
+			help: "hash-chained audit log of every decision,\nwith its checkpoint in PATH.chk"},
+		{name: "recovery-audit-max-bytes", arg: "N", grp: grpRecovery,
+			v: newNum(0, 0, maxExportBytes, "bytes", func(v int64) { s.auditMaxBytes = v }),
+			help: "rotate the audit log at N bytes, {min}..{max},\nat least " + strconv.Itoa(recovery.MinAuditMaxBytes) +
+				" unless 0, keeping " + strconv.Itoa(recovery.AuditGenerations) + "\ngenerations (default {def}: no rotation)"},
+		{name: "recovery-audit-sync-every", arg: "N", grp: grpRecovery, v: s.auditSyncNum,
+			help: "fdatasync the audit log and rewrite its\ncheckpoint every N records, {min}..{max}\n(default {def})"},
 
 		{name: "export-file", arg: "PATH", grp: grpOutput, v: strDef(&c.ExportFile, ""),
 			help: "append one tab-separated line per event\n(- for standard output)"},
 		{name: "export-file-max-bytes", arg: "N", grp: grpOutput,
 			v:    newNum(0, 0, maxExportBytes, "bytes", func(v int64) { c.ExportMaxBytes = v }),
 			help: "rotate at N bytes, {min}..{max}, keeping\n" + strconv.Itoa(poll.EventGenerations) + " generations (default {def}: no rotation)"},
+		{name: "export-file-sync-every", arg: "N", grp: grpOutput, v: s.exportSyncNum,
+			help: "fdatasync the event file every N lines,\n{min}..{max} (default {def}: only when\nrotating and at exit)"},
+		{name: "export-kinds", arg: "all|upstream", grp: grpOutput, v: strDef(&s.exportKinds, "all"),
+			help: "upstream writes only the Rust observer's\nseven event kinds, no exit lines\n(default {def})"},
 		{name: "prom-addr", arg: "IP:PORT", grp: grpOutput, v: strDef(&s.promAddr, ""),
 			help: "serve /metrics and /healthz; :PORT is\n0.0.0.0:PORT, localhost:PORT 127.0.0.1:PORT"},
 		{name: "prom-token-file", arg: "PATH", grp: grpOutput, v: strDef(&s.promToken, ""),

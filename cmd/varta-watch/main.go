@@ -119,7 +119,8 @@ func (s *settings) load() error {
 		}
 		s.cfg.Recovery = &recovery.Config{Command: cmd, Capacity: s.cfg.TrackerCapacity,
 			Debounce: s.debounce, Timeout: s.recTimeout, Env: s.recoveryEnv,
-			InheritEnv: s.inheritEnv, CaptureBytes: s.captureBytes, AuditFile: s.auditFile}
+			InheritEnv: s.inheritEnv, CaptureBytes: s.captureBytes, AuditFile: s.auditFile,
+			AuditSyncEvery: s.auditSyncEvery, AuditMaxBytes: s.auditMaxBytes}
 	}
 	if s.promAddr != "" {
 		m := &poll.MetricsConfig{Addr: s.promAddr}
@@ -148,17 +149,49 @@ func trimToken(b []byte) []byte {
 	return b
 }
 
-// auditCommand implements `varta-watch audit verify FILE`.
+// auditCommand implements `varta-watch audit verify FILE`
+// (cmd/varta-watch/README.md §6).
 func auditCommand(args []string, stdout, stderr io.Writer) int {
 	if len(args) != 2 || args[0] != "verify" {
 		io.WriteString(stderr, "varta-watch: usage: varta-watch audit verify FILE\n")
 		return 2
 	}
-	n, err := recovery.VerifyAudit(args[1])
+	path := args[1]
+	s, err := recovery.VerifyAudit(path)
 	if err != nil {
 		io.WriteString(stderr, "varta-watch: audit verify: "+err.Error()+"\n")
 		return 1
 	}
-	io.WriteString(stdout, args[1]+": intact, "+strconv.Itoa(n)+" records\n")
+	io.WriteString(stdout, auditSummary(path, s)+"\n")
 	return 0
+}
+
+// auditSummary is the one line `audit verify` prints for an intact log.
+func auditSummary(path string, s recovery.AuditSummary) string {
+	u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+	line := path + ": intact, " + strconv.Itoa(s.Records) + " records"
+	if s.Records > 0 {
+		line += " (seq " + u(s.FirstSeq) + ".." + u(s.LastSeq) + ")"
+	}
+	if s.Layout == recovery.LayoutKV {
+		return line + " in the earlier key=value layout, which had no checkpoint: records cut from the end would not show"
+	}
+	if s.Gaps > 0 {
+		line += ", " + u(s.Gaps) + " seqs missing between records (lost when written, each a counted failure)"
+	}
+	if s.Unchained > 0 {
+		line += ", " + strconv.Itoa(s.Unchained) + " records without a chain value (shape and seq checked only)"
+	}
+	if s.V1Lines > 0 {
+		line += ", " + strconv.Itoa(s.V1Lines) + " schema v1 lines before the v2 header not checked"
+	}
+	cp := recovery.CheckpointPath(path)
+	if s.Checkpoint == recovery.CheckpointAbsent {
+		return line + "; no checkpoint " + cp + ": records cut from the end would not show"
+	}
+	line += "; checkpoint " + cp + " matches seq " + u(s.CheckpointSeq)
+	if s.LastSeq > s.CheckpointSeq {
+		line += " (records after it not yet synced when it was written)"
+	}
+	return line
 }

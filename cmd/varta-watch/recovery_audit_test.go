@@ -44,7 +44,7 @@ func TestAuditVerifyAndRepair(t *testing.T) {
 			t.Errorf("record %d has seq %d", i+1, r.seq)
 		}
 	}
-	if code, out, errOut := verifyAudit(t, audit); code != 0 || out != audit+": intact, 5 records\n" {
+	if code, out, errOut := verifyAudit(t, audit); code != 0 || out != audit+": intact, 5 records (seq 1..5); checkpoint "+audit+".chk matches seq 5\n" {
 		t.Fatalf("verify of an untouched log: exit %d, stdout %q, stderr %q; want 0 and 5 records", code, out, errOut)
 	}
 
@@ -54,19 +54,22 @@ func TestAuditVerifyAndRepair(t *testing.T) {
 	}
 	t.Run("edited", func(t *testing.T) {
 		lines := strings.SplitAfter(string(orig), "\n")
-		// Line 3 is the second record: make its agent another pid.
-		lines[2] = strings.Replace(lines[2], "\tagent=", "\tagent=1", 1)
+		// Line 3 is the second record: make its wall clock a second later.
+		cols := strings.Split(lines[2], "\t")
+		ms, _ := strconv.ParseInt(cols[1], 10, 64)
+		cols[1] = strconv.FormatInt(ms+1000, 10)
+		lines[2] = strings.Join(cols, "\t")
 		edited := filepath.Join(t.TempDir(), "edited")
 		if err := os.WriteFile(edited, []byte(strings.Join(lines, "")), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		code, out, errOut := verifyAudit(t, edited)
-		if code != 1 || out != "" || !strings.Contains(errOut, edited+": line 3: hash mismatch") || strings.Count(errOut, "\n") != 1 {
+		if code != 1 || out != "" || !strings.Contains(errOut, edited+": line 3: chain mismatch") || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("verify of an edited log: exit %d, stdout %q, stderr %q; want 1 and one line naming line 3", code, out, errOut)
 		}
 	})
 
-	torn := "6\t2030-01-01T00:00:00.000000Z\tspawn\tagent=12"
+	torn := "6\t1900000000000\t12345\tspawn\t12"
 	f, err := os.OpenFile(audit, os.O_APPEND|os.O_WRONLY, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -81,12 +84,15 @@ func TestAuditVerifyAndRepair(t *testing.T) {
 		return len(r) == 6
 	})
 	boot := recs[5]
-	if boot.kind != "boot" || boot.seq != 6 || boot.int("repaired_bytes") != len(torn) || boot.kv["reason"] != "start" {
-		t.Errorf("record after the restart: seq %d %s %v; want seq 6, a boot record with repaired_bytes=%d",
-			boot.seq, boot.kind, boot.kv, len(torn))
+	if boot.kind != "boot" || boot.seq != 6 || boot.kv["reason"] != "corrupt_tail" || boot.int("daemon_pid") != w.observerPid() {
+		t.Errorf("record after the restart: seq %d %s %v; want seq 6, a corrupt_tail boot record", boot.seq, boot.kind, boot.kv)
+	}
+	if w.waitLog(`msg="audit log opened: it does not end with the last record written; records may be lost".* boot=corrupt_tail repaired_bytes=`+
+		strconv.Itoa(len(torn)), time.Second) == "" {
+		t.Errorf("the start does not log the %d bytes cut off:\n%s", len(torn), w.logText())
 	}
 	stopCleanly(t, w)
-	if code, out, errOut := verifyAudit(t, audit); code != 0 || out != audit+": intact, 6 records\n" {
+	if code, out, errOut := verifyAudit(t, audit); code != 0 || !strings.HasPrefix(out, audit+": intact, 6 records (seq 1..6); checkpoint") {
 		t.Errorf("verify after the repair: exit %d, stdout %q, stderr %q; want 0 and 6 records", code, out, errOut)
 	}
 	if b, _ := os.ReadFile(audit); !bytes.HasPrefix(b, orig) {
@@ -142,12 +148,16 @@ func TestAuditKill9MidStorm(t *testing.T) {
 
 	w = restartWatch(t, w, flags...)
 	recs = waitAudit(t, w, audit, "the restart's boot record", patience(5*time.Second), func(r []auditRec) bool {
-		return len(r) > 0 && r[len(r)-1].kind == "boot" && r[len(r)-1].kv["observer_pid"] == strconv.Itoa(w.observerPid())
+		return len(r) > 0 && r[len(r)-1].kind == "boot" && r[len(r)-1].kv["daemon_pid"] == strconv.Itoa(w.observerPid())
 	})
 	boot := recs[len(recs)-1]
-	if boot.seq != last.seq+1 || boot.int("repaired_bytes") != tail {
-		t.Errorf("boot record after the kill: seq %d repaired_bytes %d; want seq %d repaired_bytes %d",
-			boot.seq, boot.int("repaired_bytes"), last.seq+1, tail)
+	wantReason := "resume"
+	if tail > 0 {
+		wantReason = "corrupt_tail"
+	}
+	if boot.seq != last.seq+1 || boot.kv["reason"] != wantReason {
+		t.Errorf("boot record after the kill: seq %d reason %s; want seq %d reason %s (torn tail %d bytes)",
+			boot.seq, boot.kv["reason"], last.seq+1, wantReason, tail)
 	}
 	if code, _, errOut := verifyAudit(t, audit); code != 0 {
 		t.Errorf("verify after the restart: exit %d: %s", code, errOut)
@@ -155,9 +165,9 @@ func TestAuditKill9MidStorm(t *testing.T) {
 	// The restarted observer recovers and chains on.
 	pid := strconv.Itoa(beatOnce(t, w))
 	recs = waitAudit(t, w, audit, "a spawn after the restart", patience(5*time.Second), func(r []auditRec) bool {
-		return len(ofKind(r, "spawn", "agent", pid)) == 1
+		return len(ofKind(r, "spawn", "agent_pid", pid)) == 1
 	})
-	if r := ofKind(recs, "spawn", "agent", pid)[0]; r.seq != boot.seq+1 {
+	if r := ofKind(recs, "spawn", "agent_pid", pid)[0]; r.seq != boot.seq+1 {
 		t.Errorf("spawn after the restart has seq %d, want %d", r.seq, boot.seq+1)
 	}
 	stopCleanly(t, w)

@@ -61,7 +61,9 @@ func startBeat(t *testing.T, w *watcher, count int, interval time.Duration) *exe
 	return cmd
 }
 
-// auditRec is one parsed audit log record.
+// auditRec is one parsed audit log record (cmd/varta-watch/README.md
+// §6): seq, wall clock, kind, and the other columns by name in kv
+// (observer_ns, daemon_pid, agent_pid, child_pid, reason, chain, ...).
 type auditRec struct {
 	seq  uint64
 	wall time.Time
@@ -72,6 +74,15 @@ type auditRec struct {
 func (r auditRec) int(key string) int {
 	v, _ := strconv.Atoi(r.kv[key])
 	return v
+}
+
+// auditColumns names the columns of each record kind after seq,
+// wallclock_ms and kind.
+var auditColumns = map[string][]string{
+	"boot":     {"observer_ns", "daemon_pid", "prev_chain", "reason", "chain"},
+	"spawn":    {"observer_ns", "agent_pid", "child_pid", "mode", "program", "source", "template_len", "chain"},
+	"complete": {"observer_ns", "agent_pid", "child_pid", "outcome", "exit_code", "signal", "duration_ns", "stdout_len", "stderr_len", "truncated", "chain"},
+	"refused":  {"observer_ns", "agent_pid", "reason", "chain"},
 }
 
 // readAudit parses the complete lines of an audit log (the observer may be
@@ -100,12 +111,17 @@ func readAudit(t *testing.T, path string) []auditRec {
 		if len(cols) < 4 {
 			t.Fatalf("audit line %d: %q", n, sc.Text())
 		}
-		r := auditRec{kind: cols[2], kv: map[string]string{}}
+		r := auditRec{kind: cols[3], kv: map[string]string{}}
+		names := auditColumns[r.kind]
+		if len(cols) != len(names)+3 {
+			t.Fatalf("audit line %d: %d columns for %s: %q", n, len(cols), r.kind, sc.Text())
+		}
 		r.seq, _ = strconv.ParseUint(cols[0], 10, 64)
-		r.wall, _ = time.Parse("2006-01-02T15:04:05.000000Z", cols[1])
-		for _, c := range cols[3 : len(cols)-1] {
-			k, v, _ := strings.Cut(c, "=")
-			r.kv[k] = v
+		ms, _ := strconv.ParseInt(cols[1], 10, 64)
+		r.wall = time.UnixMilli(ms)
+		r.kv[names[0]] = cols[2]
+		for i, name := range names[1:] {
+			r.kv[name] = cols[4+i]
 		}
 		out = append(out, r)
 	}

@@ -232,12 +232,10 @@ exit 0
 		}
 	})
 
-	// The boot record pairs the observer's clock with the wall clock; the
-	// event file counts from the observer's start, microseconds after that
-	// clock's origin.
+	// The boot record pairs the observer's start (observer_ns 0, the
+	// event file's origin) with the wall clock, to the millisecond.
 	boot := ofKind(readAudit(t, audit), "boot", "", "")[0]
-	bootNs, _ := strconv.ParseInt(boot.kv["observer_ns"], 10, 64)
-	wallOf := func(ns int64) time.Time { return boot.wall.Add(time.Duration(ns - bootNs)) }
+	wallOf := func(ns int64) time.Time { return boot.wall.Add(time.Duration(ns)) }
 
 	t0 := time.Now()
 	// Released together, the agents beat over 50 ms, ten per millisecond:
@@ -341,7 +339,7 @@ exit 0
 	stormDone := func() []auditRec {
 		var out []auditRec
 		for _, r := range ofKind(readAudit(t, audit), "complete", "", "") {
-			if stormPids[r.kv["agent"]] {
+			if stormPids[r.kv["agent_pid"]] {
 				out = append(out, r)
 			}
 		}
@@ -360,10 +358,10 @@ exit 0
 	recs := readAudit(t, audit)
 	spawns := map[string]auditRec{}
 	for _, r := range ofKind(recs, "spawn", "", "") {
-		if _, dup := spawns[r.kv["agent"]]; dup {
-			t.Errorf("agent %s spawned twice", r.kv["agent"])
+		if _, dup := spawns[r.kv["agent_pid"]]; dup {
+			t.Errorf("agent %s spawned twice", r.kv["agent_pid"])
 		}
-		spawns[r.kv["agent"]] = r
+		spawns[r.kv["agent_pid"]] = r
 	}
 	for _, c := range slices.Concat(s.cmds, spawnProbes.cmds, reapProbes.cmds) {
 		if _, ok := spawns[strconv.Itoa(c.Process.Pid)]; !ok {
@@ -400,14 +398,20 @@ exit 0
 	for _, k := range atOnce {
 		most = max(most, k)
 	}
+	// A record's time: its observer_ns on the boot record's wall clock
+	// (wallclock_ms is only to the millisecond).
+	at := func(r auditRec) time.Time {
+		ns, _ := strconv.ParseInt(r.kv["observer_ns"], 10, 64)
+		return wallOf(ns)
+	}
 	var spawnSpan, reapSpan span
 	for p := range stormPids {
-		if r := spawns[p]; r.wall.After(resumed) {
-			spawnSpan.add(r.wall)
+		if r := spawns[p]; at(r).After(resumed) {
+			spawnSpan.add(at(r))
 		}
 	}
 	for _, r := range stormDone() {
-		reapSpan.add(r.wall)
+		reapSpan.add(at(r))
 	}
 
 	// Every probe was raised within a loop iteration of its deadline (its

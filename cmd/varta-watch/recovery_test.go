@@ -182,15 +182,20 @@ func TestRecoveryCommandSeesPid(t *testing.T) {
 		// Captured output is counted, not logged: the spawn record names
 		// the program and the argument count, never the arguments.
 		recs := waitAudit(t, w, audit, "a complete record", patience(5*time.Second), func(r []auditRec) bool {
-			return len(ofKind(r, "complete", "agent", p)) == 1
+			return len(ofKind(r, "complete", "agent_pid", p)) == 1
 		})
-		c := ofKind(recs, "complete", "agent", p)[0]
-		if c.kv["outcome"] != "reaped" || c.kv["exit"] != "0" || c.kv["stdout_bytes"] != "6" || c.kv["stderr_bytes"] != "3" {
-			t.Errorf("complete record %v, want reaped, exit 0, 6 and 3 bytes captured", c.kv)
+		c := ofKind(recs, "complete", "agent_pid", p)[0]
+		// 6 bytes to stdout and 3 to stderr, 4 kept: the record counts
+		// the kept bytes of each stream and says the rest was cut.
+		if c.kv["outcome"] != "reaped" || c.kv["exit_code"] != "0" || c.kv["signal"] != "-" ||
+			c.int("stdout_len")+c.int("stderr_len") != 4 || c.kv["truncated"] != "true" {
+			t.Errorf("complete record %v, want reaped, exit 0, 4 bytes kept of 9, truncated", c.kv)
 		}
-		s := ofKind(recs, "spawn", "agent", p)
-		if len(s) != 1 || s[0].kv["program"] != prog || s[0].kv["argc"] != "5" || s[0].kv["child"] != c.kv["child"] {
-			t.Errorf("spawn records %v, want one naming %s with argc=5 and child %s", s, prog, c.kv["child"])
+		s := ofKind(recs, "spawn", "agent_pid", p)
+		argvLen := strconv.Itoa(len(strings.Join(append([]string{prog}, r.args...), " ")))
+		if len(s) != 1 || s[0].kv["program"] != prog || s[0].kv["source"] != "inline" || s[0].kv["mode"] != "exec" ||
+			s[0].kv["template_len"] != argvLen || s[0].kv["child_pid"] != c.kv["child_pid"] {
+			t.Errorf("spawn records %v, want one naming %s, inline, template_len %s and child %s", s, prog, argvLen, c.kv["child_pid"])
 		}
 		if b, _ := os.ReadFile(audit); bytes.Contains(b, []byte("--pid=")) {
 			t.Errorf("the audit log holds the command's arguments:\n%s", b)
@@ -287,12 +292,12 @@ func TestRecoveryDebounce(t *testing.T) {
 	agent := startBeat(t, w, 4, I)
 	p := strconv.Itoa(agent.Process.Pid)
 	recs := waitAudit(t, w, audit, "4 decisions for the agent", 4*I+patience(5*time.Second), func(r []auditRec) bool {
-		return len(ofKind(r, "spawn", "agent", p))+len(ofKind(r, "refused", "agent", p)) == 4 &&
-			len(ofKind(r, "complete", "agent", p)) == 2
+		return len(ofKind(r, "spawn", "agent_pid", p))+len(ofKind(r, "refused", "agent_pid", p)) == 4 &&
+			len(ofKind(r, "complete", "agent_pid", p)) == 2
 	})
 	var got []string
 	for _, r := range recs {
-		if r.kv["agent"] == p && r.kind != "complete" {
+		if r.kv["agent_pid"] == p && r.kind != "complete" {
 			got = append(got, r.kind+":"+r.kv["reason"])
 		}
 	}
@@ -331,11 +336,11 @@ func TestRecoveryOneInFlight(t *testing.T) {
 	agent := startBeat(t, w, 5, I)
 	p := strconv.Itoa(agent.Process.Pid)
 	recs := waitAudit(t, w, audit, "5 decisions for the agent", 5*I+patience(5*time.Second), func(r []auditRec) bool {
-		return len(ofKind(r, "spawn", "agent", p))+len(ofKind(r, "refused", "agent", p)) == 5
+		return len(ofKind(r, "spawn", "agent_pid", p))+len(ofKind(r, "refused", "agent_pid", p)) == 5
 	})
 	var got []string
 	for _, r := range recs {
-		if r.kv["agent"] == p {
+		if r.kv["agent_pid"] == p {
 			got = append(got, r.kind+":"+r.kv["reason"])
 		}
 	}
@@ -376,10 +381,10 @@ func TestRecoveryCapacityRefused(t *testing.T) {
 	time.Sleep(time.Until(silent.Add(10*T + 100*time.Millisecond)))
 	c, d := beatOnce(t, w), beatOnce(t, w)
 	recs := waitAudit(t, w, audit, "refusals for C and D", patience(5*time.Second), func(r []auditRec) bool {
-		return len(ofKind(r, "refused", "reason", "capacity")) == 2
+		return len(ofKind(r, "refused", "reason", "outstanding_capacity")) == 2
 	})
 	for _, pid := range []int{c, d} {
-		if r := ofKind(recs, "refused", "agent", strconv.Itoa(pid)); len(r) != 1 || r[0].kv["reason"] != "capacity" {
+		if r := ofKind(recs, "refused", "agent_pid", strconv.Itoa(pid)); len(r) != 1 || r[0].kv["reason"] != "outstanding_capacity" {
 			t.Errorf("agent %d: refused records %v, want one with reason=capacity", pid, r)
 		}
 	}
@@ -459,13 +464,13 @@ func TestRecoveryTimeoutKillsGroup(t *testing.T) {
 		return len(ofKind(r, "complete", "", "")) == 1
 	})
 	s, c := ofKind(recs, "spawn", "", ""), ofKind(recs, "complete", "", "")
-	if len(s) != 1 || s[0].int("agent") != pid || s[0].int("child") != shell {
+	if len(s) != 1 || s[0].int("agent_pid") != pid || s[0].int("child_pid") != shell {
 		t.Fatalf("spawn records %v, want one for agent %d with child %d", s, pid, shell)
 	}
-	if c[0].kv["outcome"] != "killed" || c[0].kv["signal"] != "SIGKILL" || c[0].int("child") != shell {
+	if c[0].kv["outcome"] != "killed" || c[0].kv["signal"] != "9" || c[0].kv["exit_code"] != "-" || c[0].int("child_pid") != shell {
 		t.Errorf("complete record %v, want child %d killed by SIGKILL", c[0].kv, shell)
 	}
-	if d := time.Duration(c[0].int("duration_ms")) * time.Millisecond; d < timeout || d > timeout+patience(time.Second) {
+	if d := time.Duration(c[0].int("duration_ns")); d < timeout || d > timeout+patience(time.Second) {
 		t.Errorf("killed after %v, want the timeout %v (plus a tick)", d, timeout)
 	}
 	// The child led its group (pgid = its pid); the whole group is gone.
@@ -494,8 +499,8 @@ func TestRecoveryShutdown(t *testing.T) {
 		grace  time.Duration
 		signal string
 	}{
-		{"children ignore SIGTERM", false, 500 * time.Millisecond, "SIGKILL"},
-		{"children obey SIGTERM", true, 5 * time.Second, "SIGTERM"},
+		{"children ignore SIGTERM", false, 500 * time.Millisecond, "9"},
+		{"children obey SIGTERM", true, 5 * time.Second, "15"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			prog, out := stubborn(t)

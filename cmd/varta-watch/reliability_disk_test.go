@@ -132,7 +132,7 @@ func TestReliabilityDiskFull(t *testing.T) {
 			during["varta_io_errors_total"], during["varta_event_file_dropped_total"])
 	}
 	if m < n {
-		t.Errorf("%s = %v after %v stalls: recovery stopped on a full disk", spawned, m, n)
+		t.Errorf("%s = %v after %v stalls: recovery stopped on a full disk; outcomes %v %v %v", spawned, m, n, during[outcomeKey("skipped_in_flight")], during[outcomeKey("spawn_failed")], during[outcomeKey("debounced")])
 	}
 	limit := int(elapsed/time.Second) + 2
 	if eventLogs == 0 || eventLogs > limit || auditLogs == 0 || auditLogs > limit {
@@ -178,11 +178,13 @@ func TestReliabilityDiskFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasSuffix(string(auditData), "\n") || !strings.Contains(string(auditData), "\tlost=") {
-		t.Errorf("audit log does not end in a whole record reporting the lost ones:\n%s", auditData)
+	if !strings.HasSuffix(string(auditData), "\n") {
+		t.Errorf("audit log does not end in a whole record:\n%s", auditData)
 	}
+	// The records lost while the disk was full burnt their seqs: the
+	// log verifies, and the gap is reported.
 	out, err := testbin.Command(watchBin(t), "audit", "verify", audit).CombinedOutput()
-	if err != nil {
+	if err != nil || !strings.Contains(string(out), "seqs missing between records") {
 		t.Errorf("audit verify: %v\n%s", err, out)
 	}
 	t.Logf("disk full for %v: %v stalls raised, %v recovery children; io errors %v, event lines dropped %v, "+

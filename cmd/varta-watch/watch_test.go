@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"os"
 	"strconv"
 	"syscall"
@@ -141,9 +142,21 @@ func TestDecodeErrorsAndSizes(t *testing.T) {
 	for _, n := range []int{0, 31, 33, 65535} {
 		r.send(make([]byte, n))
 	}
+	// The payload names the error as the Rust observer writes it, with the
+	// values read from the frame (cmd/varta-watch/README.md §5).
+	crc := bad["BadCrc"]
+	text := map[string]string{
+		"BadMagic": "BadMagic", "BadVersion": "BadVersion", "StallOnWire": "StallOnWire",
+		"BadCrc": "BadCrc { expected: " + strconv.FormatUint(uint64(vlp.Checksum(crc[:28])), 10) + ", actual: " +
+			strconv.FormatUint(uint64(binary.LittleEndian.Uint32(crc[28:])), 10) + " }",
+		"BadStatus":    "BadStatus(9)",
+		"BadPid":       "BadPid(1)",
+		"BadTimestamp": "BadTimestamp(18446744073709551615)",
+		"BadNonce":     "BadNonce { nonce: 18446744073709551615, status: Ok }",
+	}
 	for name := range bad {
-		if w.waitEvent(3*time.Second, func(c []string) bool { return len(c) == 6 && c[1] == "decode" && c[5] == name }) == nil {
-			t.Errorf("no decode event for %s", name)
+		if w.waitEvent(3*time.Second, func(c []string) bool { return len(c) == 6 && c[1] == "decode" && c[5] == text[name] }) == nil {
+			t.Errorf("no decode event %q for %s", text[name], name)
 		}
 	}
 	if got := w.waitMetric("varta_truncated_datagrams_total", 4, 3*time.Second); got != 4 {

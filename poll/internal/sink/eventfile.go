@@ -2,6 +2,7 @@ package sink
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -22,13 +23,14 @@ const (
 	// disk is full: about 1500 lines.
 	eventBufBytes = 64 << 10
 
-	// eventMaxText bounds a free-text column (IO's what), so a line always
-	// fits in eventMaxLine.
+	// eventMaxText bounds a free-text column (an io or ctrunc line's
+	// text, before escaping), so a line always fits in eventMaxLine.
 	eventMaxText = 128
 
 	// eventMaxLine is the longest line: six columns of at most 20 digits,
-	// "mismatch", "namespace_conflict" or eventMaxText bytes, plus tabs.
-	eventMaxLine = 3*20 + 10 + 8 + eventMaxText + 6
+	// "mismatch", "namespace_conflict" or eventMaxText bytes escaped (each
+	// at most four), plus tabs.
+	eventMaxLine = 3*20 + 10 + 8 + 4*eventMaxText + 6
 
 	// EventFlushDelay is how long beat and decode lines wait in the
 	// buffer before Due asks for a write: a steady trickle of beats then
@@ -47,12 +49,15 @@ const (
 	eventFlushBytes = eventBufBytes / 2
 )
 
-// The kinds of the second column (cmd/varta-watch/README.md §5).
+// The kinds of the second column (cmd/varta-watch/README.md §5): the
+// Rust observer's seven, then this observer's own (exit), which
+// SetUpstreamKinds leaves out.
 const (
 	eventBeat     = "beat"
 	eventStall    = "stall"
 	eventDecode   = "decode"
 	eventIO       = "io"
+	eventCtrunc   = "ctrunc"
 	eventMismatch = "mismatch"
 	eventEviction = "eviction"
 	eventExit     = "exit"
@@ -102,6 +107,9 @@ type EventFile struct {
 	urgent    bool  // a buffered line is of a kind that must not wait
 	errs      uint64
 	dropped   uint64
+	syncEvery int   // fdatasync after this many lines; 0: at rotation and Close only
+	unsynced  int   // lines written since the last fdatasync
+	upstream  bool  // write only the Rust observer's seven kinds
 	err       error // the last failure, with errCause the raw cause it wraps,
 	errCause  error // so a repeated failure does not allocate again
 }
@@ -126,6 +134,24 @@ func OpenEventFile(path string, maxBytes int64, origin int64) (*EventFile, error
 		e.gens[g] = path + "." + strconv.Itoa(g)
 	}
 	return e, nil
+}
+
+// SetSyncEvery makes the file fdatasync'ed after every n lines written
+// (--export-file-sync-every); 0, the default, syncs at rotation and Close
+// only. Standard output is never synced.
+func (e *EventFile) SetSyncEvery(n int) {
+	if e != nil && e.path != EventStdout {
+		e.syncEvery = max(n, 0)
+	}
+}
+
+// SetUpstreamKinds limits the file to the Rust observer's seven kinds
+// (--export-kinds upstream): this observer's own kinds (exit) are not
+// written, for a parser that knows only those.
+func (e *EventFile) SetUpstreamKinds(on bool) {
+	if e != nil {
+		e.upstream = on
+	}
 }
 
 // EventStdout as the path writes events to standard output (for a first
@@ -206,18 +232,71 @@ func (e *EventFile) Stall(now int64, pid uint32, nonce uint64) {
 	}
 }
 
-// Decode records a datagram that failed to decode, its spec name (BadMagic
-// ...) in the payload column.
-func (e *EventFile) Decode(now int64, err vlp.Error) {
+// Decode records a frame that failed to decode. The payload column names
+// the error as the Rust observer writes it, with the offending values
+// read from frame (the 32 bytes decoded; nil or short: the name alone):
+// BadMagic, BadVersion, BadCrc { expected: C, actual: S } (C computed, S
+// carried), BadStatus(B), StallOnWire, BadPid(P), BadTimestamp(T),
+// BadNonce { nonce: N, status: Ok|Degraded|Critical }.
+func (e *EventFile) Decode(now int64, err vlp.Error, frame []byte) {
 	if b, ok := e.begin(now, eventDecode); ok {
-		e.end(eventText(eventAbsent(b, 3), err.Name()))
+		e.end(appendDecodeText(append(eventAbsent(b, 3), '\t'), err, frame))
 	}
 }
 
-// IO records an I/O problem of the observer, what in the payload column
-// (control bytes replaced by '_', cut at 128 bytes).
+// appendDecodeText appends the Rust Debug form of a decode error.
+func appendDecodeText(b []byte, err vlp.Error, f []byte) []byte {
+	b = append(b, err.Name()...)
+	if len(f) < vlp.Size {
+		return b
+	}
+	switch err {
+	case vlp.ErrBadCrc:
+		b = append(b, " { expected: "...)
+		b = strconv.AppendUint(b, uint64(vlp.Checksum(f[:28])), 10)
+		b = append(b, ", actual: "...)
+		b = strconv.AppendUint(b, uint64(binary.LittleEndian.Uint32(f[28:])), 10)
+		b = append(b, " }"...)
+	case vlp.ErrBadStatus:
+		b = strconv.AppendUint(append(b, '('), uint64(f[3]), 10)
+		b = append(b, ')')
+	case vlp.ErrBadPid:
+		b = strconv.AppendUint(append(b, '('), uint64(binary.LittleEndian.Uint32(f[4:])), 10)
+		b = append(b, ')')
+	case vlp.ErrBadTimestamp:
+		b = strconv.AppendUint(append(b, '('), binary.LittleEndian.Uint64(f[8:]), 10)
+		b = append(b, ')')
+	case vlp.ErrBadNonce:
+		b = append(b, " { nonce: "...)
+		b = strconv.AppendUint(b, binary.LittleEndian.Uint64(f[16:]), 10)
+		b = append(b, ", status: "...)
+		switch vlp.Status(f[3]) {
+		case vlp.Ok:
+			b = append(b, "Ok"...)
+		case vlp.Degraded:
+			b = append(b, "Degraded"...)
+		case vlp.Critical:
+			b = append(b, "Critical"...)
+		default:
+			b = append(b, "Stall"...)
+		}
+		b = append(b, " }"...)
+	}
+	return b
+}
+
+// IO records an I/O problem of the observer, the error's text in the
+// payload column (escaped, cut at 128 bytes).
 func (e *EventFile) IO(now int64, what string) {
 	if b, ok := e.begin(now, eventIO); ok {
+		e.endUrgent(eventText(eventAbsent(b, 3), what))
+	}
+}
+
+// Ctrunc records a datagram whose control data the kernel cut short
+// (MSG_CTRUNC), what in the payload column (escaped, cut at 128 bytes).
+func (e *EventFile) Ctrunc(now int64, what string) {
+	if b, ok := e.begin(now, eventCtrunc); ok {
 		e.endUrgent(eventText(eventAbsent(b, 3), what))
 	}
 }
@@ -241,6 +320,9 @@ func (e *EventFile) Eviction(now int64, pid uint32) {
 // and payload of its last accepted frame (the terminal marker for a dying
 // gasp).
 func (e *EventFile) Exit(now int64, pid uint32, nonce uint64, status vlp.Status, payload uint32) {
+	if e != nil && e.upstream {
+		return
+	}
 	if b, ok := e.begin(now, eventExit); ok {
 		b = eventUint(eventUint(b, uint64(pid)), nonce)
 		b = eventText(b, status.String())
@@ -308,19 +390,31 @@ func eventAbsent(b []byte, n int) []byte {
 	return b
 }
 
-// eventText appends a text column: "-" when empty, control bytes (tab,
-// newline) replaced so the line keeps its six columns, cut at eventMaxText.
+// eventText appends a text column: "-" when empty, else the first
+// eventMaxText bytes of s escaped as the Rust observer does, so the line
+// keeps its six columns: backslash as \\, TAB \t, LF \n, CR \r, any other
+// byte below 0x20 and 0x7f as \xNN (lowercase hex).
 func eventText(b []byte, s string) []byte {
 	if s == "" {
 		return append(b, '\t', '-')
 	}
+	const digits = "0123456789abcdef"
 	b = append(b, '\t')
 	for i := 0; i < len(s) && i < eventMaxText; i++ {
-		c := s[i]
-		if c < 0x20 || c == 0x7f {
-			c = '_'
+		switch c := s[i]; {
+		case c == '\\':
+			b = append(b, '\\', '\\')
+		case c == '\t':
+			b = append(b, '\\', 't')
+		case c == '\n':
+			b = append(b, '\\', 'n')
+		case c == '\r':
+			b = append(b, '\\', 'r')
+		case c < 0x20 || c == 0x7f:
+			b = append(b, '\\', 'x', digits[c>>4], digits[c&15])
+		default:
+			b = append(b, c)
 		}
-		b = append(b, c)
 	}
 	return b
 }
@@ -357,7 +451,28 @@ func (e *EventFile) Flush() error {
 		}
 	}
 	e.urgent = false
+	if e.syncEvery > 0 && e.unsynced >= e.syncEvery {
+		return e.sync()
+	}
 	return nil
+}
+
+// sync makes the written lines durable (fdatasync). A failure is counted
+// and kept like a failed write; the lines are already written.
+func (e *EventFile) sync() error {
+	e.unsynced = 0
+	for {
+		err := unix.Fdatasync(e.out.fd)
+		switch err {
+		case unix.EINTR:
+			continue
+		case nil, unix.EINVAL: // EINVAL: not a file that can be synced
+			return nil
+		}
+		e.errs++
+		e.err, e.errCause = eventErr(e.path, "cannot sync", "", os.NewSyscallError("fdatasync", err)), nil
+		return e.err
+	}
 }
 
 // eventWhole is the length of the whole lines of p within limit bytes.
@@ -389,6 +504,9 @@ func (e *EventFile) write(p []byte) error {
 		n = whole
 	} else {
 		e.size += int64(n)
+	}
+	if e.syncEvery > 0 && n > 0 {
+		e.unsynced += bytes.Count(p[:n], eventNewline)
 	}
 	if n == len(e.buf) {
 		e.buf = e.buf[:0]
@@ -438,8 +556,9 @@ func (e *EventFile) fail(cause error) error {
 }
 
 // rotate shifts path.4 to path.5 ... path to path.1 (path.5 is replaced)
-// and opens a fresh live file.
+// and opens a fresh live file. The old file is synced first.
 func (e *EventFile) rotate() error {
+	e.sync() // a failure is counted; rotating still bounds the file
 	for g := EventGenerations; g >= 1; g-- {
 		if err := unix.Rename(e.gens[g-1], e.gens[g]); err != nil && err != unix.ENOENT {
 			e.errs++

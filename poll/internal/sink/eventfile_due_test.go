@@ -17,7 +17,7 @@ func TestEventFileDue(t *testing.T) {
 		{"empty", func(e *EventFile) {}, EventFlushDelay, false},
 		{"beat waits", func(e *EventFile) { e.Beat(t0, 42, 1, vlp.Ok, 0) }, EventFlushDelay - 1, false},
 		{"beat due after the delay", func(e *EventFile) { e.Beat(t0, 42, 1, vlp.Ok, 0) }, EventFlushDelay, true},
-		{"decode waits", func(e *EventFile) { e.Decode(t0, vlp.ErrBadMagic) }, 0, false},
+		{"decode waits", func(e *EventFile) { e.Decode(t0, vlp.ErrBadMagic, nil) }, 0, false},
 		{"stall at once", func(e *EventFile) { e.Beat(t0, 42, 1, vlp.Ok, 0); e.Stall(t0+1, 42, 1) }, 1, true},
 		{"mismatch at once", func(e *EventFile) { e.Mismatch(t0, 42, MismatchAuthFailure) }, 0, true},
 		{"eviction at once", func(e *EventFile) { e.Eviction(t0, 42) }, 0, true},

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -67,11 +68,11 @@ func TestEventFileFormat(t *testing.T) {
 	const o = eventTestOrigin
 	e.Beat(o+1234567, 5678, 1, vlp.Ok, 0)
 	e.Stall(o+2345678, 5678, 1)
-	e.Decode(o+3456789, vlp.ErrBadMagic)
-	e.Decode(o+3456790, vlp.ErrLength)
+	e.Decode(o+3456789, vlp.ErrBadMagic, nil)
+	e.Decode(o+3456790, vlp.ErrLength, nil)
 	e.Beat(o+4, 7, vlp.NonceTerminal, vlp.Critical, ^uint32(0))
 	e.Beat(o+5, 8, 0, vlp.Degraded, 9)
-	e.IO(o+6, "recvmmsg: bad\tthing\n")
+	e.IO(o+6, "recvmmsg: bad\tthing\n\r\\\x00\x1f\x7f")
 	e.IO(o+7, "")
 	e.IO(o+8, strings.Repeat("x", 300))
 	e.Mismatch(o+9, 42, MismatchAuthFailure)
@@ -90,7 +91,7 @@ func TestEventFileFormat(t *testing.T) {
 		"3456790\tdecode\t-\t-\t-\tLength",
 		"4\tbeat\t7\t18446744073709551615\tcritical\t4294967295",
 		"5\tbeat\t8\t0\tdegraded\t9",
-		"6\tio\t-\t-\t-\trecvmmsg: bad_thing_",
+		"6\tio\t-\t-\t-\trecvmmsg: bad\\tthing\\n\\r\\\\\\x00\\x1f\\x7f",
 		"7\tio\t-\t-\t-\t-",
 		"8\tio\t-\t-\t-\t" + strings.Repeat("x", eventMaxText),
 		"9\tmismatch\t42\t-\t-\tauth_failure",
@@ -117,11 +118,63 @@ func TestEventFileFormat(t *testing.T) {
 	}
 }
 
+// TestEventFileDecodeText: a decode line names the error as the Rust
+// observer's Debug form does, with the values read from the frame.
+func TestEventFileDecodeText(t *testing.T) {
+	frame := func(edit func(b []byte), crc bool) []byte {
+		b := vlp.Append(nil, vlp.Frame{Status: vlp.Ok, Pid: 4242, Timestamp: 7, Nonce: 3, Payload: 1})
+		edit(b)
+		if crc {
+			binary.LittleEndian.PutUint32(b[28:], vlp.Checksum(b[:28]))
+		}
+		return b
+	}
+	badCrc := frame(func(b []byte) { b[31] ^= 1 }, false)
+	for _, tc := range []struct {
+		frame []byte
+		want  string
+	}{
+		{frame(func(b []byte) { b[0] = 'X' }, true), "BadMagic"},
+		{frame(func(b []byte) { b[2] = 9 }, true), "BadVersion"},
+		{badCrc, "BadCrc { expected: " + strconv.FormatUint(uint64(vlp.Checksum(badCrc[:28])), 10) +
+			", actual: " + strconv.FormatUint(uint64(binary.LittleEndian.Uint32(badCrc[28:])), 10) + " }"},
+		{frame(func(b []byte) { b[3] = 7 }, true), "BadStatus(7)"},
+		{frame(func(b []byte) { b[3] = 3 }, true), "StallOnWire"},
+		{frame(func(b []byte) { binary.LittleEndian.PutUint32(b[4:], 1) }, true), "BadPid(1)"},
+		{frame(func(b []byte) { binary.LittleEndian.PutUint64(b[8:], ^uint64(0)) }, true), "BadTimestamp(18446744073709551615)"},
+		{frame(func(b []byte) { binary.LittleEndian.PutUint64(b[16:], ^uint64(0)); b[3] = 1 }, true),
+			"BadNonce { nonce: 18446744073709551615, status: Degraded }"},
+	} {
+		_, perr := vlp.Parse(tc.frame)
+		if perr == 0 {
+			t.Fatalf("frame for %q parses", tc.want)
+		}
+		if got := string(appendDecodeText(nil, perr, tc.frame)); got != tc.want {
+			t.Errorf("decode text %q, want %q", got, tc.want)
+		}
+	}
+}
+
+// TestEventFileUpstreamKinds: with the Rust observer's kinds only, exit
+// lines are left out and the others written.
+func TestEventFileUpstreamKinds(t *testing.T) {
+	e, path := eventTestOpen(t, 0)
+	e.SetUpstreamKinds(true)
+	e.Exit(eventTestOrigin+1, 44, 99, vlp.Degraded, 5)
+	e.Ctrunc(eventTestOrigin+2, "cut")
+	e.Eviction(eventTestOrigin+3, 43)
+	e.Flush()
+	want := "2\tctrunc\t-\t-\t-\tcut\n3\teviction\t43\t-\t-\t-\n"
+	if got := eventTestRead(t, path); got != want || e.Dropped() != 0 {
+		t.Fatalf("file %q (dropped %d), want %q", got, e.Dropped(), want)
+	}
+}
+
 func TestEventFileLongestLine(t *testing.T) {
 	e, path := eventTestOpen(t, 0)
 	e.Beat(1<<62, ^uint32(0), ^uint64(0), vlp.Degraded, ^uint32(0))
 	e.Mismatch(1<<62, ^uint32(0), MismatchNamespaceConflict)
-	e.IO(1<<62, strings.Repeat("y", 1000))
+	e.IO(1<<62, strings.Repeat("\x01", 1000))
 	e.Flush()
 	for _, l := range strings.SplitAfter(eventTestRead(t, path), "\n") {
 		if len(l) > eventMaxLine {
@@ -422,8 +475,11 @@ func TestEventFileNil(t *testing.T) {
 	var e *EventFile
 	e.Beat(1, 2, 3, vlp.Ok, 4)
 	e.Stall(1, 2, 3)
-	e.Decode(1, vlp.ErrBadCrc)
+	e.Decode(1, vlp.ErrBadCrc, nil)
 	e.IO(1, "x")
+	e.Ctrunc(1, "x")
+	e.SetSyncEvery(1)
+	e.SetUpstreamKinds(true)
 	e.Mismatch(1, 2, MismatchAuthFailure)
 	e.Eviction(1, 2)
 	e.Exit(1, 2, 3, vlp.Ok, 4)
@@ -435,13 +491,17 @@ func TestEventFileNil(t *testing.T) {
 
 func TestEventFileNoAllocs(t *testing.T) {
 	e, _ := eventTestOpen(t, 1<<30)
+	e.SetSyncEvery(1000)
 	now := int64(eventTestOrigin)
+	frame := vlp.Append(nil, vlp.Frame{Status: vlp.Ok, Pid: 2})
+	frame[31] ^= 1
 	allocs := testing.AllocsPerRun(200, func() {
 		now += 1_000_000
 		e.Beat(now, 1234, uint64(now), vlp.Ok, 7)
 		e.Stall(now, 1234, 9)
-		e.Decode(now, vlp.ErrBadCrc)
+		e.Decode(now, vlp.ErrBadCrc, frame)
 		e.IO(now, "recvmmsg: no buffer space")
+		e.Ctrunc(now, "cut")
 		e.Mismatch(now, 1234, MismatchAuthFailure)
 		e.Eviction(now, 1234)
 		e.Exit(now, 1234, 9, vlp.Critical, 7)
@@ -472,4 +532,36 @@ func BenchmarkEventFileBeat(b *testing.B) {
 		}
 	}
 	e.Flush()
+}
+
+// TestEventFileSyncEvery: with sync every N lines the file is synced once
+// a flush has written N lines since the last sync, and a failing sync is
+// counted like a failed write.
+func TestEventFileSyncEvery(t *testing.T) {
+	e, _ := eventTestOpen(t, 0)
+	e.SetSyncEvery(3)
+	for i := range 2 {
+		e.Stall(eventTestOrigin+int64(i), 5, 1)
+	}
+	e.Flush()
+	if e.unsynced != 2 {
+		t.Fatalf("%d lines unsynced after 2 lines, want 2", e.unsynced)
+	}
+	e.Stall(eventTestOrigin+3, 5, 1)
+	e.Flush()
+	if e.unsynced != 0 || e.Errors() != 0 {
+		t.Fatalf("%d lines unsynced (errors %d) after the third line, want 0", e.unsynced, e.Errors())
+	}
+	// A descriptor fdatasync refuses (a pipe reports EINVAL, taken as
+	// nothing to sync) versus a closed one (EBADF, counted).
+	e.Stall(eventTestOrigin+4, 5, 1)
+	e.Stall(eventTestOrigin+5, 5, 1)
+	e.buf = e.buf[:0]
+	e.unsynced = 3
+	fd := e.out.fd
+	e.out.fd = 1 << 20 // not open
+	if err := e.sync(); err == nil || e.Errors() != 1 {
+		t.Fatalf("sync of a bad descriptor = %v, errors %d; want an error, counted", err, e.Errors())
+	}
+	e.out.fd = fd
 }
