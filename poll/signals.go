@@ -10,7 +10,7 @@ import (
 )
 
 // signals turns SIGINT/SIGTERM/SIGHUP into flags the loop reads, and wakes
-// the loop's poll through a pipe. The goroutine started here touches only
+// the loop through a pipe (for SIGCHLD too). The goroutine started here touches only
 // the atomics and the pipe's write end.
 type signals struct {
 	ch     chan os.Signal
@@ -29,7 +29,10 @@ func newSignals() (*signals, error) {
 	s := &signals{ch: make(chan os.Signal, 8), rfd: p[0], wfd: p[1], done: make(chan struct{})}
 	// Notify, never Ignore: ignored signals would stay ignored in recovery
 	// children across execve.
-	signal.Notify(s.ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	// SIGCHLD only wakes the loop, so that a recovery child that exited
+	// (or was killed at its timeout) is reaped at once: the loop sleeps
+	// until its next deadline, and a child's exit is not one.
+	signal.Notify(s.ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGCHLD)
 	go s.forward()
 	return s, nil
 }
@@ -37,9 +40,11 @@ func newSignals() (*signals, error) {
 func (s *signals) forward() {
 	defer close(s.done)
 	for sig := range s.ch {
-		if sig == syscall.SIGHUP {
+		switch sig {
+		case syscall.SIGHUP:
 			s.reopen.Store(true)
-		} else {
+		case syscall.SIGCHLD:
+		default:
 			s.stop.Store(true)
 		}
 		s.wake()

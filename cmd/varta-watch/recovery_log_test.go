@@ -19,10 +19,10 @@ func TestRecoveryOutcomesLogged(t *testing.T) {
 		name, cmd string
 		want      string
 	}{
-		{"false", "/bin/false", `msg="recovery command failed" pid=` + pid + ` how=exited exit=1 signal=- ms=\d+ output=-`},
+		{"false", "/bin/false", `msg="recovery command failed" pid=` + pid + ` name=\S+ how=exited exit=1 signal=- ms=\d+ output=-`},
 		{"exit 2 with output", "/bin/sh -c 'echo oops; echo more; exit 2'",
-			`msg="recovery command failed" pid=` + pid + ` how=exited exit=2 .*output=oops$`},
-		{"killed", "/bin/sh -c 'kill -9 $$'", `msg="recovery command failed" pid=` + pid + ` how="killed by a signal" exit=-1 signal=SIGKILL`},
+			`msg="recovery command failed" pid=` + pid + ` name=\S+ how=exited exit=2 .*output=oops$`},
+		{"killed", "/bin/sh -c 'kill -9 $$'", `msg="recovery command failed" pid=` + pid + ` name=\S+ how="killed by a signal" exit=-1 signal=SIGKILL`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := startWatch(t, "--threshold-ms", "200", "--recovery-exec", tc.cmd, "--recovery-capture-bytes", "256")
@@ -40,7 +40,7 @@ func TestRecoveryOutcomesLogged(t *testing.T) {
 		w := startWatch(t, "--threshold-ms", "200", "--recovery-exec", prog)
 		os.Remove(prog) // gone after start: the spawn fails
 		dialRaw(t, w.socket).frame(vlp.Frame{Status: vlp.Ok, Pid: ourPid(), Nonce: 1})
-		if w.waitLog(`msg="recovery command could not be started" pid=`+pid+` err=.*no such file`, 10*time.Second) == "" {
+		if w.waitLog(`msg="recovery command could not be started" pid=`+pid+` name=\S+ err=.*no such file`, 10*time.Second) == "" {
 			t.Fatalf("no log line for the failed start:\n%s", w.logText())
 		}
 	})
