@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -97,7 +99,14 @@ type cgroups struct {
 }
 
 // setupContain chooses and prepares the containment for n child slots.
+// Whatever it chooses, a process that is a subreaper already (made so by
+// an earlier Manager, or by whoever started it) reaps its adopted
+// children: nobody else will.
 func (m *Manager) setupContain(want Containment, n int) error {
+	var on int32
+	if unix.Prctl(unix.PR_GET_CHILD_SUBREAPER, uintptr(unsafe.Pointer(&on)), 0, 0, 0) == nil && on != 0 {
+		m.reapOrphans = true
+	}
 	m.contain = want
 	switch want {
 	case ContainGroup:
@@ -123,8 +132,11 @@ func (m *Manager) setupContain(want Containment, n int) error {
 			return &ContainError{Mode: ContainSubreaper, What: "prctl(PR_SET_CHILD_SUBREAPER)", Err: err}
 		}
 		m.contain = ContainSubreaper
+		m.reapOrphans = true
 		m.desc = make([][maxDesc]proc, n)
 		m.ndesc = make([]int, n)
+		m.marks = make([]string, n)
+		m.baseEnv = m.attr.Env
 		return nil
 	}
 	return errors.New("recovery: unknown containment " + strconv.Itoa(int(want)))
@@ -408,6 +420,7 @@ func (m *Manager) killTree(slot int32) {
 	for i := 0; i < m.ndesc[slot]; i++ {
 		if p := m.desc[slot][i]; p.alive() {
 			unix.Kill(int(p.pid), unix.SIGKILL)
+			m.addDying(p)
 		}
 	}
 }
@@ -433,8 +446,53 @@ func (m *Manager) scanOrphans(now int64) {
 			continue
 		}
 		adopted++
+		if m.desc != nil && len(m.active) > 0 {
+			m.attribute(pid)
+		}
 	}
 	m.adopted = adopted
+}
+
+// recoveryEnv is the variable that marks a recovery child's environment
+// under the subreaper, so that a process adopted before a walk saw it (a
+// daemon's double fork between two walks) can still be told apart.
+const recoveryEnv = "VARTA_RECOVERY_ID="
+
+// attribute adds an adopted process to the tree of the running recovery
+// whose mark its environment carries (/proc/PID/environ: the environment
+// it was exec'd with). A process that replaced its environment, or that
+// another uid owns (environ unreadable), stays unattributed.
+func (m *Manager) attribute(pid int) {
+	_, _, _, start, _, ok := procStat(pid)
+	if !ok {
+		return
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/environ")
+	if err != nil {
+		return
+	}
+	for _, kv := range bytes.Split(b, []byte{0}) {
+		v, ok := bytes.CutPrefix(kv, []byte(recoveryEnv))
+		if !ok {
+			continue
+		}
+		for _, slot := range m.active {
+			if m.marks[slot] == string(v) {
+				m.remember(slot, proc{int32(pid), start})
+				return
+			}
+		}
+	}
+}
+
+// markEnv gives the child about to start in slot the environment with
+// its mark (subreaper only; allocates, as a spawn does anyway).
+func (m *Manager) markEnv(slot int32) {
+	m.spawnSeq++
+	m.marks[slot] = strconv.Itoa(os.Getpid()) + "." + strconv.FormatUint(m.spawnSeq, 10)
+	env := make([]string, len(m.baseEnv), len(m.baseEnv)+1)
+	copy(env, m.baseEnv)
+	m.attr.Env = append(env, recoveryEnv+m.marks[slot])
 }
 
 func (m *Manager) isOurChild(pid int) bool {
@@ -463,10 +521,57 @@ func (m *Manager) full() bool { return len(m.active)+len(m.draining) >= m.maxRun
 func (m *Manager) killContained(slot int32) {
 	switch m.contain {
 	case ContainCgroup:
-		m.cg.kill(slot)
+		m.cgKill(slot)
 	case ContainSubreaper:
 		m.killTree(slot)
 		m.scanSoon = true
+	}
+}
+
+// cgKill kills slot's cgroup and remembers what was in it as dying.
+func (m *Manager) cgKill(slot int32) {
+	for _, pid := range m.cg.procs(slot) {
+		if _, _, _, start, _, ok := procStat(pid); ok {
+			m.addDying(proc{int32(pid), start})
+		}
+	}
+	m.cg.kill(slot)
+}
+
+// addDying remembers a process we killed until it is gone, so that
+// Shutdown waits for it and, when it was adopted, reaps it.
+func (m *Manager) addDying(p proc) {
+	if len(m.dying) < cap(m.dying) {
+		m.dying = append(m.dying, p)
+	}
+}
+
+// pruneDying drops the killed processes that are gone (reaped by us or
+// by whoever is their parent) and reports whether any is left.
+func (m *Manager) pruneDying() bool {
+	k := 0
+	for _, p := range m.dying {
+		if _, _, _, start, _, ok := procStat(int(p.pid)); ok && start == p.start {
+			m.dying[k] = p
+			k++
+		}
+	}
+	m.dying = m.dying[:k]
+	return k > 0
+}
+
+// awaitDying waits up to d ns for every process we killed to be gone,
+// reaping those adopted; Shutdown's last step.
+func (m *Manager) awaitDying(d int64) {
+	end := m.clock() + d
+	for {
+		if m.reapOrphans {
+			m.scanOrphans(m.clock())
+		}
+		if !m.pruneDying() || m.clock() >= end {
+			return
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 
@@ -479,8 +584,9 @@ func (m *Manager) releaseSlot(slot int32, killed bool) {
 	switch m.contain {
 	case ContainCgroup:
 		if killed {
-			m.cg.kill(slot)
+			m.cgKill(slot)
 		}
+		m.scanSoon = m.reapOrphans
 		if !m.cg.settle(slot, killed) {
 			m.drainKill[slot] = killed
 			m.draining = append(m.draining, slot)
@@ -491,8 +597,8 @@ func (m *Manager) releaseSlot(slot int32, killed bool) {
 			m.killTree(slot)
 		}
 		m.ndesc[slot] = 0
-		m.scanSoon = true // adopted zombies, or leftovers to watch
 	}
+	m.scanSoon = m.reapOrphans // adopted zombies, or leftovers to watch
 	m.freeKids.Push(slot)
 }
 
@@ -504,6 +610,7 @@ func (m *Manager) settleDraining() {
 			m.draining[i] = m.draining[len(m.draining)-1]
 			m.draining = m.draining[:len(m.draining)-1]
 			m.freeKids.Push(slot)
+			m.scanSoon = m.reapOrphans
 			continue
 		}
 		i++
@@ -517,19 +624,23 @@ func (m *Manager) containTick(now int64) {
 	if len(m.draining) > 0 {
 		m.settleDraining()
 	}
-	if m.contain != ContainSubreaper {
-		return
-	}
-	if len(m.active) > 0 && now-m.lastWalk >= subreaperScan {
+	if m.contain == ContainSubreaper && len(m.active) > 0 && now-m.lastWalk >= subreaperScan {
 		m.lastWalk = now
 		for _, slot := range m.active {
 			m.walk(slot)
 		}
 	}
-	if m.scanSoon || (len(m.active) > 0 && now-m.lastOrphanScan >= subreaperScan) ||
+	if !m.reapOrphans {
+		return
+	}
+	busy := (m.contain == ContainSubreaper && len(m.active) > 0) || len(m.dying) > 0
+	if m.scanSoon || (busy && now-m.lastOrphanScan >= subreaperScan) ||
 		(m.adopted > 0 && now-m.lastOrphanScan >= orphanScan) {
 		m.scanSoon = false
 		m.scanOrphans(now)
+		if len(m.dying) > 0 {
+			m.pruneDying()
+		}
 	}
 }
 
@@ -539,8 +650,8 @@ func (m *Manager) containDeadline() int64 {
 	if len(m.draining) > 0 {
 		d = m.lastTick + deferRetry
 	}
-	if m.contain == ContainSubreaper {
-		if len(m.active) > 0 || m.scanSoon {
+	if m.reapOrphans {
+		if (m.contain == ContainSubreaper && len(m.active) > 0) || len(m.dying) > 0 || m.scanSoon {
 			d = min(d, m.lastTick+subreaperScan)
 		}
 		if m.adopted > 0 {

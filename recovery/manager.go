@@ -199,7 +199,12 @@ type Manager struct {
 	lastWalk       int64
 	lastOrphanScan int64
 	scanSoon       bool // a killed tree left adopted zombies: look for them on this Tick
-	adopted        int  // adopted processes alive at the last scan
+	reapOrphans    bool // the process is a subreaper: reap adopted children
+	marks          []string
+	baseEnv        []string
+	spawnSeq       uint64
+	dying          []proc // killed, not yet gone (fixed capacity)
+	adopted        int    // adopted processes alive at the last scan
 	orphansReaped  uint64
 	descFull       uint64
 }
@@ -287,6 +292,7 @@ func New(cfg Config) (*Manager, error) {
 	m.sys = syscall.SysProcAttr{Setpgid: true, Credential: cfg.Credential}
 	m.drainKill = make([]bool, maxRun)
 	m.draining = make([]int32, 0, maxRun)
+	m.dying = make([]proc, 0, maxRun*maxDesc)
 	if err := m.setupContain(cfg.Contain, maxRun); err != nil {
 		unix.Close(m.devnull)
 		return nil, err
@@ -550,6 +556,7 @@ func (m *Manager) Shutdown(grace time.Duration) error {
 		}
 		m.reapFor(int64(2*time.Second), time.Millisecond)
 	}
+	m.awaitDying(int64(time.Second))
 	if a := m.audit; a != nil && a.dirty {
 		if err := a.syncNow(); err != nil {
 			a.failed++
@@ -582,7 +589,7 @@ func (m *Manager) reapFor(d int64, step time.Duration) {
 			}
 		}
 		m.settleDraining()
-		if m.contain == ContainSubreaper {
+		if m.reapOrphans {
 			m.scanOrphans(now)
 		}
 		if len(m.active) == 0 && len(m.draining) == 0 || now >= end {

@@ -239,6 +239,7 @@ func TestTimeoutKillsGroup(t *testing.T) {
 		Command:    shCmd(`trap "" TERM; sleep 100 & echo $! > ` + gcFile + `.tmp; mv ` + gcFile + `.tmp ` + gcFile + `; sleep 100`),
 		Timeout:    MinTimeout,
 		OnComplete: collect(&done),
+		Contain:    ContainGroup, // the group alone; contain_test.go has the escapees
 	})
 	t0 := now()
 	m.OnStall(40, 1, true, t0)

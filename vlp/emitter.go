@@ -187,4 +187,3 @@ func (e *Emitter) waitSend(b []byte) (op string, err error) {
 		}
 	}
 }
-
