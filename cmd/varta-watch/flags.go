@@ -60,18 +60,21 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 // settings is what parse produces: the loop's Config plus what main needs
 // to build the rest of it (files read only after parsing succeeds).
 type settings struct {
-	cfg          poll.Config
-	recoveryExec string
-	recoveryFile string
-	recoveryEnv  listFlag
-	inheritEnv   bool
-	debounce     time.Duration
-	recTimeout   time.Duration
-	captureBytes int
-	auditFile    string
-	promAddr     string
-	promToken    string
-	version      bool
+	cfg           poll.Config
+	recoveryExec  string
+	recoveryFile  string
+	recoveryEnv   listFlag
+	inheritEnv    bool
+	debounce      time.Duration
+	recTimeout    time.Duration
+	captureBytes  int
+	maxConcurrent int
+	maxConcNum    *num // given or not: the default is clamped to the capacity, a given value is checked
+	recoveryUser  string
+	auditFile     string
+	promAddr      string
+	promToken     string
+	version       bool
 	// Kept as given; check reads them.
 	socketMode string
 	policy     string
@@ -239,6 +242,10 @@ func (s *settings) checkRecovery() error {
 			return bad("recovery-env", "want K=V, got "+strconv.Quote(kv))
 		}
 	}
+	if s.maxConcNum.given && s.maxConcurrent > s.cfg.TrackerCapacity {
+		return bad("recovery-max-concurrent", strconv.Itoa(s.maxConcurrent)+" is more than --tracker-capacity "+
+			strconv.Itoa(s.cfg.TrackerCapacity)+", which also bounds the children running and queued")
+	}
 	return nil
 }
 
@@ -254,6 +261,8 @@ func (s *settings) recoveryOption() string {
 		return "recovery-capture-bytes"
 	case s.recTimeout > 0:
 		return "recovery-timeout-ms"
+	case s.recoveryUser != "":
+		return "recovery-user"
 	case s.auditFile != "":
 		return "recovery-audit-file"
 	}

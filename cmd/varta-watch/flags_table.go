@@ -133,6 +133,7 @@ func flagTable(s *settings) []flagDef {
 	u.portNum = newNum(0, 0, maxPort, "", func(int64) {})
 	o.selfWatchdogNum = secsNum(&o.selfWatchdog, 0, 0, maxSelfWatchdogSecs)
 	evict := strconv.Itoa(poll.EvictionFactor)
+	s.maxConcNum = intNum(&s.maxConcurrent, recovery.DefaultMaxConcurrent, 1, recovery.MaxCapacity)
 	return []flagDef{
 		{name: "socket", arg: "PATH", grp: grpRequired, v: strDef(&c.SocketPath, ""),
 			help: "bind the observer's datagram socket here"},
@@ -197,6 +198,11 @@ func flagTable(s *settings) []flagDef {
 		{name: "recovery-timeout-ms", arg: "MS", grp: grpRecovery,
 			v:    msNum(&s.recTimeout, 0, int64(recovery.MinTimeout/time.Millisecond), maxRecoveryTimeoutMs),
 			help: "kill the child's group after MS,\n{min}..{max} (absent: no timeout)"},
+		{name: "recovery-max-concurrent", arg: "N", grp: grpRecovery,
+			v:    s.maxConcNum,
+			help: "recovery children running at once,\n{min}..{max} (default {def}); more wait in\na queue, refused_capacity when it is full"},
+		{name: "recovery-user", arg: "USER[:GROUP]", grp: grpRecovery, v: strDef(&s.recoveryUser, ""),
+			help: "run the command as this user (name or\nuid) and group (default: the user's)"},
 		{name: "recovery-env", arg: "K=V", grp: grpRecovery, v: &s.recoveryEnv,
 			help: "add to the child's environment (repeatable)"},
 		{name: "recovery-inherit-env", grp: grpRecovery, b: &s.inheritEnv,
