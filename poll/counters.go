@@ -66,6 +66,7 @@ const (
 	logMetrics  // metrics connections that could not be accepted
 	logExit     // pidfds that could not be opened
 	logRecovery // recovery children that could not be signalled
+	logReopen   // SIGHUP reopens (a storm of them)
 	numLogKinds
 )
 

@@ -70,6 +70,12 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 	if m.ndesc != nil {
 		m.ndesc[slot] = 0
 	}
+	if m.oomAdj < 0 {
+		// The observer keeps the OOM killer away (its init file sets a
+		// negative oom_score_adj, which children inherit); a service the
+		// child restarts must not be: back to 0, before it forks much.
+		writeFile("/proc/"+strconv.Itoa(cpid)+"/oom_score_adj", "0")
+	}
 	c := &m.children[slot]
 	kept := c.kept[:0]
 	if m.capture > 0 && kept == nil {

@@ -200,6 +200,7 @@ func newCgroups(n int, m *Manager) (*cgroups, error) {
 		cg.close()
 		return nil, &ContainError{Mode: ContainCgroup, What: what, Err: err}
 	}
+	removeStale(self)
 	if err := unix.Mkdir(cg.base, 0o755); err != nil && err != unix.EEXIST {
 		return fail("mkdir "+cg.base, err)
 	}
@@ -225,6 +226,34 @@ func newCgroups(n int, m *Manager) (*cgroups, error) {
 		return fail("clone3 into a cgroup", err)
 	}
 	return cg, nil
+}
+
+// removeStale removes the empty cgroups an observer killed without its
+// clean exit (SIGKILL, a crash) left beside us: varta-recovery.PID where
+// no process PID exists. One still holding a process is left (rmdir
+// fails with EBUSY): what runs there is not ours to judge.
+func removeStale(self string) {
+	ents, err := os.ReadDir(self)
+	if err != nil {
+		return
+	}
+	for _, e := range ents {
+		pid, ok := strings.CutPrefix(e.Name(), "varta-recovery.")
+		if !ok || !e.IsDir() || pid == strconv.Itoa(os.Getpid()) {
+			continue
+		}
+		if n, err := strconv.Atoi(pid); err != nil || unix.Kill(n, 0) != unix.ESRCH {
+			continue
+		}
+		dir := self + "/" + e.Name()
+		subs, _ := os.ReadDir(dir)
+		for _, s := range subs {
+			if s.IsDir() {
+				unix.Rmdir(dir + "/" + s.Name())
+			}
+		}
+		unix.Rmdir(dir)
+	}
 }
 
 // kill ends every process in slot's cgroup (cgroup.kill: SIGKILL to

@@ -62,7 +62,7 @@ func newCgroupsProbe() (Containment, error) {
 	return ContainCgroup, nil
 }
 
-// TestContainTimeoutKillsEscapees (issue 16, point 6): a recovery command
+// TestContainTimeoutKillsEscapees: a recovery command
 // starts a setsid daemon and a double-forked one, then hangs. After its
 // timeout, both are dead, not only its process group; no zombie is left.
 func TestContainTimeoutKillsEscapees(t *testing.T) {

@@ -204,6 +204,7 @@ type Manager struct {
 	baseEnv        []string
 	spawnSeq       uint64
 	dying          []proc // killed, not yet gone (fixed capacity)
+	oomAdj         int    // the observer's own oom_score_adj at New
 	adopted        int    // adopted processes alive at the last scan
 	orphansReaped  uint64
 	descFull       uint64
@@ -291,6 +292,9 @@ func New(cfg Config) (*Manager, error) {
 	m.devnull = fd
 	m.sys = syscall.SysProcAttr{Setpgid: true, Credential: cfg.Credential}
 	m.drainKill = make([]bool, maxRun)
+	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
+		m.oomAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
 	m.draining = make([]int32, 0, maxRun)
 	m.dying = make([]proc, 0, maxRun*maxDesc)
 	if err := m.setupContain(cfg.Contain, maxRun); err != nil {

@@ -668,7 +668,7 @@ func TestStallAfterShutdownIsNotCapacity(t *testing.T) {
 	}
 }
 
-// TestConcurrencyCap (issue 16, point 8): 1000 agents stall at once. At
+// TestConcurrencyCap: 1000 agents stall at once. At
 // most MaxConcurrent children run at any moment (counted in /proc, not
 // just by the manager), the rest wait in the FIFO and start as children
 // finish, and every stall is run or counted: with room for all of them

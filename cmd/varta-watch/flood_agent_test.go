@@ -1,6 +1,6 @@
 package main
 
-// A flood must not silence a well-behaved agent (issue 16, point 1):
+// A flood must not silence a well-behaved agent:
 // flooder processes keep the observer's queue full at full speed, and a
 // varta-beat agent and a vlp.Emitter agent, each beating every 50 ms
 // against a 250 ms threshold with no retry of their own, must never be

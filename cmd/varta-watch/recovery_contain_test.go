@@ -1,6 +1,6 @@
 package main
 
-// Recovery trees are contained (issue 16, points 6 and 8): a recovery
+// Recovery trees are contained: a recovery
 // command that starts daemons escaping its process group and session and
 // then hangs leaves nothing alive after its timeout or after the
 // observer's shutdown; and at most --recovery-max-concurrent children run
