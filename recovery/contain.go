@@ -575,12 +575,15 @@ func (m *Manager) addDying(p proc) {
 	}
 }
 
-// pruneDying drops the killed processes that are gone (reaped by us or
-// by whoever is their parent) and reports whether any is left.
+// pruneDying drops the killed processes that are dead and reports
+// whether any is left.
 func (m *Manager) pruneDying() bool {
 	k := 0
 	for _, p := range m.dying {
-		if _, _, _, start, _, ok := procStat(int(p.pid)); ok && start == p.start {
+		// A zombie is dead: ours was reaped by the scan before this, and
+		// another parent's (init's, once the tree was killed) is not
+		// ours to wait for.
+		if _, _, _, start, st, ok := procStat(int(p.pid)); ok && start == p.start && st != 'Z' && st != 'X' {
 			m.dying[k] = p
 			k++
 		}

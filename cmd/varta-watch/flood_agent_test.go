@@ -126,10 +126,11 @@ func TestFloodCannotSilenceAgents(t *testing.T) {
 			t.Errorf("agent %d was stalled %v times by the flood", pid, n)
 		}
 	}
-	// With the wait, a lost beat needs the queue full for 5 ms on end
+	// With the wait, a lost beat needs the queue full for 20 ms on end
 	// while the observer reads: rare even on a loaded machine. Three
-	// lost in a row would be a stall; allow a few isolated ones.
-	if r["dropped"] > int64(r["beats"]/20) || beatLost > int64(count/20) {
+	// lost in a row would be a stall; allow isolated ones (a loaded CI
+	// machine); without the wait about half are lost.
+	if r["dropped"] > r["beats"]/5 || beatLost > int64(count/5) {
 		t.Errorf("too many beats lost: library %d of %d, varta-beat %d of %d", r["dropped"], r["beats"], beatLost, count)
 	}
 }
