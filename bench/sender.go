@@ -121,6 +121,9 @@ func runSender(c SenderConfig, stop *atomic.Bool, stopc <-chan struct{}) (Sender
 		return r, err
 	}
 	defer e.Close()
+	// The sender counts a full queue itself (Dropped, or Block's own
+	// wait), so Beat must report it at once rather than wait for room.
+	e.SetSendWait(0)
 	var room []unix.PollFd // Block: waits for room in the observer's queue
 	if c.Block {
 		w, err := writableWaiter(c.Socket)

@@ -69,6 +69,7 @@ const (
 	logExit         // pidfds that could not be opened
 	logRecovery     // recovery children that could not be signalled
 	logUnverifiable // stalls whose process could not be checked
+	logReopen       // SIGHUP reopens (a storm of them)
 	numLogKinds
 )
 

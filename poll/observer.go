@@ -123,6 +123,12 @@ func newObserver(cfg Config) (_ *observer, err error) {
 			return nil, err
 		}
 		o.logAuditOpen()
+		mode, why := o.rec.Containment()
+		fs := []sink.Field{str("containment", mode.String()), num("max_concurrent", int64(o.rec.MaxConcurrent()))}
+		if why != nil {
+			fs = append(fs, str("no_cgroup", why.Error()))
+		}
+		o.log.Info("recovery children contained", fs...)
 	}
 	if cfg.Metrics != nil {
 		if o.prom, err = scrape.New(scrape.Config{Addr: cfg.Metrics.Addr, Token: cfg.Metrics.Token,

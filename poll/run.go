@@ -182,7 +182,7 @@ func (o *observer) flushEvents(now int64) {
 	o.events.Flush()
 	if o.events.Errors() != before {
 		o.c.IOErrors += o.events.Errors() - before
-		o.log.Limited(logEvents, now, "writing the event file failed; events are kept in memory up to a bound and counted when dropped",
+		o.log.Backoff(logEvents, now, true, "writing the event file failed; events are kept in memory up to a bound and counted when dropped",
 			str("file", o.cfg.ExportFile), num("dropped", int64(o.events.Dropped())), sink.Err(o.events.Err()))
 	}
 }
@@ -215,7 +215,7 @@ func (o *observer) reopen() {
 			o.log.Error("reopening the audit file failed", sink.Err(err))
 		}
 	}
-	o.log.Info("reopened output files after SIGHUP")
+	o.log.Backoff(logReopen, o.clock.now(), false, "reopened output files after SIGHUP")
 }
 
 // shutdown is cmd/varta-watch/README.md §8's clean exit: STOPPING=1, queued events

@@ -48,15 +48,34 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 	if m.closeRange {
 		cloexecFrom3() // cheap, and catches an fd someone opened without O_CLOEXEC since
 	}
+	slot, _ := m.freeKids.Pop() // admitted: fewer than MaxConcurrent slots are in use
+	if m.cg != nil {
+		m.sys.UseCgroupFD, m.sys.CgroupFD = true, m.cg.dirs[slot]
+		m.cg.busy[slot] = true
+	}
+	if m.marks != nil {
+		m.markEnv(slot)
+	}
 	argv := m.cmd.argv(en.pid)
 	cpid, err := syscall.ForkExec(m.cmd.Path, argv, &m.attr)
 	closeWrite(m.files[1:], m.devnull)
 	if err != nil {
 		closeFds(rfd[:])
+		if m.cg != nil {
+			m.cg.busy[slot] = false
+		}
+		m.freeKids.Push(slot)
 		return m.spawnFailed(e, err)
 	}
-
-	slot, _ := m.freeKids.Pop() // OnStall admitted it: fewer than Capacity are active
+	if m.ndesc != nil {
+		m.ndesc[slot] = 0
+	}
+	if m.oomAdj < 0 {
+		// The observer keeps the OOM killer away (its init file sets a
+		// negative oom_score_adj, which children inherit); a service the
+		// child restarts must not be: back to 0, before it forks much.
+		writeFile("/proc/"+strconv.Itoa(cpid)+"/oom_score_adj", "0")
+	}
 	c := &m.children[slot]
 	kept := c.kept[:0]
 	if m.capture > 0 && kept == nil {
@@ -233,9 +252,10 @@ func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig sysca
 	m.active[c.pos] = last
 	m.children[last].pos = c.pos
 	m.active = m.active[:len(m.active)-1]
-	m.freeKids.Push(slot)
+	killed := c.killed
 	c.pid, c.nbytes, c.keptN, c.sigErr = 0, [2]uint64{}, [2]uint32{}, nil
 	c.kept = c.kept[:0]
+	m.releaseSlot(slot, killed)
 }
 
 // The refusal reasons of refused records. Where the Rust observer has a

@@ -20,6 +20,10 @@ const (
 	MinTimeout           = 100 * time.Millisecond
 	DefaultSpawnsPerTick = 4
 	DefaultReapsPerTick  = 8
+	// DefaultMaxConcurrent is the default cap on recovery children
+	// running at once: a stall storm on a small board must not start
+	// hundreds of processes together.
+	DefaultMaxConcurrent = 16
 	MaxCaptureBytes      = 1 << 20
 	// NoDeadline is what NextDeadline returns when nothing is due.
 	NoDeadline int64 = math.MaxInt64
@@ -42,9 +46,16 @@ const drainPerTick = 64 << 10
 // name; poll fills it from the --recovery-* flags.
 type Config struct {
 	Command  Command       // from ParseCommand or LoadCommandFile
-	Capacity int           // outstanding children plus deferred stalls; the pid table size (1..MaxCapacity)
+	Capacity int           // running children plus queued stalls; the pid table size (1..MaxCapacity)
 	Debounce time.Duration // --recovery-debounce-ms; 0 disables
 	Timeout  time.Duration // --recovery-timeout-ms; 0 = none, else >= MinTimeout
+
+	// MaxConcurrent caps the children running at once (1..Capacity;
+	// 0 means DefaultMaxConcurrent, or Capacity if smaller). Stalls
+	// beyond it wait in the FIFO queue (Capacity places, shared with the
+	// running children) and start as children finish; a stall the queue
+	// cannot hold, or still queued at Shutdown, is refused_capacity.
+	MaxConcurrent int
 
 	// SpawnsPerTick bounds spawn attempts between two Ticks (OnStall and
 	// the deferred queue together); 0 means DefaultSpawnsPerTick.
@@ -55,6 +66,15 @@ type Config struct {
 	// and, by default, fdatasync'ed), so a hundred children exiting
 	// together must not cost one loop iteration a hundred disk syncs.
 	ReapsPerTick int
+
+	// Contain chooses how a timed-out child's whole tree is killed,
+	// escapees included (ContainAuto: a cgroup, else the subreaper).
+	Contain Containment
+
+	// Credential, when set, runs the child as that uid, gid and
+	// supplementary groups (--recovery-user); the process needs the
+	// privilege to switch to them (root, or CAP_SETUID and CAP_SETGID).
+	Credential *syscall.Credential
 
 	Env        []string // --recovery-env K=V extras, applied last
 	InheritEnv bool     // --recovery-inherit-env
@@ -143,6 +163,7 @@ type Manager struct {
 	debounce   int64
 	timeout    int64
 	budget     int
+	maxRun     int // MaxConcurrent
 	reapBudget int
 	capture    int
 	recheck    func(int32, uint64) bool
@@ -185,6 +206,29 @@ type Manager struct {
 	shutdown  bool
 
 	closeRange bool // close_range(CLOSE_RANGE_CLOEXEC) works: repeat it before each spawn
+
+	// Containment (contain.go).
+	contain        Containment
+	cg             *cgroups // ContainCgroup
+	cgErr          error    // why ContainAuto did not get cgroups
+	draining       []int32  // slots whose child was reaped but whose cgroup still holds processes
+	drainKill      []bool   // per slot: kill what is left (the child was killed) or move it out
+	desc           [][maxDesc]proc
+	ndesc          []int
+	walkBuf        []int
+	orphanBuf      []int
+	lastWalk       int64
+	lastOrphanScan int64
+	scanSoon       bool // a killed tree left adopted zombies: look for them on this Tick
+	reapOrphans    bool // the process is a subreaper: reap adopted children
+	marks          []string
+	baseEnv        []string
+	spawnSeq       uint64
+	dying          []proc // killed, not yet gone (fixed capacity)
+	oomAdj         int    // the observer's own oom_score_adj at New
+	adopted        int    // adopted processes alive at the last scan
+	orphansReaped  uint64
+	descFull       uint64
 }
 
 // New validates cfg, allocates every table at its final size, opens
@@ -201,6 +245,8 @@ func New(cfg Config) (*Manager, error) {
 		return nil, errors.New("recovery: negative debounce")
 	case cfg.Timeout < 0 || cfg.Timeout > 0 && cfg.Timeout < MinTimeout:
 		return nil, errors.New("recovery: timeout " + cfg.Timeout.String() + " below the minimum " + MinTimeout.String())
+	case cfg.MaxConcurrent < 0 || cfg.MaxConcurrent > cfg.Capacity:
+		return nil, errors.New("recovery: max concurrent " + strconv.Itoa(cfg.MaxConcurrent) + " out of range 1.." + strconv.Itoa(cfg.Capacity) + " (the capacity)")
 	case cfg.SpawnsPerTick < 0:
 		return nil, errors.New("recovery: negative spawns per tick")
 	case cfg.ReapsPerTick < 0:
@@ -216,7 +262,12 @@ func New(cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	maxRun := cfg.MaxConcurrent
+	if maxRun == 0 {
+		maxRun = min(DefaultMaxConcurrent, cfg.Capacity)
+	}
 	m := &Manager{
+		maxRun:     maxRun,
 		cmd:        cfg.Command,
 		capacity:   cfg.Capacity,
 		debounce:   int64(cfg.Debounce),
@@ -228,9 +279,9 @@ func New(cfg Config) (*Manager, error) {
 		onComplete: cfg.OnComplete,
 		onFailed:   cfg.OnSpawnFailed,
 		clock:      cfg.Clock,
-		children:   make([]child, cfg.Capacity),
-		freeKids:   ring.NewStack(cfg.Capacity),
-		active:     make([]int32, 0, cfg.Capacity),
+		children:   make([]child, maxRun),
+		freeKids:   ring.NewStack(maxRun),
+		active:     make([]int32, 0, maxRun),
 		// Twice the capacity: every busy entry (at most Capacity) still
 		// leaves as many idle ones to remember debounce state in.
 		pids:      newPidTable(2 * cfg.Capacity),
@@ -263,7 +314,17 @@ func New(cfg Config) (*Manager, error) {
 		return nil, wrap("recovery", os.NewSyscallError("open /dev/null", err))
 	}
 	m.devnull = fd
-	m.sys = syscall.SysProcAttr{Setpgid: true}
+	m.sys = syscall.SysProcAttr{Setpgid: true, Credential: cfg.Credential}
+	m.drainKill = make([]bool, maxRun)
+	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
+		m.oomAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+	}
+	m.draining = make([]int32, 0, maxRun)
+	m.dying = make([]proc, 0, maxRun*maxDesc)
+	if err := m.setupContain(cfg.Contain, maxRun); err != nil {
+		unix.Close(m.devnull)
+		return nil, err
+	}
 	m.attr = syscall.ProcAttr{Env: env, Files: m.files[:], Sys: &m.sys}
 	if m.auditPath != "" {
 		// Room for the longest record: the fixed columns, the program path
@@ -273,6 +334,9 @@ func New(cfg Config) (*Manager, error) {
 		a, err := openAudit(m.auditPath, m.auditOpts, nil)
 		if err != nil {
 			unix.Close(m.devnull)
+			if m.cg != nil {
+				m.cg.close()
+			}
 			return nil, wrap("recovery", err)
 		}
 		m.audit = a
@@ -319,9 +383,10 @@ func monotonicNow() int64 {
 // problem, which an operator would chase); not
 // attested, or pid <= 0 → skipped_unattested; the same (pid, startTime)
 // ran less than Debounce ago → debounced; a child for pid running or
-// queued → skipped_in_flight; outstanding children plus deferred stalls
-// at Capacity → refused_capacity; this tick's spawn budget spent (or
-// older stalls waiting) → OutcomeDeferred; else the child is spawned.
+// queued → skipped_in_flight; running children plus queued stalls at
+// Capacity → refused_capacity; MaxConcurrent children running, this
+// tick's spawn budget spent, or older stalls waiting → OutcomeDeferred
+// (queued, FIFO); else the child is spawned.
 // Every outcome but OutcomeDeferred is counted and audited at once. It
 // never blocks beyond one fork/exec and allocates only to spawn.
 func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64) Outcome {
@@ -356,7 +421,7 @@ func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64)
 	if en.startTime != startTime {
 		en.startTime, en.hasRun = startTime, false
 	}
-	if m.spawnLeft <= 0 || m.queue.Len() > 0 {
+	if m.spawnLeft <= 0 || m.queue.Len() > 0 || m.full() {
 		m.pids.unlink(e)
 		en.queued = true
 		m.queue.Push(pending{pid: pid, entry: e, startTime: startTime}) // room: reserved by the capacity check
@@ -382,6 +447,7 @@ func (m *Manager) Tick(now int64) {
 		slot := m.active[i]
 		c := &m.children[slot]
 		if !c.killed && c.deadline <= now {
+			m.killContained(slot)
 			if m.signal(c, unix.SIGKILL) {
 				c.killed = true
 			} else {
@@ -401,8 +467,9 @@ func (m *Manager) Tick(now int64) {
 		i++
 	}
 	m.nextDue = next
+	m.containTick(now)
 	m.spawnLeft = m.budget
-	for m.queue.Len() > 0 && m.spawnLeft > 0 && !m.shutdown {
+	for m.queue.Len() > 0 && m.spawnLeft > 0 && !m.full() && !m.shutdown {
 		p, _ := m.queue.Pop()
 		m.pids.entries[p.entry].queued = false
 		if m.recheck != nil && !m.recheck(p.pid, p.startTime) {
@@ -416,19 +483,25 @@ func (m *Manager) Tick(now int64) {
 
 // NextDeadline returns the clock value by which Tick should run next: the
 // earliest timeout of a running child, or shortly after the last Tick
-// while deferred stalls or unpolled children wait; NoDeadline when none.
+// while queued stalls can start or unpolled children wait; NoDeadline when
+// none. Stalls queued behind MaxConcurrent running children wait for one
+// of them to be reaped: the children are polled every millisecond then.
 func (m *Manager) NextDeadline() int64 {
 	d := m.nextDue
 	if (m.queue.Len() > 0 || m.reapMore) && m.lastTick+deferRetry < d {
 		d = m.lastTick + deferRetry
 	}
-	return d
+	return min(d, m.containDeadline())
 }
+
+// MaxConcurrent returns the cap on children running at once.
+func (m *Manager) MaxConcurrent() int { return m.maxRun }
 
 // Outstanding returns the number of children not yet reaped.
 func (m *Manager) Outstanding() int { return len(m.active) }
 
-// Deferred returns the number of stalls waiting for a spawn budget.
+// Deferred returns the number of stalls queued: waiting for a running
+// child to finish (MaxConcurrent) or for a spawn budget.
 func (m *Manager) Deferred() int { return m.queue.Len() }
 
 // Counts returns the outcome counters, indexed by Outcome (labels in
@@ -510,8 +583,9 @@ func (m *Manager) ReopenAudit() error {
 	return cerr
 }
 
-// Shutdown stops recovery: deferred stalls are dropped (audited, not
-// counted), every outstanding process group gets SIGTERM, children are
+// Shutdown stops recovery: queued stalls are refused (refused_capacity,
+// audited as reason capacity: the cap kept them waiting until the end),
+// every outstanding process group gets SIGTERM, children are
 // reaped for up to grace, then the remaining groups get SIGKILL and are
 // reaped. It returns once all are reaped, or with an error naming how many
 // were not within 2 s of SIGKILL (a process stuck in uninterruptible
@@ -522,7 +596,7 @@ func (m *Manager) Shutdown(grace time.Duration) error {
 		p, _ := m.queue.Pop()
 		m.pids.entries[p.entry].queued = false
 		m.pids.idle(p.entry)
-		m.auditRefused(p.pid, RefusedShutdown)
+		m.refuse(p.pid, OutcomeRefusedCapacity, RefusedCapacity) // still queued: counted, never silently lost
 	}
 	for _, slot := range m.active {
 		c := &m.children[slot]
@@ -531,14 +605,16 @@ func (m *Manager) Shutdown(grace time.Duration) error {
 		}
 	}
 	m.reapFor(int64(grace), 5*time.Millisecond)
-	if len(m.active) > 0 {
+	if len(m.active) > 0 || len(m.draining) > 0 {
 		for _, slot := range m.active {
+			m.killContained(slot)
 			if c := &m.children[slot]; m.signal(c, unix.SIGKILL) {
 				c.killed = true
 			}
 		}
 		m.reapFor(int64(2*time.Second), time.Millisecond)
 	}
+	m.awaitDying(int64(time.Second))
 	if a := m.audit; a != nil && a.unsynced > 0 {
 		a.sync() // counted in AuditStats
 	}
@@ -567,7 +643,11 @@ func (m *Manager) reapFor(d int64, step time.Duration) {
 				i++
 			}
 		}
-		if len(m.active) == 0 || now >= end {
+		m.settleDraining()
+		if m.reapOrphans {
+			m.scanOrphans(now)
+		}
+		if len(m.active) == 0 && len(m.draining) == 0 || now >= end {
 			return
 		}
 		time.Sleep(min(step, time.Duration(end-now)))
@@ -589,6 +669,10 @@ func (m *Manager) Close() error {
 	if m.devnull >= 0 {
 		unix.Close(m.devnull)
 		m.devnull = -1
+	}
+	if m.cg != nil {
+		m.cg.close() // a cgroup still holding a process stays (EBUSY)
+		m.cg = nil
 	}
 	m.shutdown = true
 	if m.audit != nil {

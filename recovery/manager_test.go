@@ -239,6 +239,7 @@ func TestTimeoutKillsGroup(t *testing.T) {
 		Command:    shCmd(`trap "" TERM; sleep 100 & echo $! > ` + gcFile + `.tmp; mv ` + gcFile + `.tmp ` + gcFile + `; sleep 100`),
 		Timeout:    MinTimeout,
 		OnComplete: collect(&done),
+		Contain:    ContainGroup, // the group alone; contain_test.go has the escapees
 	})
 	t0 := now()
 	m.OnStall(40, 1, true, t0)
@@ -337,6 +338,7 @@ func TestStallStorm(t *testing.T) {
 			m := newTestManager(t, Config{
 				Command:       Command{Path: "/bin/sleep", Args: []string{"sleep", "1"}},
 				Capacity:      tt.capacity,
+				MaxConcurrent: tt.capacity, // this test is about the budgets; TestConcurrencyCap about the cap
 				SpawnsPerTick: tt.budget,
 			})
 			t0 := now()
@@ -387,6 +389,7 @@ func TestReapBudget(t *testing.T) {
 	m := newTestManager(t, Config{
 		Command:       Command{Path: "/bin/true", Args: []string{"true"}},
 		Capacity:      32,
+		MaxConcurrent: 32,
 		SpawnsPerTick: n,
 		ReapsPerTick:  budget,
 		AuditFile:     tempPath(t, "audit"),
@@ -683,4 +686,115 @@ func TestUnverifiableStall(t *testing.T) {
 	if c := m.Counts(); c[OutcomeSkippedUnverifiable] != 1 || c[OutcomeSpawned] != 0 || m.Outstanding() != 0 {
 		t.Fatalf("counts %v, outstanding %d; want one skipped_stall_unverifiable and nothing spawned", c, m.Outstanding())
 	}
+}
+
+// TestConcurrencyCap: 1000 agents stall at once. At
+// most MaxConcurrent children run at any moment (counted in /proc, not
+// just by the manager), the rest wait in the FIFO and start as children
+// finish, and every stall is run or counted: with room for all of them
+// every one is spawned; with a small queue the overflow is refused at
+// once (refused_capacity, with a refused record) and what is still queued
+// at Shutdown too. Nothing is lost: spawned + refused_capacity = 1000,
+// and the audit log holds a record for each.
+func TestConcurrencyCap(t *testing.T) {
+	const stalls, maxRun = 1000, 16
+	tests := []struct {
+		name     string
+		capacity int
+		sleep    string
+		drain    bool // tick until the queue is empty, else shut down with stalls queued
+	}{
+		{"all run", 1024, "0.02", true},
+		{"queue overflow and shutdown", 64, "5", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			audit := tempPath(t, "audit")
+			m, err := New(Config{
+				Command:       Command{Path: "/bin/sleep", Args: []string{"sleep", tt.sleep}},
+				Capacity:      tt.capacity,
+				MaxConcurrent: maxRun,
+				SpawnsPerTick: 64,
+				AuditFile:     audit,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			t0 := now()
+			for pid := int32(100000); pid < 100000+stalls; pid++ {
+				m.OnStall(pid, uint64(pid)*7, true, t0) // fake start times
+			}
+			maxSeen, maxOut := 0, 0
+			check := func() {
+				maxOut = max(maxOut, m.Outstanding())
+				maxSeen = max(maxSeen, liveChildren())
+				if m.Outstanding() > maxRun {
+					t.Fatalf("%d children outstanding, cap %d", m.Outstanding(), maxRun)
+				}
+			}
+			check()
+			end := time.Now().Add(3 * testWait)
+			for tt.drain && (m.Deferred() > 0 || m.Outstanding() > 0) {
+				m.Tick(now())
+				check()
+				if time.Now().After(end) {
+					t.Fatalf("timed out: %v, outstanding %d, queued %d", m.Counts(), m.Outstanding(), m.Deferred())
+				}
+				time.Sleep(time.Millisecond)
+			}
+			if !tt.drain {
+				for i := 0; i < 3; i++ { // the cap runs, the rest stay queued
+					m.Tick(now())
+					check()
+					time.Sleep(time.Millisecond)
+				}
+				if m.Deferred() == 0 {
+					t.Fatal("nothing queued at shutdown: the test shuts down too late")
+				}
+			}
+			if err := m.Shutdown(time.Second); err != nil {
+				t.Fatal(err)
+			}
+			c := m.Counts()
+			spawned, refused := c[OutcomeSpawned], c[OutcomeRefusedCapacity]
+			if spawned+refused != stalls || c[OutcomeSpawnFailed] != 0 || c[OutcomeSkippedStale] != 0 {
+				t.Fatalf("counts %v: spawned %d + refused_capacity %d != %d stalls", c, spawned, refused, stalls)
+			}
+			if tt.drain && spawned != stalls {
+				t.Fatalf("with room for all, %d of %d spawned", spawned, stalls)
+			}
+			if maxOut != maxRun || maxSeen > maxRun {
+				t.Fatalf("most children at once: %d by the manager, %d in /proc; want the cap %d and never more", maxOut, maxSeen, maxRun)
+			}
+			var spawnRecs, refusedRecs int
+			for _, l := range readLines(t, audit)[1:] {
+				switch kindOf(l) {
+				case "spawn":
+					spawnRecs++
+				case "refused":
+					if r, _ := field(l, "reason"); r != "capacity" {
+						t.Errorf("refused record with reason %q, want capacity: %s", r, l)
+					}
+					refusedRecs++
+				}
+			}
+			if uint64(spawnRecs) != spawned || uint64(refusedRecs) != refused {
+				t.Fatalf("audit: %d spawn and %d refused records, counted %d and %d", spawnRecs, refusedRecs, spawned, refused)
+			}
+			t.Logf("%d spawned, %d refused_capacity; most running at once: %d (manager), %d (/proc)", spawned, refused, maxOut, maxSeen)
+			assertNoZombies(t)
+		})
+	}
+}
+
+// liveChildren counts this process's children that are not zombies.
+func liveChildren() int {
+	n, me := 0, os.Getpid()
+	for _, pid := range allPids() {
+		if pi, ok := readStat(pid); ok && pi.ppid == me && pi.state != 'Z' && pi.state != 'X' {
+			n++
+		}
+	}
+	return n
 }

@@ -129,7 +129,7 @@ func signalHelper(t *testing.T) {
 	// A timed-out child whose SIGKILL is refused: counted, kept, retried
 	// later rather than marked killed, and named in its Completion.
 	var done []Completion
-	m, err := New(Config{Command: shCmd(`if [ "$0" = 4243 ]; then exec sleep 5; fi; sleep 0.6`), Capacity: 2, Timeout: MinTimeout, OnComplete: collect(&done)})
+	m, err := New(Config{Command: shCmd(`if [ "$0" = 4243 ]; then exec sleep 5; fi; sleep 0.6`), Capacity: 2, Timeout: MinTimeout, OnComplete: collect(&done), Contain: ContainGroup})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -262,4 +263,53 @@ func BenchmarkBeat(b *testing.B) {
 	stop.Store(true)
 	<-done
 	unix.Close(fd)
+}
+
+// TestBeatWaitsForRoom: with the queue full, Beat waits for the observer
+// to read instead of dropping, and returns once it has sent; with no
+// reader it gives up after the send wait; with a wait of 0 it drops at
+// once, as it used to. The wait allocates nothing.
+func TestBeatWaitsForRoom(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "obs.sock")
+	r := listen(t, path)
+	e := dialT(t, path)
+	fill := func() {
+		e.SetSendWait(0)
+		for e.Beat(Ok, 0) == nil {
+		}
+	}
+	fill()
+	e.SetSendWait(2 * time.Second)
+	go func() {
+		time.Sleep(50 * time.Millisecond)
+		var b [Size]byte
+		unix.Read(r.fd, b[:]) // room for one
+	}()
+	t0 := time.Now()
+	if err := e.Beat(Ok, 9); err != nil {
+		t.Fatalf("Beat with a reader coming = %v, want it to wait and send", err)
+	}
+	if d := time.Since(t0); d < 30*time.Millisecond || d > time.Second {
+		t.Errorf("Beat took %v, want about the reader's 50 ms", d)
+	}
+	if e.Waited() == 0 {
+		t.Error("Waited() = 0 after a wait")
+	}
+	e.SetSendWait(30 * time.Millisecond)
+	t0 = time.Now()
+	if err := e.Beat(Ok, 0); err != ErrQueueFull {
+		t.Fatalf("Beat into a queue nobody reads = %v, want ErrQueueFull", err)
+	}
+	if d := time.Since(t0); d < 30*time.Millisecond || d > 500*time.Millisecond {
+		t.Errorf("Beat gave up after %v, want the 30 ms send wait", d)
+	}
+	e.SetSendWait(0)
+	t0 = time.Now()
+	if err := e.Beat(Ok, 0); err != ErrQueueFull || time.Since(t0) > 10*time.Millisecond {
+		t.Errorf("Beat with no send wait = %v after %v, want ErrQueueFull at once", err, time.Since(t0))
+	}
+	e.SetSendWait(time.Millisecond)
+	if n := testing.AllocsPerRun(20, func() { sinkErr = e.Beat(Ok, 1) }); n != 0 || sinkErr != ErrQueueFull {
+		t.Errorf("Beat waiting for room: %v allocs/op (err %v), want 0", n, sinkErr)
+	}
 }

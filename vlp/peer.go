@@ -44,7 +44,8 @@ func (p *Peer) Connect() error {
 
 // Send writes b as one datagram. When the peer is gone it connects again
 // and retries once; op names the call that failed ("send" or "connect").
-// A full queue is unix.EAGAIN (or ENOBUFS): never waited for.
+// A full queue is unix.EAGAIN (or ENOBUFS), returned at once: the
+// Emitter waits for room itself (Emitter.SetSendWait), sd_notify never does.
 func (p *Peer) Send(b []byte) (op string, err error) {
 	if p.fd < 0 {
 		return "send", errClosed

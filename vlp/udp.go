@@ -53,7 +53,7 @@ func DialUDP(addr string, opts UDPOptions) (*Emitter, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("socket", err)
 	}
-	e := &Emitter{peer: NewPeer(fd, sa, true), udp: true, sec: sec}
+	e := &Emitter{peer: NewPeer(fd, sa, true), udp: true, sec: sec, wait: DefaultSendWait}
 	e.start = time.Now()
 	if err := e.refresh(); err != nil { // the first session's IV state and key
 		unix.Close(fd)

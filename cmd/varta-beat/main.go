@@ -3,7 +3,7 @@
 //
 //	varta-beat (--socket PATH [--parent] | --udp HOST:PORT [--key-file F | --master-key-file F])
 //	           [--status ok|degraded|critical] [--payload N]
-//	           [--count N] [--interval-ms MS] [--terminal]
+//	           [--count N] [--interval-ms MS] [--terminal] [--send-wait-ms MS]
 //
 // With --parent the frames speak for varta-beat's parent process, so a
 // shell-script daemon that runs varta-beat in its loop is tracked as one
@@ -49,6 +49,9 @@ socket at PATH, or over UDP (plain, or sealed with ChaCha20-Poly1305).
   --interval-ms MS     pause between frames (default 1000 when --count > 1)
   --terminal           send the dying-gasp frame (critical, terminal nonce)
                        after the beats
+  --send-wait-ms MS    when the observer's queue is full, wait up to MS for
+                       room before dropping a frame, 0..10000 (default 20);
+                       a flood of other senders cannot then crowd us out
   -h, --help           show this help
 
 Exit status: 0 sent, 1 could not send (no observer, queue full, unusable
@@ -64,6 +67,7 @@ type options struct {
 	payload  uint32
 	count    int
 	interval time.Duration
+	sendWait time.Duration
 	terminal bool
 	parent   bool // frames speak for getppid()
 }
@@ -109,6 +113,7 @@ func parse(args []string) (options, error) {
 	status := fs.String("status", "ok", "")
 	payload := fs.Uint64("payload", 0, "")
 	intervalMs := fs.Int64("interval-ms", -1, "")
+	sendWaitMs := fs.Int64("send-wait-ms", vlp.DefaultSendWait.Milliseconds(), "")
 	fs.StringVar(&o.socket, "socket", "", "")
 	fs.StringVar(&o.udp, "udp", "", "")
 	keyFile := fs.String("key-file", "", "")
@@ -148,7 +153,10 @@ func parse(args []string) (options, error) {
 		return o, errUsage{msg: "--count must be at least 1 (or 0 with --terminal)"}
 	case *intervalMs < -1:
 		return o, errUsage{msg: "--interval-ms must not be negative"}
+	case *sendWaitMs < 0 || *sendWaitMs > vlp.MaxSendWait.Milliseconds():
+		return o, errUsage{msg: "--send-wait-ms must be 0.." + strconv.FormatInt(vlp.MaxSendWait.Milliseconds(), 10)}
 	}
+	o.sendWait = time.Duration(*sendWaitMs) * time.Millisecond
 	o.status, o.payload = st, uint32(*payload)
 	o.keyFile, o.master = *keyFile, *masterFile != ""
 	if o.master {
@@ -208,6 +216,7 @@ func run(o options) error {
 		return err
 	}
 	defer e.Close()
+	e.SetSendWait(o.sendWait)
 	var last error
 	for i := 0; i < o.count; i++ {
 		if i > 0 {

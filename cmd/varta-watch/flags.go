@@ -10,8 +10,8 @@ import (
 
 	"github.com/varta-go/varta/cmd/internal/cli"
 	"github.com/varta-go/varta/poll"
-	"golang.org/x/sys/unix"
 	"github.com/varta-go/varta/recovery"
+	"golang.org/x/sys/unix"
 )
 
 // usageError is a bad flag, value or combination: one line, exit 2. flag
@@ -62,15 +62,18 @@ func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
 // settings is what parse produces: the loop's Config plus what main needs
 // to build the rest of it (files read only after parsing succeeds).
 type settings struct {
-	cfg          poll.Config
-	recoveryExec string
-	recoveryFile string
-	recoveryEnv  listFlag
-	inheritEnv   bool
-	debounce     time.Duration
-	recTimeout   time.Duration
-	captureBytes int
-	auditFile    string
+	cfg           poll.Config
+	recoveryExec  string
+	recoveryFile  string
+	recoveryEnv   listFlag
+	inheritEnv    bool
+	debounce      time.Duration
+	recTimeout    time.Duration
+	captureBytes  int
+	maxConcurrent int
+	maxConcNum    *num // given or not: the default is clamped to the capacity, a given value is checked
+	recoveryUser  string
+	auditFile     string
 	// auditMaxBytes and auditSyncEvery are --recovery-audit-max-bytes
 	// and --recovery-audit-sync-every; the nums say whether they were given.
 	auditMaxBytes  int64
@@ -272,6 +275,10 @@ func (s *settings) checkRecovery() error {
 			return bad("recovery-env", "want K=V, got "+strconv.Quote(kv))
 		}
 	}
+	if s.maxConcNum.given && s.maxConcurrent > s.cfg.TrackerCapacity {
+		return bad("recovery-max-concurrent", strconv.Itoa(s.maxConcurrent)+" is more than --tracker-capacity "+
+			strconv.Itoa(s.cfg.TrackerCapacity)+", which also bounds the children running and queued")
+	}
 	return nil
 }
 
@@ -287,6 +294,8 @@ func (s *settings) recoveryOption() string {
 		return "recovery-capture-bytes"
 	case s.recTimeout > 0:
 		return "recovery-timeout-ms"
+	case s.recoveryUser != "":
+		return "recovery-user"
 	case s.auditFile != "":
 		return "recovery-audit-file"
 	}

@@ -142,6 +142,7 @@ func flagTable(s *settings) []flagDef {
 	s.auditSyncNum = newNum(1, 1, maxSyncEvery, "records", func(v int64) { s.auditSyncEvery = int(v) })
 	s.exportSyncNum = newNum(0, 0, maxSyncEvery, "lines", func(v int64) { c.ExportSyncEvery = int(v) })
 	evict := strconv.Itoa(poll.EvictionFactor)
+	s.maxConcNum = intNum(&s.maxConcurrent, recovery.DefaultMaxConcurrent, 1, recovery.MaxCapacity)
 	return []flagDef{
 		{name: "socket", arg: "PATH", grp: grpRequired, v: strDef(&c.SocketPath, ""),
 			help: "bind the observer's datagram socket here"},
@@ -210,6 +211,11 @@ func flagTable(s *settings) []flagDef {
 		{name: "recovery-timeout-ms", arg: "MS", grp: grpRecovery,
 			v:    msNum(&s.recTimeout, 0, int64(recovery.MinTimeout/time.Millisecond), maxRecoveryTimeoutMs),
 			help: "kill the child's group after MS,\n{min}..{max} (absent: no timeout)"},
+		{name: "recovery-max-concurrent", arg: "N", grp: grpRecovery,
+			v:    s.maxConcNum,
+			help: "recovery children running at once,\n{min}..{max} (default {def}); more wait in\na queue, refused_capacity when it is full"},
+		{name: "recovery-user", arg: "USER[:GROUP]", grp: grpRecovery, v: strDef(&s.recoveryUser, ""),
+			help: "run the command as this user (name or\nuid) and group (default: the user's)"},
 		{name: "recovery-env", arg: "K=V", grp: grpRecovery, v: &s.recoveryEnv,
 			help: "add to the child's environment (repeatable)"},
 		{name: "recovery-inherit-env", grp: grpRecovery, b: &s.inheritEnv,

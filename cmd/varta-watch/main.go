@@ -118,9 +118,17 @@ func (s *settings) load() error {
 			return err
 		}
 		s.cfg.Recovery = &recovery.Config{Command: cmd, Capacity: s.cfg.TrackerCapacity,
-			Debounce: s.debounce, Timeout: s.recTimeout, Env: s.recoveryEnv,
+			MaxConcurrent: min(s.maxConcurrent, s.cfg.TrackerCapacity),
+			Debounce:      s.debounce, Timeout: s.recTimeout, Env: s.recoveryEnv,
 			InheritEnv: s.inheritEnv, CaptureBytes: s.captureBytes, AuditFile: s.auditFile,
 			AuditSyncEvery: s.auditSyncEvery, AuditMaxBytes: s.auditMaxBytes}
+		if s.recoveryUser != "" {
+			cred, err := lookupUser(s.recoveryUser)
+			if err != nil {
+				return &loadError{"recovery-user", err}
+			}
+			s.cfg.Recovery.Credential = cred
+		}
 	}
 	if s.promAddr != "" {
 		m := &poll.MetricsConfig{Addr: s.promAddr}

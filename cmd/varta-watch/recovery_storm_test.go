@@ -221,6 +221,7 @@ exit 0
 `)
 	audit := filepath.Join(t.TempDir(), "audit")
 	w := startWatch(t, "--threshold-ms", strconv.FormatInt(T.Milliseconds(), 10), "--tracker-capacity", "1024",
+		"--recovery-max-concurrent", "1024", // this test is about the spawn and reap budgets
 		"--recovery-exec", prog, "--recovery-audit-file", audit, "--prom-addr", "127.0.0.1:0")
 	stopped := false
 	t.Cleanup(func() {

@@ -42,6 +42,10 @@ func init() {
 		code = floodRole(os.Args[1:])
 	case "agent":
 		code = agentRole(os.Args[1:])
+	case "spinflood":
+		code = spinFloodRole(os.Args[1:])
+	case "libagent":
+		code = libAgentRole(os.Args[1:])
 	default:
 		os.Stderr.WriteString("unknown " + roleEnv + " " + strconv.Quote(role) + "\n")
 		code = 2

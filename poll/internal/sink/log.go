@@ -24,7 +24,15 @@ type Logger struct {
 	buf        []byte
 	next       [MaxLogKinds]int64 // earliest time the kind may log again
 	suppressed [MaxLogKinds]uint64
+	gap        [MaxLogKinds]int64 // Backoff: the kind's current interval
+	last       [MaxLogKinds]int64 // Backoff: the kind's last call
 }
+
+// Backoff bounds, in ns: the first interval, and the longest.
+const (
+	backoffFirst = int64(1e9)
+	backoffMax   = int64(3600e9)
+)
 
 // NewLogger writes to w; nil discards.
 func NewLogger(w io.Writer) *Logger {
@@ -160,6 +168,37 @@ func (l *Logger) Limited(k LogKind, now int64, msg string, fs ...Field) bool {
 		l.suppressed[k] = 0
 	}
 	l.Warn(msg, fs...)
+	return true
+}
+
+// Backoff logs a line of kind k at level info or warn for a condition
+// that may persist (a reader of standard output that is gone, a storm of
+// SIGHUPs): the first line at once, then, while the calls keep coming,
+// one line per interval with the count suppressed meanwhile, the
+// interval doubling from 1 s up to an hour. Once a whole interval passes
+// without a call the condition is over and the next line is written at
+// once again. It reports whether it wrote.
+func (l *Logger) Backoff(k LogKind, now int64, warn bool, msg string, fs ...Field) bool {
+	quiet := l.gap[k] == 0 || now-l.last[k] > l.gap[k]
+	l.last[k] = now
+	if quiet {
+		l.gap[k] = backoffFirst
+	} else if now < l.next[k] {
+		l.suppressed[k]++
+		return false
+	} else {
+		l.gap[k] = min(2*l.gap[k], backoffMax)
+	}
+	l.next[k] = now + l.gap[k]
+	if n := l.suppressed[k]; n > 0 {
+		fs = append(fs, Num("suppressed", int64(n)))
+		l.suppressed[k] = 0
+	}
+	if warn {
+		l.Warn(msg, fs...)
+	} else {
+		l.Info(msg, fs...)
+	}
 	return true
 }
 

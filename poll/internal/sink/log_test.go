@@ -101,3 +101,46 @@ func TestLogBytesField(t *testing.T) {
 		t.Errorf("a bytes field: %v allocs, want 0", n)
 	}
 }
+
+// TestBackoff: a condition that persists is logged once, then at doubling
+// intervals with the count suppressed meanwhile; after a quiet interval
+// the next line comes at once.
+func TestBackoff(t *testing.T) {
+	var out bytes.Buffer
+	l := NewLogger(&out)
+	const k = LogKind(3)
+	var wrote []int64
+	// A call every 100 ms for a minute: the broken pipe of `| head -2`.
+	for now := int64(0); now < 60e9; now += 100e6 {
+		if l.Backoff(k, now, true, "writing failed") {
+			wrote = append(wrote, now/1e9)
+		}
+	}
+	// 0, then 1, 3, 7, 15, 31 s later (intervals 1, 2, 4, 8, 16 s), 63 is past the minute.
+	want := []int64{0, 1, 3, 7, 15, 31}
+	if len(wrote) != len(want) {
+		t.Fatalf("lines at %v s, want %v", wrote, want)
+	}
+	for i := range want {
+		if wrote[i] != want[i] {
+			t.Fatalf("lines at %v s, want %v", wrote, want)
+		}
+	}
+	if !strings.Contains(out.String(), "suppressed=") {
+		t.Errorf("no suppressed count in:\n%s", out.String())
+	}
+	// Quiet for longer than the interval (32 s), then again: at once.
+	if !l.Backoff(k, 200e9, true, "writing failed") {
+		t.Error("after a quiet spell the line was suppressed")
+	}
+	// A SIGHUP storm: 3872 reopens in 2 s make 2 lines.
+	n := 0
+	for i := int64(0); i < 3872; i++ {
+		if l.Backoff(LogKind(4), 1000e9+i*2e9/3872, false, "reopened") {
+			n++
+		}
+	}
+	if n != 2 {
+		t.Errorf("a storm of 3872 reopens in 2 s wrote %d lines, want 2", n)
+	}
+}
