@@ -773,8 +773,8 @@ func TestConcurrencyCap(t *testing.T) {
 				case "spawn":
 					spawnRecs++
 				case "refused":
-					if r, _ := field(l, "reason"); r != "capacity" {
-						t.Errorf("refused record with reason %q, want capacity: %s", r, l)
+					if r, _ := field(l, "reason"); r != RefusedCapacity {
+						t.Errorf("refused record with reason %q, want %s: %s", r, RefusedCapacity, l)
 					}
 					refusedRecs++
 				}
