@@ -116,6 +116,7 @@ func (o *observer) agentExited(id track.SlotID, now int64, atStall bool) {
 		return
 	}
 	pid, start, stalled := s.Pid, s.StartTime, s.Stalled || atStall
+	o.exited = *s // the recovery below still wants the agent's name
 	o.tr.Remove(pid)
 	x.Forget(id)
 	if o.rec == nil || stalled {

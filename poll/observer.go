@@ -3,6 +3,7 @@ package poll
 import (
 	"bytes"
 	"errors"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -71,6 +72,7 @@ type observer struct {
 	dead         []track.SlotID  // scratch for the exit watch's reports
 	exe          [256]byte       // scratch for an agent's program path
 	paths        *track.Paths    // the agents' program paths, interned
+	exited       track.Slot      // the slot --on-exit recover removed last, for agentEnv
 	mem          runtimeMemStats // Go runtime counters for /metrics
 }
 
@@ -118,7 +120,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	if cfg.Recovery != nil {
 		rc := *cfg.Recovery
 		rc.Recheck, rc.Clock, rc.ClockOrigin = o.recheck, o.clock.now, o.start
-		rc.OnComplete, rc.OnSpawnFailed = o.recoveryDone, o.recoveryFailed
+		rc.OnComplete, rc.OnSpawnFailed, rc.AgentEnv = o.recoveryDone, o.recoveryFailed, o.agentEnv
 		if o.rec, err = recovery.New(rc); err != nil {
 			return nil, err
 		}
@@ -246,6 +248,42 @@ func (o *observer) recoveryDone(c *recovery.Completion) {
 	o.log.Warn("recovery command failed", num("pid", int64(c.Agent)), name(o.tr.Lookup(uint32(c.Agent))), str("how", how),
 		num("exit", int64(c.ExitCode)), str("signal", signalName(c.Signal)),
 		num("ms", c.Duration.Milliseconds()), str("output", firstLine(c.Captured)))
+}
+
+// agentEnv tells a recovery command about the agent it recovers, in its
+// environment: VARTA_AGENT_PID, VARTA_AGENT_NAME and VARTA_AGENT_EXE (the
+// name and program as read when the agent was first tracked; bytes the
+// agent chose, escaped as a Go string body so a newline or a byte that is
+// not UTF-8 arrives as \n or \xff), VARTA_SILENT_MS, and VARTA_AGENT_GONE=1
+// when no process has the pid any more. It runs once per start of the
+// command, which allocates anyway.
+func (o *observer) agentEnv(pid int32) []string {
+	env := []string{"VARTA_AGENT_PID=" + strconv.Itoa(int(pid))}
+	s := o.tr.Lookup(uint32(pid))
+	if s == nil && o.exited.Pid == uint32(pid) {
+		s = &o.exited // --on-exit recover forgot the slot just before
+	}
+	if s != nil {
+		exe := o.paths.Get(s.Exe)
+		if exe == nil {
+			exe = s.NameBytes() // an unreadable program path falls back to the name
+		}
+		env = append(env, "VARTA_AGENT_NAME="+envEscape(s.NameBytes()),
+			"VARTA_AGENT_EXE="+envEscape(exe),
+			"VARTA_SILENT_MS="+strconv.FormatInt((o.clock.now()-s.LastArrival)/1e6, 10))
+	}
+	if _, proc := procStart(uint32(pid)); proc == track.ProcGone {
+		env = append(env, "VARTA_AGENT_GONE=1")
+	}
+	return env
+}
+
+// envEscape quotes b the way Go spells a string's body: printable UTF-8
+// as it is, everything else escaped, so an agent's chosen name cannot put
+// a newline or a control byte into a shell script that reads it.
+func envEscape(b []byte) string {
+	q := strconv.Quote(string(b))
+	return q[1 : len(q)-1]
 }
 
 // recoveryFailed is called when the recovery command could not be started.

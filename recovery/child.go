@@ -53,9 +53,7 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 		m.sys.UseCgroupFD, m.sys.CgroupFD = true, m.cg.dirs[slot]
 		m.cg.busy[slot] = true
 	}
-	if m.marks != nil {
-		m.markEnv(slot)
-	}
+	m.startEnv(slot, en.pid)
 	argv := m.cmd.argv(en.pid)
 	cpid, err := syscall.ForkExec(m.cmd.Path, argv, &m.attr)
 	closeWrite(m.files[1:], m.devnull)

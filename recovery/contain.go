@@ -136,7 +136,6 @@ func (m *Manager) setupContain(want Containment, n int) error {
 		m.desc = make([][maxDesc]proc, n)
 		m.ndesc = make([]int, n)
 		m.marks = make([]string, n)
-		m.baseEnv = m.attr.Env
 		return nil
 	}
 	return errors.New("recovery: unknown containment " + strconv.Itoa(int(want)))
@@ -514,14 +513,26 @@ func (m *Manager) attribute(pid int) {
 	}
 }
 
-// markEnv gives the child about to start in slot the environment with
-// its mark (subreaper only; allocates, as a spawn does anyway).
-func (m *Manager) markEnv(slot int32) {
-	m.spawnSeq++
-	m.marks[slot] = strconv.Itoa(os.Getpid()) + "." + strconv.FormatUint(m.spawnSeq, 10)
-	env := make([]string, len(m.baseEnv), len(m.baseEnv)+1)
+// startEnv builds the environment of the child about to start in slot
+// for agent: the command's own, the agent's (Config.AgentEnv) and, in
+// subreaper mode, the slot's mark. It allocates, as a spawn does anyway.
+func (m *Manager) startEnv(slot, agent int32) {
+	if m.marks == nil && m.agentEnv == nil {
+		return // the environment never changes: m.attr.Env is the base
+	}
+	var extra []string
+	if m.agentEnv != nil {
+		extra = m.agentEnv(agent)
+	}
+	env := make([]string, len(m.baseEnv), len(m.baseEnv)+len(extra)+1)
 	copy(env, m.baseEnv)
-	m.attr.Env = append(env, recoveryEnv+m.marks[slot])
+	env = append(env, extra...)
+	if m.marks != nil {
+		m.spawnSeq++
+		m.marks[slot] = strconv.Itoa(os.Getpid()) + "." + strconv.FormatUint(m.spawnSeq, 10)
+		env = append(env, recoveryEnv+m.marks[slot])
+	}
+	m.attr.Env = env
 }
 
 func (m *Manager) isOurChild(pid int) bool {

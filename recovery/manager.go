@@ -109,6 +109,11 @@ type Config struct {
 	// the call.
 	OnComplete func(*Completion)
 
+	// AgentEnv, if set, gives the environment entries ("KEY=value") that
+	// describe agent to its recovery command, added to the command's
+	// environment at each start.
+	AgentEnv func(agent int32) []string
+
 	// OnSpawnFailed, if set, is called when the command could not be
 	// started for agent (fork or exec failed, counted as spawn_failed),
 	// with the reason, from OnStall or Tick.
@@ -222,7 +227,8 @@ type Manager struct {
 	scanSoon       bool // a killed tree left adopted zombies: look for them on this Tick
 	reapOrphans    bool // the process is a subreaper: reap adopted children
 	marks          []string
-	baseEnv        []string
+	baseEnv        []string             // the command's environment before per-start entries
+	agentEnv       func(int32) []string // Config.AgentEnv
 	spawnSeq       uint64
 	dying          []proc // killed, not yet gone (fixed capacity)
 	oomAdj         int    // the observer's own oom_score_adj at New
@@ -326,6 +332,7 @@ func New(cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	m.attr = syscall.ProcAttr{Env: env, Files: m.files[:], Sys: &m.sys}
+	m.baseEnv, m.agentEnv = env, cfg.AgentEnv
 	if m.auditPath != "" {
 		// Room for the longest record: the fixed columns, the program path
 		// and the source.

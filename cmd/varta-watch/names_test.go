@@ -2,8 +2,10 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -38,4 +40,44 @@ func TestAgentNames(t *testing.T) {
 		}
 		return false
 	}, "varta_agent_info for the varta-beat agent")
+}
+
+// TestRecoveryKnowsTheAgent: the recovery command finds the agent's pid,
+// name, program, silence and, for an agent that exited, that it is gone,
+// in its environment.
+func TestRecoveryKnowsTheAgent(t *testing.T) {
+	if os.Getenv("VARTA_TEST_EMULATOR") != "" {
+		t.Skip("under qemu-user the agent's name and program are the emulator's")
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "env")
+	w := startWatchIn(t, dir, "--threshold-ms", "300", "--recovery-exec", "/bin/sh -c 'env > "+out+".tmp; mv "+out+".tmp "+out+"'")
+	cmd := testbin.Command(beatBin(t), "--socket", w.socket, "--count", "1000", "--interval-ms", "50")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if w.waitLog(`msg="tracking a new agent" pid=`+strconv.Itoa(cmd.Process.Pid), 10*time.Second) == "" {
+		t.Fatalf("agent not tracked:\n%s", w.logText())
+	}
+	cmd.Process.Kill() // dies: its stall is recovered with the process gone
+	cmd.Wait()
+	var env string
+	waitFor(t, 10*time.Second, func() bool {
+		b, err := os.ReadFile(out)
+		env = string(b)
+		return err == nil
+	}, "the recovery command's environment")
+	pid := strconv.Itoa(cmd.Process.Pid)
+	for _, want := range []string{"VARTA_AGENT_PID=" + pid + "\n", "VARTA_AGENT_NAME=varta-beat\n", "VARTA_AGENT_GONE=1\n"} {
+		if !strings.Contains(env, want) {
+			t.Errorf("environment lacks %q:\n%s", want, env)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^VARTA_AGENT_EXE=/\S*varta-beat$`).MatchString(env) {
+		t.Errorf("environment lacks the agent's program path:\n%s", env)
+	}
+	m := regexp.MustCompile(`(?m)^VARTA_SILENT_MS=(\d+)$`).FindStringSubmatch(env)
+	if ms, _ := strconv.Atoi(m[1]); m == nil || ms < 300 {
+		t.Errorf("VARTA_SILENT_MS %v, want at least the 300 ms threshold:\n%s", m, env)
+	}
 }
