@@ -1,6 +1,7 @@
 package poll
 
 import (
+	"net/netip"
 	"os"
 	"strconv"
 	"time"
@@ -19,6 +20,10 @@ func Run(cfg Config) error {
 	}
 	if o.prom != nil {
 		o.log.Info("serving metrics", str("addr", o.prom.Addr()))
+		o.warnOffHost("the metrics endpoint", o.prom.Addr())
+	}
+	if o.udp != nil {
+		o.warnOffHost("the UDP listener", o.udp.addr)
 	}
 	o.log.Info("listening", str("socket", cfg.SocketPath),
 		str("observer_ns_0", o.startWall.UTC().Format(time.RFC3339Nano)), num("threshold_ms", cfg.Threshold.Milliseconds()),
@@ -232,4 +237,13 @@ func (o *observer) shutdown() {
 	o.close()
 	o.log.Info("stopped", num("beats", int64(o.c.Beats)), num("stalls", int64(o.c.Stalls)),
 		str("uptime", strconv.FormatFloat(float64(o.clock.now()-o.start)/1e9, 'f', 1, 64)+"s"))
+}
+
+// warnOffHost says loudly, at start, that a listener can be reached from
+// other hosts: whatever it accepts, the network can send.
+func (o *observer) warnOffHost(what, addr string) {
+	if ap, err := netip.ParseAddrPort(addr); err == nil && !ap.Addr().Unmap().IsLoopback() {
+		o.log.Warn(what+" is reachable from other hosts; firewall it, or bind it to 127.0.0.1 or [::1] if nothing "+
+			"off this host needs it", str("addr", addr))
+	}
 }

@@ -201,6 +201,8 @@ func flagTable(s *settings) []flagDef {
 			help: "--udp-recovery for plain frames only\n(the Rust original's spelling)"},
 		{name: flagRecoverSecure, grp: grpUDP, b: &u.recoverSecure,
 			help: "--udp-recovery for secure frames only\n(the Rust original's spelling)"},
+		{name: "i-accept-recovery-from-unauthenticated-network", grp: grpUDP, b: &u.acceptOffHost,
+			help: "let plain UDP frames from off this host run\nthe recovery command (anyone who reaches the\nport could then pick a local pid to act on)"},
 
 		{name: "recovery-exec", arg: "CMD", grp: grpRecovery, v: strDef(&s.recoveryExec, ""),
 			help: "program and arguments, no shell ('' and \"\"\nquote, \\ escapes); {pid} is replaced by\nthe stalled pid, else appended"},

@@ -22,6 +22,9 @@ type udpSettings struct {
 	// The Rust original's per-kind spellings of the recovery opt-in.
 	recoverPlain  bool
 	recoverSecure bool
+	// acceptOffHost is --i-accept-recovery-from-unauthenticated-network:
+	// plain UDP from off the host may trigger recovery.
+	acceptOffHost bool
 }
 
 const (
@@ -89,6 +92,16 @@ func (s *settings) checkUDP() error {
 		return bad(flagRecoverPlain, "needs --i-accept-plaintext-udp")
 	case u.recoverSecure && !keyed:
 		return bad(flagRecoverSecure, "needs --key-file, --accepted-key-file or --master-key-file")
+	case u.plaintext && (u.recovery || u.recoverPlain) && !loopbackAddr(addr) && !u.acceptOffHost:
+		// One datagram from anywhere on the network, naming any local
+		// pid, would run the recovery command against that process.
+		return bad(u.recoveryFlag(), "refusing recovery for plain UDP frames on "+addr+", which is reachable off this "+
+			"host: anyone who can send it one datagram could make the recovery command run against any local pid; "+
+			"bind the listener to 127.0.0.1 or [::1], use secure UDP, or add "+
+			"--i-accept-recovery-from-unauthenticated-network to accept that risk")
+	case u.acceptOffHost && !(u.plaintext && (u.recovery || u.recoverPlain)):
+		return bad("i-accept-recovery-from-unauthenticated-network", "only means something with recovery for plain "+
+			"UDP frames (--udp-recovery or --"+flagRecoverPlain+" with --i-accept-plaintext-udp)")
 	}
 	s.cfg.UDP = &poll.UDPConfig{Addr: addr, Plaintext: u.plaintext,
 		RecoverPlain: u.plaintext && (u.recovery || u.recoverPlain), RecoverSecure: keyed && (u.recovery || u.recoverSecure)}
@@ -163,4 +176,11 @@ func (s *settings) loadUDP() error {
 		c.MasterKey = &k
 	}
 	return nil
+}
+
+// loopbackAddr reports whether an IP:PORT listens on a loopback address
+// only (not a wildcard, not an interface).
+func loopbackAddr(addr string) bool {
+	ap, err := netip.ParseAddrPort(addr)
+	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
