@@ -148,8 +148,19 @@ func TestRecoveryCommandSeesPid(t *testing.T) {
 		if want := []string{"--restart", "svc", strconv.Itoa(pid)}; !slices.Equal(r.args, want) {
 			t.Errorf("argv[1:] = %q, want %q", r.args, want)
 		}
-		if want := []string{"PATH=/usr/bin:/bin", "VARTA_A=1", "VARTA_B=x=y"}; !slices.Equal(r.env, want) {
-			t.Errorf("environment = %q, want %q", r.env, want)
+		// Exactly PATH, --recovery-env and the agent's own description
+		// (names_test.go checks those values).
+		var own []string
+		for _, kv := range r.env {
+			if !strings.HasPrefix(kv, "VARTA_AGENT_") && !strings.HasPrefix(kv, "VARTA_SILENT_MS=") {
+				own = append(own, kv)
+			}
+		}
+		if want := []string{"PATH=/usr/bin:/bin", "VARTA_A=1", "VARTA_B=x=y"}; !slices.Equal(own, want) {
+			t.Errorf("environment = %q, want %q and the VARTA_AGENT_ entries", r.env, want)
+		}
+		if !slices.Contains(r.env, "VARTA_AGENT_PID="+strconv.Itoa(pid)) {
+			t.Errorf("environment %q lacks VARTA_AGENT_PID=%d", r.env, pid)
 		}
 		checkFds(t, r, false)
 		if w.waitLog(`msg="agent stalled" pid=`+strconv.Itoa(pid)+` .* process=gone`, time.Second) == "" {
