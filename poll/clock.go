@@ -47,3 +47,7 @@ func (c *clock) now() int64 {
 	c.last = v
 	return v
 }
+
+// Now and Boottime make the clock the loop's wait's (wait.Clock).
+func (c *clock) Now() int64     { return c.now() }
+func (c *clock) Boottime() bool { return c.kind == ClockBoottime }

@@ -1,6 +1,7 @@
 // Package poll is the observer loop of varta-watch: Run binds the sockets,
 // then one goroutine waits on every fd the loop owns (registered in one
-// place, fds.go, each with what handles it) and runs each iteration:
+// place, register in run.go, each with what handles it; it parks in the Go
+// runtime's netpoller, see package wait) and runs each iteration:
 // receive a bounded number of recvmmsg batches → decode (vlp.Parse) →
 // authenticate (uid allow-list, frame pid == kernel pid, parent beats,
 // pid namespaces) → rate-limit and track → raise due stalls → hand them
@@ -19,6 +20,7 @@
 //	ops       sd_notify, self and hardware watchdogs, the heartbeat file
 //	exitwatch pidfds in one epoll set: an agent's death within ms
 //	scrape    the /metrics listener and connections (HTTP is promtext's)
+//	wait      the epoll set the loop parks on in the runtime's netpoller
 //	sysfile   the file error type and allocation-free openat
 //	enum      the spellings of small enumerations
 //	testutil  helpers the rooms' tests share (tests only)

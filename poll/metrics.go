@@ -172,7 +172,7 @@ func (o *observer) renderSelf(e *promtext.Encoder) {
 	e.Histogram(o.iterHist)
 	var wakes uint64
 	if o.fds != nil {
-		wakes = o.fds.wakes()
+		wakes = o.fds.Wakes()
 	}
 	counter(e, "varta_loop_wakes_total", "Times the observer loop woke from a sleep; each wake runs one or more iterations (varta_observer_iteration_seconds_count).", wakes)
 	gauge(e, "varta_watch_uptime_seconds", "Seconds since the observer started.", float64(o.clock.now()-o.start)/1e9)

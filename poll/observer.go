@@ -15,6 +15,7 @@ import (
 	"github.com/varta-go/varta/poll/internal/scrape"
 	"github.com/varta-go/varta/poll/internal/sink"
 	"github.com/varta-go/varta/poll/internal/track"
+	"github.com/varta-go/varta/poll/internal/wait"
 	"github.com/varta-go/varta/promtext"
 	"github.com/varta-go/varta/recovery"
 )
@@ -56,7 +57,7 @@ type observer struct {
 	ops          *ops.Ops
 	notify       *ops.Notifier
 	sig          *signals
-	fds          waiter
+	fds          wait.Waiter
 	stopAt       int64     // --shutdown-after-secs on the observer clock; 0 never
 	nextBatch    int64     // the next --batch-ms tick
 	startWall    time.Time // the wall time at which the observer clock read start: event lines' observer_ns 0
@@ -184,11 +185,9 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	if o.prom != nil {
 		n += o.prom.MaxFds()
 	}
-	w, err := newEpollWaiter(n, o.clock, o.log)
-	if err != nil {
+	if o.fds, err = wait.NewEpoll(n, o.clock, o.log); err != nil {
 		return nil, err
 	}
-	o.fds = w
 	return o, nil
 }
 
@@ -384,7 +383,7 @@ func (o *observer) alive() bool {
 // close releases everything newObserver acquired; safe on a partial one.
 func (o *observer) close() {
 	if o.fds != nil {
-		o.fds.close()
+		o.fds.Close()
 	}
 	if err := o.ops.Close(); err != nil {
 		o.log.Error("closing the hardware watchdog failed", sink.Err(err))

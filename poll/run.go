@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/poll/internal/wait"
 )
 
 // Run binds the socket and runs the observer loop until SIGINT/SIGTERM or
@@ -42,13 +43,13 @@ func (o *observer) loop() error {
 	if o.cfg.ShutdownAfter > 0 {
 		o.stopAt = o.start + int64(o.cfg.ShutdownAfter)
 	}
-	return o.fds.run(o)
+	return o.fds.Run(o)
 }
 
-// prepare runs before every look at the fds: it stops the loop when asked
-// to, answers SIGHUP, registers the fds wanted now and says until when the
-// loop may sleep.
-func (o *observer) prepare() (int64, bool) {
+// Prepare runs before every look at the fds (wait.Body): it stops the
+// loop when asked to, answers SIGHUP, registers the fds wanted now and
+// says until when the loop may sleep.
+func (o *observer) Prepare() (int64, bool) {
 	now := o.clock.now()
 	if o.sig.stop.Load() || (o.stopAt != 0 && now >= o.stopAt) {
 		return 0, true
@@ -60,8 +61,8 @@ func (o *observer) prepare() (int64, bool) {
 	return o.deadline(now), false
 }
 
-// finish is one iteration's work once the fds were looked at.
-func (o *observer) finish() {
+// Finish is one iteration's work once the fds were looked at (wait.Body).
+func (o *observer) Finish() {
 	now := o.clock.now()
 	o.tick(now)
 	o.iterHist.Observe(float64(o.clock.now()-now) / 1e9)
@@ -85,20 +86,20 @@ func (h *onExits) Ready(_ int32, _ int16, now int64) {
 // the sockets (beats before the exits they may precede), the exit watch,
 // and the metrics endpoint.
 func (o *observer) register(now int64) {
-	o.fds.reset()
-	o.fds.add(o.sig.rfd, pollIn, 0, o.sig, 0)
+	o.fds.Reset()
+	o.fds.Add(o.sig.rfd, wait.In, 0, o.sig, 0)
 	if o.cfg.Batch == 0 { // in batch mode the sockets are read on the tick
-		o.fds.add(o.uds.Fd(), pollIn, 0, (*onUDS)(o), 0)
+		o.fds.Add(o.uds.Fd(), wait.In, 0, (*onUDS)(o), 0)
 		if o.udp != nil {
-			o.fds.add(o.udp.fd, pollIn, 0, (*onUDP)(o), 0)
+			o.fds.Add(o.udp.fd, wait.In, 0, (*onUDP)(o), 0)
 		}
 	}
 	if fd := o.exits.Fd(); fd >= 0 {
-		o.fds.add(fd, pollIn, 0, (*onExits)(o), 0)
+		o.fds.Add(fd, wait.In, 0, (*onExits)(o), 0)
 	}
 	if o.prom != nil {
 		for _, f := range o.prom.Fds(now) {
-			o.fds.add(f.Fd, f.Events, f.Gen, o.prom, f.Arg)
+			o.fds.Add(f.Fd, f.Events, f.Gen, o.prom, f.Arg)
 		}
 	}
 }
@@ -108,7 +109,7 @@ func (o *observer) register(now int64) {
 func (o *observer) tick(now int64) {
 	o.lastLoop = now // the loop is running: /healthz and the loop timestamp say so
 	o.lastLoopWall = time.Now().UnixNano()
-	o.fds.dispatch(now)
+	o.fds.Dispatch(now)
 	if o.cfg.Batch > 0 {
 		// Batch mode: read what queued up since the last wake before any
 		// silence is judged, on the tick and on any other wake (a scrape,

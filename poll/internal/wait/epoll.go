@@ -1,4 +1,4 @@
-package poll
+package wait
 
 import (
 	"os"
@@ -10,48 +10,55 @@ import (
 	"github.com/varta-go/varta/poll/internal/sink"
 )
 
-// fdHandler is what an fd in the loop's wait is registered with: Ready
+// Handler is what an fd in the loop's wait is registered with: Ready
 // runs on the loop goroutine for each fd the wait found ready; arg is what
 // was registered with it, revents the poll(2) bits (the epoll bits have
 // the same values).
-type fdHandler interface {
+type Handler interface {
 	Ready(arg int32, revents int16, now int64)
 }
 
-// loopBody is what the waiter drives: prepare registers the fds wanted now
-// (reset, then add) and says until when the loop may sleep (a time on the
-// observer's clock; one not after now means work is due now) or that it
-// must stop; finish is the iteration's work after a wait, starting with
-// dispatch.
-type loopBody interface {
-	prepare() (deadline int64, stop bool)
-	finish()
+// Body is what a Waiter drives: Prepare registers the fds wanted now
+// (Reset, then Add) and says until when the loop may sleep (a time on the
+// loop's clock; one not after now means work is due now) or that it must
+// stop; Finish is the iteration's work after a wait, starting with
+// Dispatch.
+type Body interface {
+	Prepare() (deadline int64, stop bool)
+	Finish()
 }
 
-// waiter is the one place the loop's fds are registered and waited on.
+// Waiter is the one place the loop's fds are registered and waited on.
 // Each pass the loop re-declares every fd it wants watched (an owner's set
 // changes: metrics connections come and go, the exit watch's epoll fd is
 // in only while an agent is watched); the waiter keeps its kernel state in
 // step. Capacity is fixed at construction and counts every fd that can be
 // registered at once.
-type waiter interface {
-	reset()
-	// add registers fd for events (pollIn, pollOut) with its handler; gen
-	// tells a new fd from a closed one that had the same number (0 for
-	// fds that live as long as the loop).
-	add(fd int, events int16, gen uint32, h fdHandler, arg int32)
-	run(b loopBody) error
-	dispatch(now int64)
-	// wakes counts the times the loop woke from a sleep.
-	wakes() uint64
-	close()
+type Waiter interface {
+	Reset()
+	// Add registers fd for events (In, Out) with its handler; gen tells a
+	// new fd from a closed one that had the same number (0 for fds that
+	// live as long as the loop).
+	Add(fd int, events int16, gen uint32, h Handler, arg int32)
+	Run(b Body) error
+	Dispatch(now int64)
+	// Wakes counts the times the loop woke from a sleep.
+	Wakes() uint64
+	Close()
 }
 
-// The poll bits add takes.
+// The poll bits Add takes.
 const (
-	pollIn  = unix.POLLIN
-	pollOut = unix.POLLOUT
+	In  = unix.POLLIN
+	Out = unix.POLLOUT
 )
+
+// Clock is the loop's clock: ns, never running backwards. Boottime says
+// it counts suspended time (CLOCK_BOOTTIME), so the timer must too.
+type Clock interface {
+	Now() int64
+	Boottime() bool
+}
 
 // epollWaiter keeps every fd of the loop in one private epoll set, and
 // hands only that epoll fd to the Go runtime (os.NewFile + SyscallConn):
@@ -78,14 +85,14 @@ type epollWaiter struct {
 	rc       syscall.RawConn // nil: wait in epoll_wait(2) ourselves
 	timer    int             // timerfd, always in the set
 	armed    int64           // the timer's deadline on the clock's scale, 0 = disarmed
-	clock    *clock
+	clock    Clock
 	log      *sink.Logger
 	regs     []epollReg // slot = epoll data; fixed capacity
 	events   []unix.EpollEvent
 	ready    int // events from the last epoll_wait
 	ev       unix.EpollEvent
 	its      unix.ItimerSpec
-	body     loopBody
+	body     Body
 	readFn   func(uintptr) bool
 	stopped  bool
 	err      error
@@ -98,7 +105,7 @@ type epollReg struct {
 	fd     int
 	events uint32
 	gen    uint32
-	h      fdHandler
+	h      Handler
 	arg    int32
 	used   bool
 	seen   bool // declared in this pass
@@ -107,19 +114,21 @@ type epollReg struct {
 // timerSlot is the timerfd's epoll data: it has no handler.
 const timerSlot = -1
 
-func newEpollWaiter(capacity int, c *clock, log *sink.Logger) (_ *epollWaiter, err error) {
+// NewEpoll returns the netpoller-parked Waiter for capacity fds, its
+// deadlines on c; log takes its one warning (a fallback).
+func NewEpoll(capacity int, c Clock, log *sink.Logger) (_ Waiter, err error) {
 	w := &epollWaiter{ep: -1, timer: -1, clock: c, log: log, regs: make([]epollReg, capacity),
 		events: make([]unix.EpollEvent, capacity+1)}
 	defer func() {
 		if err != nil {
-			w.close()
+			w.Close()
 		}
 	}()
 	if w.ep, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
 	clockID := unix.CLOCK_MONOTONIC
-	if c.kind == ClockBoottime {
+	if c.Boottime() {
 		clockID = unix.CLOCK_BOOTTIME
 	}
 	if w.timer, err = unix.TimerfdCreate(clockID, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC); err != nil {
@@ -141,13 +150,13 @@ func newEpollWaiter(capacity int, c *clock, log *sink.Logger) (_ *epollWaiter, e
 	return w, nil
 }
 
-func (w *epollWaiter) reset() {
+func (w *epollWaiter) Reset() {
 	for i := range w.regs {
 		w.regs[i].seen = false
 	}
 }
 
-func (w *epollWaiter) add(fd int, events int16, gen uint32, h fdHandler, arg int32) {
+func (w *epollWaiter) Add(fd int, events int16, gen uint32, h Handler, arg int32) {
 	free := -1
 	for i := range w.regs {
 		r := &w.regs[i]
@@ -208,8 +217,8 @@ func (w *epollWaiter) ctl(op int, i int) {
 	}
 }
 
-// run drives b until it asks to stop or the wait fails.
-func (w *epollWaiter) run(b loopBody) error {
+// Run drives b until it asks to stop or the wait fails.
+func (w *epollWaiter) Run(b Body) error {
 	w.body = b
 	if w.rc != nil {
 		if err := w.rc.Read(w.readFn); err != nil && !w.stopped && w.err == nil {
@@ -234,7 +243,7 @@ func (w *epollWaiter) run(b loopBody) error {
 func (w *epollWaiter) wake(uintptr) bool {
 	w.nwakes++
 	for {
-		deadline, stop := w.body.prepare()
+		deadline, stop := w.body.Prepare()
 		w.commit()
 		if stop || w.err != nil {
 			w.stopped = true
@@ -245,7 +254,7 @@ func (w *epollWaiter) wake(uintptr) bool {
 			w.err = os.NewSyscallError("epoll_wait", errno)
 			return true
 		}
-		if now := w.clock.now(); n == 0 && deadline > now {
+		if now := w.clock.Now(); n == 0 && deadline > now {
 			w.arm(deadline, now)
 			if !w.blocking {
 				return false
@@ -257,7 +266,7 @@ func (w *epollWaiter) wake(uintptr) bool {
 			w.nwakes++
 		}
 		w.ready = max(n, 0)
-		w.body.finish()
+		w.body.Finish()
 	}
 }
 
@@ -273,8 +282,8 @@ func (w *epollWaiter) arm(deadline, now int64) {
 	timerfdSetRaw(w.timer, &w.its)
 }
 
-// dispatch hands each event of the last wait to its fd's handler.
-func (w *epollWaiter) dispatch(now int64) {
+// Dispatch hands each event of the last wait to its fd's handler.
+func (w *epollWaiter) Dispatch(now int64) {
 	for _, e := range w.events[:w.ready] {
 		if e.Fd == timerSlot {
 			readRaw(w.timer, w.scratch[:]) // the expiry count; reading it re-arms the level
@@ -288,9 +297,9 @@ func (w *epollWaiter) dispatch(now int64) {
 	w.ready = 0
 }
 
-func (w *epollWaiter) wakes() uint64 { return w.nwakes }
+func (w *epollWaiter) Wakes() uint64 { return w.nwakes }
 
-func (w *epollWaiter) close() {
+func (w *epollWaiter) Close() {
 	if w.timer >= 0 {
 		unix.Close(w.timer)
 		w.timer = -1
