@@ -170,7 +170,9 @@ func exitLatencies(tb testing.TB, n int) []time.Duration {
 		agent := exitStartAgent(tb, h.o.cfg.SocketPath)
 		pid := agent.Process.Pid
 		h.waitLine(tb, "beat", pid, 30*time.Second) // the pidfd is open from here on
-		killed := h.o.clock.now() - h.o.start
+		// The observer's clock, read without its own state, which the
+		// loop's goroutine owns: a monotonic clock is time since base.
+		killed := int64(time.Since(h.o.clock.base)) - h.o.start
 		agent.Process.Kill()
 		exited := h.waitLine(tb, "exit", pid, 30*time.Second)
 		agent.Wait()

@@ -280,11 +280,14 @@ func TestBeatWaitsForRoom(t *testing.T) {
 	}
 	fill()
 	e.SetSendWait(2 * time.Second)
+	fd, read := r.fd, make(chan struct{})
 	go func() {
+		defer close(read)
 		time.Sleep(50 * time.Millisecond)
 		var b [Size]byte
-		unix.Read(r.fd, b[:]) // room for one
+		unix.Read(fd, b[:]) // room for one
 	}()
+	defer func() { <-read }() // done with fd before the cleanup closes it
 	t0 := time.Now()
 	if err := e.Beat(Ok, 9); err != nil {
 		t.Fatalf("Beat with a reader coming = %v, want it to wait and send", err)
