@@ -373,7 +373,17 @@ func TestStallStorm(t *testing.T) {
 			if c[OutcomeSpawned] != tt.wantSpawned || m.Outstanding() != 0 || m.Deferred() != 0 {
 				t.Fatalf("end: %v, outstanding %d, deferred %d", c, m.Outstanding(), m.Deferred())
 			}
-			if h := m.Durations(); h.Count != tt.wantSpawned || h.Counts[4]+h.Counts[5] != tt.wantSpawned {
+			h := m.Durations()
+			inRange := h.Counts[4] + h.Counts[5] // (0.5s, 5s]
+			if os.Getenv("VARTA_TEST_EMULATOR") != "" {
+				// Under qemu-user, 500 emulated shells starting at once on
+				// two cores take longer than a second's sleep to run: only
+				// the lower bound means something there.
+				for _, n := range h.Counts[6:] {
+					inRange += n
+				}
+			}
+			if h.Count != tt.wantSpawned || inRange != tt.wantSpawned {
 				t.Fatalf("durations %+v, want %d runs in (0.5s, 5s]", h, tt.wantSpawned)
 			}
 			t.Logf("max outstanding %d", maxOut)

@@ -61,10 +61,15 @@ exec sleep 30
 				args = append(args, "--recovery-timeout-ms", "600")
 			}
 			w := startWatch(t, args...)
-			if l := w.waitLog(`msg="recovery children contained"`, 5*time.Second); l == "" {
+			l := w.waitLog(`msg="recovery children contained"`, 5*time.Second)
+			if l == "" {
 				t.Fatalf("no containment line:\n%s", w.logText())
-			} else {
-				t.Log(l)
+			}
+			t.Log(l)
+			if strings.Contains(l, "containment=group") {
+				// qemu-user, say: neither cgroups nor a subreaper, and the
+				// log says so; escapees cannot be followed there.
+				t.Skip("this machine offers no containment beyond the process group")
 			}
 			beatOnce(t, w)
 			setsid := readPidFile(t, filepath.Join(dir, "setsid"), patience(10*time.Second))
