@@ -172,8 +172,10 @@ func signalHelper(t *testing.T) {
 	m.children[m.active[0]].deadline = NoDeadline // no timeout kill here
 	pid := m.children[m.active[0]].pid
 	err = m.Shutdown(10 * time.Millisecond)
-	if n, _ := m.SignalFailures(); n != 3 || !errors.Is(err, syscall.EPERM) || !errors.As(err, &se) || se.Child != pid {
-		t.Errorf("Shutdown = %v with %d signal failures; want the child not reaped, EPERM, 3 failures", err, n)
+	// At least the SIGTERM and the SIGKILL more than before (containment
+	// may try the group's SIGKILL once more).
+	if n, _ := m.SignalFailures(); n < 3 || !errors.Is(err, syscall.EPERM) || !errors.As(err, &se) || se.Child != pid {
+		t.Errorf("Shutdown = %v with %d signal failures; want the child not reaped, EPERM, at least 3 failures", err, n)
 	}
 	unix.Kill(-pid, unix.SIGKILL) // ours after all
 	var ws unix.WaitStatus
