@@ -60,6 +60,7 @@ type observer struct {
 	fds          wait.Waiter
 	stopAt       int64     // --shutdown-after-secs on the observer clock; 0 never
 	nextBatch    int64     // the next --batch-ms tick
+	exitsReady   bool      // the exit watch's epoll fd was ready in this wake
 	startWall    time.Time // the wall time at which the observer clock read start: event lines' observer_ns 0
 	c            Counters
 	ns           listen.NSCache // cross-namespace check, cached for one tick

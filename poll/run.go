@@ -77,8 +77,11 @@ type (
 
 func (h *onUDS) Ready(_ int32, _ int16, now int64) { (*observer)(h).receive(now) }
 func (h *onUDP) Ready(_ int32, _ int16, now int64) { (*observer)(h).receiveUDP(now) }
-func (h *onExits) Ready(_ int32, _ int16, now int64) {
-	(*observer)(h).reapExits(now)
+func (h *onExits) Ready(int32, int16, int64) {
+	// Reported after the whole dispatch: epoll hands events back in no
+	// set order, and an agent's last frames (a dying gasp) must be read
+	// before its death is reported.
+	(*observer)(h).exitsReady = true
 }
 
 // register puts every fd the loop waits on now into the wait, each with
@@ -123,6 +126,10 @@ func (o *observer) tick(now int64) {
 		}
 	}
 	o.udp.expire(now)
+	if o.exitsReady {
+		o.exitsReady = false
+		o.reapExits(now)
+	}
 	o.reportDead(now)
 	o.raiseStalls(now)
 	if o.rec != nil {
