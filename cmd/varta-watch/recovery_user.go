@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"os"
-	"os/user"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,27 +34,27 @@ func lookupUser(spec string) (*syscall.Credential, error) {
 	if name == "" || hasGroup && group == "" {
 		return nil, &userError{what: "want USER or USER:GROUP, got " + strconv.Quote(spec)}
 	}
-	u, err := user.Lookup(name)
-	if err != nil {
-		if _, nerr := strconv.ParseUint(name, 10, 32); nerr != nil {
-			return nil, &userError{what: "no user " + strconv.Quote(name), err: err}
+	// /etc/passwd and /etc/group, read directly: os/user would bring fmt
+	// and more into a binary with a size budget, and a board's accounts
+	// live in those files (no NSS).
+	uidS, gidS, ok := dbLookup("/etc/passwd", name, 2, 3)
+	if !ok {
+		if !isNumber(name) {
+			return nil, &userError{what: "no user " + strconv.Quote(name) + " in /etc/passwd"}
 		}
-		if u, err = user.LookupId(name); err != nil {
-			u = &user.User{Uid: name, Gid: name} // a bare uid with no passwd entry
-		}
+		uidS, gidS = name, name // a bare uid with no passwd entry
 	}
-	gid := u.Gid
+	gid := gidS
 	if hasGroup {
-		g, err := user.LookupGroup(group)
-		switch {
-		case err == nil:
-			gid = g.Gid
-		case isNumber(group):
+		if g, _, ok := dbLookup("/etc/group", group, 2, 2); ok {
+			gid = g
+		} else if isNumber(group) {
 			gid = group
-		default:
-			return nil, &userError{what: "no group " + strconv.Quote(group), err: err}
+		} else {
+			return nil, &userError{what: "no group " + strconv.Quote(group) + " in /etc/group"}
 		}
 	}
+	u := struct{ Uid string }{uidS}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	g, err2 := strconv.ParseUint(gid, 10, 32)
 	if err := errors.Join(err1, err2); err != nil {
@@ -71,4 +70,20 @@ func lookupUser(spec string) (*syscall.Credential, error) {
 func isNumber(s string) bool {
 	_, err := strconv.ParseUint(s, 10, 32)
 	return err == nil
+}
+
+// dbLookup finds the line of file (passwd or group format: name:x:...)
+// whose first field is name, and returns its fields a and b.
+func dbLookup(file, name string, a, b int) (string, string, bool) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return "", "", false
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Split(line, ":")
+		if len(f) > max(a, b) && f[0] == name {
+			return f[a], f[b], true
+		}
+	}
+	return "", "", false
 }
