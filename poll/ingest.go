@@ -243,17 +243,17 @@ func (o *observer) raiseStalls(now int64) {
 		o.c.Stalls++
 		o.events.Stall(now, ev.Pid, ev.Nonce)
 		if ev.Gone {
-			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), name(&ev.Slot), num("silent_ms", ev.Silence/1e6),
+			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), name(o.tr.Get(ev.ID)), num("silent_ms", ev.Silence/1e6),
 				num("last_nonce", int64(ev.Nonce)), str("process", "gone"))
 		} else {
-			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), name(&ev.Slot), num("silent_ms", ev.Silence/1e6),
+			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), name(o.tr.Get(ev.ID)), num("silent_ms", ev.Silence/1e6),
 				num("last_nonce", int64(ev.Nonce)))
 		}
 		if ev.Unverifiable {
 			o.c.Unverifiable++
 			o.log.Limited(logUnverifiable, now, "cannot tell whether a stalled agent's pid still names its process "+
 				"(reading /proc failed: out of file descriptors? raise ulimit -n / LimitNOFILE=); not recovering it",
-				num("pid", int64(ev.Pid)), name(&ev.Slot))
+				num("pid", int64(ev.Pid)), name(o.tr.Get(ev.ID)))
 			if o.rec != nil {
 				o.rec.OnUnverifiableStall(int32(ev.Pid))
 			}
