@@ -319,6 +319,14 @@ procd=$(
 	' sh "$init/varta-watch.procd" "$conf"
 ) || fail "procd start_service failed"
 mapfile -t p_cmd <<<"$procd"
+# The command may start with a small sh that sets the OOM score adjustment
+# and execs the observer (the same pid, which procd watches):
+# /bin/sh -c '...; exec "$@"' ADJ /usr/bin/varta-watch ARGS...
+if [ "${p_cmd[0]}" = /bin/sh ]; then
+	[ "${p_cmd[1]}" = -c ] && [[ "${p_cmd[2]}" == *'exec "$@"' ]] ||
+		fail "procd: a sh wrapper that does not exec the observer: ${p_cmd[*]:0:3}"
+	p_cmd=("${p_cmd[@]:4}")
+fi
 [ "${p_cmd[0]}" = /usr/bin/varta-watch ] || fail "procd: command starts with ${p_cmd[0]}"
 [ "${p_cmd[*]:1}" = "$want_args" ] || fail "procd: args '${p_cmd[*]:1}', want '$want_args'"
 runs_clean "$VARTA_BIN" "${p_cmd[@]:1}"
