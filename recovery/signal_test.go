@@ -129,7 +129,10 @@ func signalHelper(t *testing.T) {
 	// A timed-out child whose SIGKILL is refused: counted, kept, retried
 	// later rather than marked killed, and named in its Completion.
 	var done []Completion
-	m, err := New(Config{Command: shCmd(`if [ "$0" = 4243 ]; then exec sleep 5; fi; sleep 0.6`), Capacity: 2, Timeout: MinTimeout, OnComplete: collect(&done), Contain: ContainGroup})
+	// The first child lives long past its timeout (2 s against MinTimeout),
+	// so it is still running when the refused SIGKILL is looked at, however
+	// slowly the machine ticks (a 0.6 s child was once reaped first).
+	m, err := New(Config{Command: shCmd(`if [ "$0" = 4243 ]; then exec sleep 5; fi; sleep 2`), Capacity: 2, Timeout: MinTimeout, OnComplete: collect(&done), Contain: ContainGroup})
 	if err != nil {
 		t.Fatal(err)
 	}
