@@ -3,6 +3,7 @@ package poll
 import (
 	"runtime"
 
+	"github.com/varta-go/varta/poll/internal/scrape"
 	"github.com/varta-go/varta/poll/internal/sink"
 	"github.com/varta-go/varta/promtext"
 	"github.com/varta-go/varta/recovery"
@@ -13,75 +14,25 @@ import (
 // an iteration normally takes microseconds; tens of ms means trouble.
 var iterationBounds = []float64{0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5}
 
-// maxExposition bounds the /metrics body for a table of capacity pids:
-// the four per-pid rows at their widest (a 10-digit pid, 20-digit counts,
-// a float age) and the fixed families with room to spare. The response
-// buffer is made this large once, so the body never outgrows it by
-// doubling; its pages are resident only as far as a body reaches.
-func maxExposition(capacity int) int {
-	const perPid = 2*58 + 33 + 72 // beats and stalls, status, age
-	const fixed = 64 << 10
-	return capacity*perPid + fixed
-}
-
-// renderMetrics writes the whole exposition of cmd/varta-watch/README.md
-// §7 into dst. It
-// runs on the loop goroutine (promtext calls it from serve) and allocates
-// nothing once dst and the scratch slices have grown.
-func (o *observer) renderMetrics(dst []byte) []byte {
-	e := &o.enc
-	e.Reset(dst)
-	o.renderPids(e)
+// streamMetrics writes the next piece of the exposition of
+// cmd/varta-watch/README.md §7 (promtext.Config.Stream): the per-pid
+// families a piece at a time (scrape.Pids), then the fixed ones in a piece
+// of their own. It runs on the loop goroutine and allocates nothing.
+func (o *observer) streamMetrics(e *promtext.Encoder, c *promtext.Cursor) bool {
+	if !scrape.Pids(e, c, o.tr, o.paths, o.clock.now()) {
+		return false
+	}
 	o.renderHealth(e)
 	o.renderRecovery(e)
 	o.renderSelf(e)
 	o.renderOps(e)
-	return e.Bytes()
+	return true
 }
 
-// renderPids emits the per-pid families, every tracked pid sorted
-// numerically; evicted and retired pids are simply no longer in the table.
-// The pid order is computed once, as slot ids, and each family walks it.
-func (o *observer) renderPids(e *promtext.Encoder) {
-	o.sorted = o.tr.AppendSorted(o.sorted[:0])
-	now := o.clock.now()
-	e.Family("varta_beats_total", "Heartbeat frames accepted from this pid.", promtext.TypeCounter)
-	for _, id := range o.sorted {
-		s := o.tr.Get(id)
-		e.LabelUint("pid", uint64(s.Pid))
-		e.Uint(s.Beats)
-	}
-	e.Family("varta_stalls_total", "Stalls raised for this pid.", promtext.TypeCounter)
-	for _, id := range o.sorted {
-		s := o.tr.Get(id)
-		e.LabelUint("pid", uint64(s.Pid))
-		e.Uint(s.Stalls)
-	}
-	e.Family("varta_status", "Current status: 0 ok, 1 degraded, 2 critical, 3 stall.", promtext.TypeGauge)
-	for _, id := range o.sorted {
-		s := o.tr.Get(id)
-		e.LabelUint("pid", uint64(s.Pid))
-		e.Uint(uint64(s.Effective()))
-	}
-	e.Family("varta_last_beat_age_seconds", "Seconds since this pid's last accepted beat.", promtext.TypeGauge)
-	for _, id := range o.sorted {
-		s := o.tr.Get(id)
-		e.LabelUint("pid", uint64(s.Pid))
-		e.Float(float64(now-s.LastArrival) / 1e9)
-	}
-	e.Family("varta_agent_info", "Who each tracked pid is: its process name and program as the kernel shows them (bytes the agent chose), and the transport; always 1.", promtext.TypeGauge)
-	for _, id := range o.sorted {
-		s := o.tr.Get(id)
-		e.LabelUint("pid", uint64(s.Pid))
-		e.LabelBytes("name", s.NameBytes())
-		exe := o.paths.Get(s.Exe)
-		if exe == nil {
-			exe = s.NameBytes() // an unreadable program path falls back to the name
-		}
-		e.LabelBytes("exe", exe)
-		e.Label("origin", s.Origin.String())
-		e.Uint(1)
-	}
+// renderMetrics appends the whole exposition to dst, as a scrape streams
+// it, for tests and benchmarks.
+func (o *observer) renderMetrics(dst []byte) []byte {
+	return promtext.RenderStream(dst, &o.enc, &o.cursor, promtext.DefaultStreamChunk, o.streamMetrics)
 }
 
 func counter(e *promtext.Encoder, name, help string, v uint64) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/varta-go/varta/poll/internal/track"
+	"github.com/varta-go/varta/promtext"
 	"github.com/varta-go/varta/vlp"
 )
 
@@ -198,4 +199,34 @@ func BenchmarkRenderMetrics4096Pids(b *testing.B) {
 		o.render = o.renderMetrics(o.render[:0])
 	}
 	renderSink = o.render
+}
+
+// TestMetricsPiecesFit: every piece of a streamed scrape of a full table
+// fits its fixed buffer (a piece that outgrew it would be copied into a
+// larger one, resident from then on), and the fixed families, which go out
+// whole in the last piece, leave half of it free for families to come.
+func TestMetricsPiecesFit(t *testing.T) {
+	o := metricsTestFull(t)
+	buf := make([]byte, promtext.DefaultStreamChunk)
+	var e promtext.Encoder
+	c := promtext.Cursor{Keys: make([]uint64, 0, o.tr.Capacity())}
+	var last, pieces int
+	for done := false; !done; pieces++ {
+		if pieces == 0 {
+			e.Reset(buf[:0])
+		} else {
+			e.Continue(buf[:0])
+		}
+		done = o.streamMetrics(&e, &c)
+		if b := e.Bytes(); len(b) == 0 || &b[0] != &buf[0] {
+			t.Fatalf("piece %d: %d bytes, not in the piece's buffer", pieces, len(b))
+		}
+		last = len(e.Bytes())
+	}
+	if e.Err() != nil {
+		t.Fatalf("encoder misuse: %v", e.Err())
+	}
+	if pieces < 10 || last > len(buf)/2 {
+		t.Errorf("%d pieces, the fixed families' is %d bytes: want many pieces and at most %d", pieces, last, len(buf)/2)
+	}
 }

@@ -70,7 +70,7 @@ type observer struct {
 	lastLoopWall int64               // wall-clock ns of the same, for the metrics timestamp
 	render       []byte              // metrics exposition buffer, reused
 	enc          promtext.Encoder
-	sorted       []track.SlotID  // scratch for per-pid metrics in pid order
+	cursor       promtext.Cursor // renderMetrics's place in the exposition
 	dead         []track.SlotID  // scratch for the exit watch's reports
 	exe          [256]byte       // scratch for an agent's program path
 	paths        *track.Paths    // the agents' program paths, interned
@@ -100,7 +100,6 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		tc.StartTime = procStart
 	}
 	o.tr = track.NewTracker(tc)
-	o.sorted = make([]track.SlotID, 0, cfg.TrackerCapacity)
 	o.paths = track.NewPaths(maxPrograms, maxProgramBytes)
 	o.dead = make([]track.SlotID, 0, exitwatch.EventsPerWait)
 	if o.iterHist, err = promtext.NewHistogram(iterationBounds); err != nil {
@@ -136,7 +135,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	}
 	if cfg.Metrics != nil {
 		if o.prom, err = scrape.New(scrape.Config{Addr: cfg.Metrics.Addr, Token: cfg.Metrics.Token,
-			Render: o.renderMetrics, Alive: o.alive, MaxBody: maxExposition(cfg.TrackerCapacity)}); err != nil {
+			Stream: o.streamMetrics, StreamKeys: cfg.TrackerCapacity, Alive: o.alive}); err != nil {
 			return nil, err
 		}
 	}

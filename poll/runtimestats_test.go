@@ -23,7 +23,7 @@ func renderObserver(tb testing.TB, n int) *observer {
 		clock: newClock(ClockMonotonic)}
 	o.start = o.clock.now()
 	o.tr = track.NewTracker(track.TrackerConfig{Capacity: n, Threshold: int64(time.Hour)})
-	o.sorted = make([]track.SlotID, 0, n)
+	o.cursor.Keys = make([]uint64, 0, n)
 	var err error
 	if o.iterHist, err = promtext.NewHistogram(iterationBounds); err != nil {
 		tb.Fatal(err)

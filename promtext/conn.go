@@ -18,6 +18,12 @@ type Conn struct {
 	head     []byte
 	buf      []byte // headerRoom bytes, then the body; reused, grown to the largest response
 	out      []byte // the part of buf still to write
+	// A streamed /metrics body (Config.Stream): buf holds one piece at a
+	// time, rendered by enc from where cur stands once out is written.
+	enc       Encoder
+	cur       Cursor
+	streaming bool // more pieces follow out
+	chunked   bool // pieces are framed as HTTP/1.1 chunks
 }
 
 // FD returns the fd given to Accept, or -1 for a free slot.
@@ -87,6 +93,9 @@ func (c *Conn) Wrote(n int) {
 		return
 	}
 	c.out = c.out[min(n, len(c.out)):]
+	if len(c.out) == 0 && c.streaming {
+		c.out = c.nextPiece(false)
+	}
 	if len(c.out) == 0 {
 		c.state = WantClose
 	}
@@ -98,6 +107,9 @@ func (s *Server) respond(c *Conn, r *request, now int64) {
 	body := c.buf[headerRoom:headerRoom]
 	ctype := "text/plain; charset=utf-8"
 	switch {
+	case status == 200 && r.route == routeMetrics && s.cfg.Stream != nil:
+		s.startStream(c, r, now)
+		return
 	case status == 200 && r.route == routeMetrics:
 		if len(c.buf) < headerRoom+s.cfg.MaxBody {
 			c.buf = make([]byte, headerRoom+s.cfg.MaxBody)
@@ -168,6 +180,8 @@ func (s *Server) authorized(r *request) bool {
 	return subtle.ConstantTimeCompare(sum[:], s.token[:]) == 1
 }
 
+// appendHeader writes the status line and headers of a response whose body
+// is n bytes long, or bodyChunked or bodyToClose.
 func appendHeader(dst []byte, status int, ctype string, n int) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
@@ -175,8 +189,13 @@ func appendHeader(dst []byte, status int, ctype string, n int) []byte {
 	dst = append(dst, statusText(status)...)
 	dst = append(dst, "\r\nContent-Type: "...)
 	dst = append(dst, ctype...)
-	dst = append(dst, "\r\nContent-Length: "...)
-	dst = strconv.AppendInt(dst, int64(n), 10)
+	switch {
+	case n >= 0:
+		dst = append(dst, "\r\nContent-Length: "...)
+		dst = strconv.AppendInt(dst, int64(n), 10)
+	case n == bodyChunked:
+		dst = append(dst, "\r\nTransfer-Encoding: chunked"...)
+	}
 	dst = append(dst, "\r\nConnection: close\r\n"...)
 	switch status {
 	case 401:

@@ -51,8 +51,40 @@ func (e *Encoder) Reset(dst []byte) {
 	*e = Encoder{buf: dst[:0], begun: e.begun[:0], scratch: e.scratch[:0]}
 }
 
-// Bytes returns the exposition written since Reset. It aliases the buffer
-// the Encoder appends to.
+// Continue starts the next piece of the same exposition in dst[:0], for a
+// body sent in pieces (Config.Stream): the families begun so far and the
+// first misuse are kept, so Err and the duplicate check cover the whole
+// body; the family being written is not, so a piece that goes on with its
+// rows starts with Resume.
+func (e *Encoder) Continue(dst []byte) {
+	e.buf, e.name, e.open = dst[:0], "", false
+}
+
+// Resume goes on with the rows of family name, begun in an earlier piece,
+// without writing its HELP and TYPE lines again. A family not begun since
+// Reset is ErrSequence.
+func (e *Encoder) Resume(name string, t Type) {
+	if e.open {
+		e.buf, e.open = e.buf[:e.row], false
+		e.fail(ErrSequence)
+	}
+	found := false
+	for _, b := range e.begun {
+		found = found || b == name
+	}
+	if !found {
+		e.fail(ErrSequence)
+	}
+	e.name, e.typ = name, t
+}
+
+// Room is how many bytes fit in the buffer before an append would have to
+// grow it: a renderer writing into a fixed piece stops adding rows when
+// the next one may not fit.
+func (e *Encoder) Room() int { return cap(e.buf) - len(e.buf) }
+
+// Bytes returns the exposition written since Reset (or, for a piece, since
+// Continue). It aliases the buffer the Encoder appends to.
 func (e *Encoder) Bytes() []byte { return e.buf }
 
 // Err returns the first misuse since Reset, or nil: ErrBadName,

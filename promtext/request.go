@@ -18,6 +18,7 @@ type request struct {
 	method  int // methodGet, methodHead or methodOther
 	route   route
 	hasAuth bool   // an Authorization header was present
+	http10  bool   // an HTTP/1.0 request: its client may not know chunked bodies
 	auth    []byte // its value, trimmed
 }
 
@@ -97,6 +98,7 @@ func (r *request) parseRequestLine(line []byte) int {
 	if st := versionStatus(version); st != 0 {
 		return st
 	}
+	r.http10 = version[7] == '0'
 	switch string(method) {
 	case "GET":
 		r.method = methodGet

@@ -13,15 +13,16 @@ const (
 	DefaultReadTimeout  = 2 * time.Second
 	DefaultWriteTimeout = 10 * time.Second
 	DefaultWriteChunk   = 64 << 10
+	DefaultStreamChunk  = 32 << 10
 )
 
 var (
 	// ErrFull is returned by Server.Accept when every slot is busy; the
 	// caller closes the new fd.
 	ErrFull = errors.New("promtext: every connection slot is busy")
-	// ErrConfig is returned by NewServer for a nil Render or a negative
-	// limit.
-	ErrConfig = errors.New("promtext: invalid server config: Render is nil or a limit is negative")
+	// ErrConfig is returned by NewServer for neither Render nor Stream,
+	// or a negative limit.
+	ErrConfig = errors.New("promtext: invalid server config: neither Render nor Stream is set, or a limit is negative")
 )
 
 // Config configures a Server. Zero limits take the Default values.
@@ -29,6 +30,20 @@ type Config struct {
 	// Render appends the /metrics body to dst and returns it. Handing back
 	// an extension of dst lets the response be written without a copy.
 	Render func(dst []byte) []byte
+	// Stream, when set, serves /metrics in pieces instead of Render, so
+	// that a connection's buffer holds one piece (StreamChunk bytes) and
+	// never the whole body. It is called with e set to the next piece
+	// (e.Room() is the space left in it) and the connection's cursor, zero
+	// but for Keys at the start of a body; it writes rows while they fit,
+	// records where it stopped in c, and reports true once the body is
+	// complete. Each call must write something or finish: a piece left
+	// empty twice in a row ends the body. The body goes out with chunked
+	// transfer coding (HTTP/1.0: delimited by the connection's close).
+	Stream func(e *Encoder, c *Cursor) (done bool)
+	// StreamChunk is the size of a streamed piece; StreamKeys the capacity
+	// of each connection's Cursor.Keys, allocated with its first piece.
+	StreamChunk int
+	StreamKeys  int
 	// Alive answers /healthz: true gives 200 "ok", false 503. Nil means
 	// always alive.
 	Alive func() bool
@@ -113,8 +128,8 @@ type Server struct {
 
 // NewServer allocates every slot and request buffer of cfg.
 func NewServer(cfg Config) (*Server, error) {
-	if cfg.Render == nil || cfg.Conns < 0 || cfg.MaxHead < 0 || cfg.MaxBody < 0 || cfg.ReadTimeout < 0 ||
-		cfg.WriteTimeout < 0 || cfg.WriteChunk < 0 {
+	if cfg.Render == nil && cfg.Stream == nil || cfg.Conns < 0 || cfg.MaxHead < 0 || cfg.MaxBody < 0 ||
+		cfg.ReadTimeout < 0 || cfg.WriteTimeout < 0 || cfg.WriteChunk < 0 || cfg.StreamChunk < 0 || cfg.StreamKeys < 0 {
 		return nil, ErrConfig
 	}
 	cfg.Conns = orDefault(cfg.Conns, DefaultConns)
@@ -122,6 +137,7 @@ func NewServer(cfg Config) (*Server, error) {
 	cfg.ReadTimeout = orDefault(cfg.ReadTimeout, DefaultReadTimeout)
 	cfg.WriteTimeout = orDefault(cfg.WriteTimeout, DefaultWriteTimeout)
 	cfg.WriteChunk = orDefault(cfg.WriteChunk, DefaultWriteChunk)
+	cfg.StreamChunk = orDefault(cfg.StreamChunk, DefaultStreamChunk)
 
 	s := &Server{cfg: cfg, conns: make([]Conn, cfg.Conns), free: make([]int32, cfg.Conns)}
 	if len(cfg.Token) > 0 {
@@ -170,7 +186,7 @@ func (s *Server) Accept(fd int, now int64) (*Conn, error) {
 	c := &s.conns[s.free[n-1]]
 	s.free = s.free[:n-1]
 	c.fd, c.state, c.status = fd, WantRead, 0
-	c.head, c.out = c.head[:0], nil
+	c.head, c.out, c.streaming = c.head[:0], nil, false
 	c.deadline = now + int64(s.cfg.ReadTimeout)
 	return c, nil
 }

@@ -63,8 +63,8 @@ func httpRequest(method, path, token string) string {
 
 // rawHTTP sends req unchanged and reads until the observer closes the
 // connection (every response says Connection: close), checking the
-// framing: status line, headers, and a body as long as Content-Length
-// (none for HEAD).
+// framing: status line, headers, and a body as long as Content-Length, or
+// chunked and complete (a streamed /metrics), none for HEAD.
 func rawHTTP(t testing.TB, addr, req string) httpResult {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
@@ -98,12 +98,46 @@ func rawHTTP(t testing.TB, addr, req string) httpResult {
 		}
 		r.header[strings.ToLower(k)] = v
 	}
-	n, err := strconv.Atoi(r.header["content-length"])
 	head := strings.HasPrefix(req, "HEAD ")
+	if r.header["transfer-encoding"] == "chunked" {
+		if _, ok := r.header["content-length"]; ok {
+			t.Errorf("both Content-Length and chunked in %q", top)
+		}
+		if !head {
+			r.body = dechunk(t, body)
+		} else if body != "" {
+			t.Errorf("HEAD answered with a body: %q", body)
+		}
+		return r
+	}
+	n, err := strconv.Atoi(r.header["content-length"])
 	if err != nil || !head && n != len(body) || head && body != "" {
 		t.Errorf("Content-Length %q with a %d-byte body (HEAD %v)", r.header["content-length"], len(body), head)
 	}
 	return r
+}
+
+// dechunk undoes HTTP/1.1 chunked coding, strictly: every chunk's size
+// line, data and CRLF, then the last chunk and nothing after it, so a body
+// cut short fails.
+func dechunk(t testing.TB, b string) string {
+	t.Helper()
+	var out strings.Builder
+	for {
+		line, rest, ok := strings.Cut(b, "\r\n")
+		n, err := strconv.ParseUint(line, 16, 32)
+		if !ok || err != nil || uint64(len(rest)) < n+2 || rest[n:n+2] != "\r\n" {
+			t.Fatalf("bad chunk at %.40q (after %d body bytes)", b, out.Len())
+		}
+		if n == 0 {
+			if rest != "\r\n" {
+				t.Fatalf("after the last chunk: %.40q, want a CRLF alone", rest)
+			}
+			return out.String()
+		}
+		out.WriteString(rest[:n])
+		b = rest[n+2:]
+	}
 }
 
 // requestLine is the first line of a request, for messages.

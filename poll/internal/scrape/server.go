@@ -60,15 +60,20 @@ type Config struct {
 	Addr   string              // IP:PORT, IPv4 or [IPv6]
 	Token  []byte              // bearer token; nil means none
 	Render func([]byte) []byte // appends the exposition
-	Alive  func() bool         // /healthz
+	// Stream, when set, renders the exposition a piece at a time instead
+	// (promtext.Config.Stream), with StreamKeys of cursor room per
+	// connection; Pids writes the per-pid families that way.
+	Stream     func(*promtext.Encoder, *promtext.Cursor) bool
+	StreamKeys int
+	Alive      func() bool // /healthz
 	// MaxBody bounds the exposition's size (see promtext.Config.MaxBody).
 	MaxBody int
 }
 
 // New binds the listener and prepares the connection slots.
 func New(cfg Config) (*Server, error) {
-	srv, err := promtext.NewServer(promtext.Config{Render: cfg.Render, Alive: cfg.Alive, Token: cfg.Token,
-		MaxBody: cfg.MaxBody})
+	srv, err := promtext.NewServer(promtext.Config{Render: cfg.Render, Stream: cfg.Stream, StreamKeys: cfg.StreamKeys,
+		Alive: cfg.Alive, Token: cfg.Token, MaxBody: cfg.MaxBody})
 	if err != nil {
 		return nil, err
 	}

@@ -258,8 +258,7 @@ type Tracker struct {
 	startTime func(uint32) (uint64, Proc)
 	pidRate   uint32
 	global    TokenBucket
-	clock     int64    // latest time seen; time never runs backwards inside
-	sortKeys  []uint64 // EachSorted scratch: pid<<32 | slot index
+	clock     int64 // latest time seen; time never runs backwards inside
 }
 
 // NewTracker allocates a tracker. It panics on a capacity outside
@@ -283,7 +282,6 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 		policy:    cfg.Policy,
 		startTime: cfg.StartTime,
 		pidRate:   cfg.MaxBeatRate,
-		sortKeys:  make([]uint64, 0, cfg.Capacity),
 	}
 	if t.evictAge/EvictionFactor != cfg.Threshold { // a threshold of centuries
 		t.evictAge = 1<<63 - 1
@@ -341,21 +339,30 @@ func (t *Tracker) Each(fn func(s *Slot)) {
 	}
 }
 
-// AppendSorted appends the id of every tracked slot to dst in increasing
-// pid order, as metrics exposition wants, sorting a preallocated scratch
-// array: no allocation when dst has room for Len ids.
-func (t *Tracker) AppendSorted(dst []SlotID) []SlotID {
-	keys := t.sortKeys[:0]
+// AppendSortedKeys appends a key for every tracked slot to dst, in
+// increasing pid order as metrics exposition wants: pid<<32 | slot id, a
+// snapshot of the table that AtKey reads back. No allocation when dst has
+// room for Len keys.
+func (t *Tracker) AppendSortedKeys(dst []uint64) []uint64 {
+	n := len(dst)
 	for _, l := range [2]*ring.List{&t.armed, &t.stalled} {
 		for i := l.Front(); i >= 0; i = t.links.Next(i) {
-			keys = append(keys, uint64(t.slots[i].Pid)<<32|uint64(i))
+			dst = append(dst, uint64(t.slots[i].Pid)<<32|uint64(i))
 		}
 	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		dst = append(dst, SlotID(int32(uint32(k))))
-	}
+	slices.Sort(dst[n:])
 	return dst
+}
+
+// AtKey returns the slot a key of AppendSortedKeys names if that slot
+// still holds the key's pid, else nil: the pid has left the table since
+// the snapshot (a freed slot has Pid 0) or its slot went to another pid.
+func (t *Tracker) AtKey(k uint64) *Slot {
+	s := &t.slots[int32(uint32(k))]
+	if s.Pid != uint32(k>>32) {
+		return nil
+	}
+	return s
 }
 
 // GlobalBucket returns the global rate-limit bucket, for metrics and tests.
