@@ -25,6 +25,13 @@
 // it again) and closes it when a Conn says WantClose. The doc comment of
 // Server shows the calls in order.
 //
+// With Config.Stream the /metrics body is rendered a piece at a time, the
+// next piece once the last is written, into a fixed buffer per connection,
+// and sent with chunked transfer coding (to HTTP/1.0 clients, delimited by
+// the connection's close): memory for a scrape is one piece, whatever the
+// size of the exposition. Encoder.Continue and Resume carry a family across
+// pieces; a Cursor per connection holds the renderer's place.
+//
 // # Allocation contract
 //
 // Nothing allocates once warm. An Encoder writes into the buffer given to
@@ -32,7 +39,8 @@
 // far; a caller that passes the same buffer back each time renders with zero
 // allocations. Histogram.Observe never allocates. NewServer allocates every
 // request buffer up front; a slot's response buffer grows to the largest
-// response it has sent and is then reused, and free slots are handed out
+// response it has sent (a streamed one: to one piece, and its cursor's
+// Keys to Config.StreamKeys, on its first /metrics) and is then reused, and free slots are handed out
 // most recently used first so that, with one scraper, one buffer stays warm.
 //
 // # Concurrency
