@@ -53,6 +53,7 @@ type Config struct {
 	// ExportUpstreamKinds writes only the Rust observer's seven event
 	// kinds (no exit lines).
 	ExportUpstreamKinds bool
+	ExportWallTime      bool // the event file's first column in Unix-epoch ns (--export-time wall)
 
 	ShutdownGrace time.Duration // time to kill and reap children at exit
 	ShutdownAfter time.Duration // exit cleanly after this long; 0 = never

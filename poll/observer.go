@@ -116,6 +116,9 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		}
 		o.events.SetSyncEvery(cfg.ExportSyncEvery)
 		o.events.SetUpstreamKinds(cfg.ExportUpstreamKinds)
+		if cfg.ExportWallTime {
+			o.events.SetWallTime(o.startWall.UnixNano())
+		}
 	}
 	if cfg.Recovery != nil {
 		rc := *cfg.Recovery

@@ -81,6 +81,7 @@ type settings struct {
 	auditSyncNum   *num
 	exportSyncNum  *num
 	exportKinds    string
+	exportTime     string
 	promAddr       string
 	promToken      string
 	version        bool
@@ -159,6 +160,8 @@ func (s *settings) check() error {
 		return bad("export-file-sync-every", "cannot sync standard output (--export-file -); give a file path or drop it")
 	case s.exportKinds != "all" && s.exportKinds != "upstream":
 		return bad("export-kinds", "want all or upstream, got "+strconv.Quote(s.exportKinds))
+	case s.exportTime != "observer" && s.exportTime != "wall":
+		return bad("export-time", "want observer or wall, got "+strconv.Quote(s.exportTime))
 	case s.auditMaxBytes > 0 && s.auditMaxBytes < recovery.MinAuditMaxBytes:
 		return bad("recovery-audit-max-bytes", "want 0 (no rotation) or at least "+strconv.Itoa(recovery.MinAuditMaxBytes)+
 			" bytes, got "+strconv.FormatInt(s.auditMaxBytes, 10))
@@ -200,6 +203,7 @@ func (s *settings) check() error {
 		return bad("log-timestamps", "want auto, on or off, got "+strconv.Quote(s.logTime))
 	}
 	c.ExportUpstreamKinds = s.exportKinds == "upstream"
+	c.ExportWallTime = s.exportTime == "wall"
 	if c.AllowUIDs, err = parseUIDs(s.uids); err != nil {
 		return badErr("allow-uid", err)
 	}
