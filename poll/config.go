@@ -154,5 +154,7 @@ var (
 	ListenUDS         = listen.ListenUDS
 	NewReceiver       = listen.NewReceiver
 	OpenLogOutput     = sink.OpenLogOutput
+	OpenSyslog        = sink.OpenSyslog
+	SyslogPath        = sink.SyslogPath
 	SystemdWatchdog   = ops.SystemdWatchdog
 )

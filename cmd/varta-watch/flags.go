@@ -91,6 +91,8 @@ type settings struct {
 	uids       string
 	clock      string
 	logTime    string      // --log-timestamps
+	logSyslog  bool        // --log-syslog
+	syslogPath string      // --log-syslog-path
 	udp        udpSettings // flags_udp.go
 	ops        opsFlags    // flags_ops.go
 }
@@ -195,7 +197,7 @@ func (s *settings) check() error {
 	}
 	switch s.logTime {
 	case "auto":
-		c.LogTimestamps = !stderrIsJournal()
+		c.LogTimestamps = !stderrIsJournal() && !s.logSyslog // the journal and syslogd stamp their own
 	case "on":
 		c.LogTimestamps = true
 	case "off":

@@ -163,7 +163,11 @@ func flagTable(s *settings) []flagDef {
 		{name: "clock-source", arg: "monotonic|boottime", grp: grpSocket, v: strDef(&s.clock, "monotonic"),
 			help: "boottime counts suspend as silence\n(default {def})"},
 		{name: "log-timestamps", arg: "auto|on|off", grp: grpSocket, v: strDef(&s.logTime, "auto"),
-			help: "start log lines with the UTC time; auto:\non unless standard error is the journal,\nwhich stamps its own (default {def})"},
+			help: "start log lines with the UTC time; auto:\non unless standard error is the journal\nor --log-syslog, which stamp their own\n(default {def})"},
+		{name: "log-syslog", grp: grpSocket, b: &s.logSyslog,
+			help: "send log lines to the syslog daemon\n(--log-syslog-path) instead of standard\nerror"},
+		{name: "log-syslog-path", arg: "PATH", grp: grpSocket, v: strDef(&s.syslogPath, poll.SyslogPath),
+			help: "the syslog daemon's socket (default {def})"},
 		{name: "allow-parent-beats", grp: grpSocket, b: &o.allowParent,
 			help: "accept frames for the sender's parent pid\n(varta-beat --parent in a shell loop)"},
 
