@@ -116,6 +116,8 @@ type OpsConfig struct {
 	HeartbeatFile string
 	// OnExit is what to do when a kernel-attested agent dies (--on-exit).
 	OnExit ExitPolicy
+	// StateFile keeps the tracked agents across restarts (--state-file). "" off.
+	StateFile string
 	// AllowParentBeats admits frames whose pid is the parent of the
 	// kernel-reported sender (--allow-parent-beats; see ingest.go).
 	AllowParentBeats bool

@@ -12,6 +12,7 @@ import (
 	"github.com/varta-go/varta/poll/internal/recoverylog"
 	"github.com/varta-go/varta/poll/internal/scrape"
 	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/poll/internal/statefile"
 	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/poll/internal/wait"
 	"github.com/varta-go/varta/promtext"
@@ -52,6 +53,7 @@ type observer struct {
 	prom         *scrape.Server    // nil without --prom-addr
 	udp          *udpListener      // nil without --udp-addr
 	exits        *exitwatch.Watch  // nil with --on-exit ignore or without /proc
+	state        *statefile.Saver  // nil without --state-file
 	ops          *ops.Ops
 	notify       *ops.Notifier
 	sig          *signals

@@ -265,6 +265,8 @@ func flagTable(s *settings) []flagDef {
 			help: "open a watchdog device, kick it every\nsecond, magic-close it on a clean exit"},
 		{name: "heartbeat-file", arg: "PATH", grp: grpLife, v: strDef(&o.heartbeat, ""),
 			help: "rewrite \"<loops> <ns>\" atomically, at most\nevery 100 ms (put it on a tmpfs)"},
+		{name: "state-file", arg: "PATH", grp: grpLife, v: strDef(&o.stateFile, ""),
+			help: "remember tracked agents across restarts\n(this boot only; put it on a tmpfs)"},
 		{name: "version", grp: grpLife, b: &s.version,
 			help: "print version and exit"},
 	}
