@@ -53,6 +53,7 @@ type Config struct {
 	// ExportUpstreamKinds writes only the Rust observer's seven event
 	// kinds (no exit lines).
 	ExportUpstreamKinds bool
+	ExportWallTime      bool // the event file's first column in Unix-epoch ns (--export-time wall)
 
 	ShutdownGrace time.Duration // time to kill and reap children at exit
 	ShutdownAfter time.Duration // exit cleanly after this long; 0 = never
@@ -115,6 +116,8 @@ type OpsConfig struct {
 	HeartbeatFile string
 	// OnExit is what to do when a kernel-attested agent dies (--on-exit).
 	OnExit ExitPolicy
+	// StateFile keeps the tracked agents across restarts (--state-file). "" off.
+	StateFile string
 	// AllowParentBeats admits frames whose pid is the parent of the
 	// kernel-reported sender (--allow-parent-beats; see ingest.go).
 	AllowParentBeats bool
@@ -153,5 +156,7 @@ var (
 	ListenUDS         = listen.ListenUDS
 	NewReceiver       = listen.NewReceiver
 	OpenLogOutput     = sink.OpenLogOutput
+	OpenSyslog        = sink.OpenSyslog
+	SyslogPath        = sink.SyslogPath
 	SystemdWatchdog   = ops.SystemdWatchdog
 )

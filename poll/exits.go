@@ -6,6 +6,7 @@ import (
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/poll/internal/statefile"
 	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/recovery"
 	"github.com/varta-go/varta/vlp"
@@ -136,4 +137,36 @@ func yesNo(b bool) string {
 		return "yes"
 	}
 	return "no"
+}
+
+// restoreState reads --state-file back: agents still alive as the same
+// process are tracked on (with their exit watch), those that died while
+// the observer was stopped are reported (statefile.Replay).
+func (o *observer) restoreState() {
+	var st *statefile.File
+	if o.cfg.Ops.StateFile == "" {
+		return
+	}
+	if o.state, st = statefile.Open(o.cfg.Ops.StateFile, o.cfg.TrackerCapacity, o.log); st == nil {
+		return
+	}
+	now := o.clock.now()
+	statefile.Replay(st, statefile.Env{Tracker: o.tr, Paths: o.paths, Events: o.events, Log: o.log, Now: now, Proc: procStart,
+		Tracked: func(ob *track.Observation, f *vlp.Frame) { o.exitObserved(ob, f, track.OriginUDS, now) },
+		Exited: func(a *statefile.Agent, gone bool) {
+			// --on-exit recover, as for an exit seen live; never against a
+			// pid another process holds now, nor again after a stall.
+			if o.cfg.Ops.OnExit == ExitRecover && o.rec != nil && gone && !a.Stalled {
+				o.exited = track.Slot{Pid: a.Pid, LastArrival: now}
+				o.exited.SetName(a.Name)
+				o.rec.OnStall(int32(a.Pid), a.Start, true, now)
+			}
+		}})
+}
+
+// saveState writes --state-file (at most once a second, and at shutdown).
+func (o *observer) saveState(now int64) {
+	if err := o.state.Save(now, o.tr, o.paths); err != nil {
+		o.log.Limited(logState, now, "cannot write the state file", sink.Err(err))
+	}
 }

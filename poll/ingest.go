@@ -178,6 +178,7 @@ func (o *observer) track(f vlp.Frame, origin track.Origin, now int64) {
 		}
 		if ob.Resumed {
 			o.c.Recovered++
+			o.events.Recovered(now, f.Pid, f.Nonce, f.Status, ob.Silent/1e6)
 			o.log.Info("agent beats again after its stall", num("pid", int64(f.Pid)), name(s), num("silent_ms", ob.Silent/1e6))
 		}
 		o.exitObserved(&ob, &f, origin, now)

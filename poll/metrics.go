@@ -4,7 +4,6 @@ import (
 	"runtime"
 
 	"github.com/varta-go/varta/poll/internal/scrape"
-	"github.com/varta-go/varta/poll/internal/sink"
 	"github.com/varta-go/varta/promtext"
 	"github.com/varta-go/varta/recovery"
 	"github.com/varta-go/varta/vlp"
@@ -77,10 +76,10 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 	counter(e, "varta_unsolicited_fds_closed_total", "File descriptors sent to the observer and closed unread.", c.ClosedFds)
 	o.renderUDP(e)
 	var logDropped uint64
-	if l, ok := o.cfg.Log.(*sink.LogOutput); ok {
+	if l, ok := o.cfg.Log.(interface{ Dropped() uint64 }); ok {
 		logDropped = l.Dropped()
 	}
-	counter(e, "varta_log_lines_dropped_total", "Log lines dropped because standard error had no room (its reader is behind).", logDropped)
+	counter(e, "varta_log_lines_dropped_total", "Log lines dropped because standard error (or the syslog daemon) had no room.", logDropped)
 	if o.events != nil {
 		counter(e, "varta_event_file_dropped_total", "Event lines lost because the event file could not be written.", o.events.Dropped())
 	}

@@ -1,10 +1,7 @@
 package poll
 
 import (
-	"bytes"
 	"errors"
-	"strconv"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -12,8 +9,10 @@ import (
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/ops"
+	"github.com/varta-go/varta/poll/internal/recoverylog"
 	"github.com/varta-go/varta/poll/internal/scrape"
 	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/poll/internal/statefile"
 	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/poll/internal/wait"
 	"github.com/varta-go/varta/promtext"
@@ -54,6 +53,7 @@ type observer struct {
 	prom         *scrape.Server    // nil without --prom-addr
 	udp          *udpListener      // nil without --udp-addr
 	exits        *exitwatch.Watch  // nil with --on-exit ignore or without /proc
+	state        *statefile.Saver  // nil without --state-file
 	ops          *ops.Ops
 	notify       *ops.Notifier
 	sig          *signals
@@ -117,6 +117,9 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		}
 		o.events.SetSyncEvery(cfg.ExportSyncEvery)
 		o.events.SetUpstreamKinds(cfg.ExportUpstreamKinds)
+		if cfg.ExportWallTime {
+			o.events.SetWallTime(o.startWall.UnixNano())
+		}
 	}
 	if cfg.Recovery != nil {
 		rc := *cfg.Recovery
@@ -125,7 +128,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		if o.rec, err = recovery.New(rc); err != nil {
 			return nil, err
 		}
-		o.logAuditOpen()
+		recoverylog.AuditOpened(o.log, cfg.Recovery.AuditFile, o.rec.AuditOpened())
 		mode, why := o.rec.Containment()
 		fs := []sink.Field{str("containment", mode.String()), num("max_concurrent", int64(o.rec.MaxConcurrent()))}
 		if why != nil {
@@ -224,124 +227,36 @@ func str(k, v string) sink.Field       { return sink.Str(k, v) }
 func num(k string, v int64) sink.Field { return sink.Num(k, v) }
 
 // recoveryDone is called by recovery, on the loop goroutine, for every
-// child that ended. Every end but a clean exit 0 gets a log line: how it
-// ended, and the first line of its output when output is captured, so a
-// command that exits 127 (not found) or 2 (usage), or hangs until killed,
-// is seen.
+// child that ended; recoverylog.Ended says which endings get a log line.
 func (o *observer) recoveryDone(c *recovery.Completion) {
 	o.recHist.Observe(c.Duration.Seconds())
 	if c.SignalErr != nil {
 		o.log.Limited(logRecovery, o.clock.now(), "could not signal a recovery command's process group; it may outlive its timeout",
 			num("agent", int64(c.Agent)), num("child", int64(c.Child)), sink.Err(c.SignalErr))
 	}
-	if c.Outcome == recovery.OutcomeReapedZero {
-		return
-	}
-	how := "exited"
-	switch {
-	case c.Outcome == recovery.OutcomeKilled:
-		how = "killed by the observer (--recovery-timeout-ms or shutdown)"
-	case c.Signal != 0:
-		how = "killed by a signal"
-	}
-	o.log.Warn("recovery command failed", num("pid", int64(c.Agent)), name(o.tr.Lookup(uint32(c.Agent))), str("how", how),
-		num("exit", int64(c.ExitCode)), str("signal", signalName(c.Signal)),
-		num("ms", c.Duration.Milliseconds()), str("output", firstLine(c.Captured)))
+	recoverylog.Ended(o.log, c, name(o.tr.Lookup(uint32(c.Agent))))
 }
 
-// agentEnv tells a recovery command about the agent it recovers, in its
-// environment: VARTA_AGENT_PID, VARTA_AGENT_NAME and VARTA_AGENT_EXE (the
-// name and program as read when the agent was first tracked; bytes the
-// agent chose, escaped as a Go string body so a newline or a byte that is
-// not UTF-8 arrives as \n or \xff), VARTA_SILENT_MS, and VARTA_AGENT_GONE=1
-// when no process has the pid any more. It runs once per start of the
-// command, which allocates anyway.
+// agentEnv tells a recovery command about the agent it recovers, as read
+// when the agent was first tracked (recoverylog.Env). It runs once per
+// start of the command, which allocates anyway.
 func (o *observer) agentEnv(pid int32) []string {
-	env := []string{"VARTA_AGENT_PID=" + strconv.Itoa(int(pid))}
+	a := recoverylog.Agent{Pid: pid}
 	s := o.tr.Lookup(uint32(pid))
 	if s == nil && o.exited.Pid == uint32(pid) {
 		s = &o.exited // --on-exit recover forgot the slot just before
 	}
 	if s != nil {
-		exe := o.paths.Get(s.Exe)
-		if exe == nil {
-			exe = s.NameBytes() // an unreadable program path falls back to the name
-		}
-		env = append(env, "VARTA_AGENT_NAME="+envEscape(s.NameBytes()),
-			"VARTA_AGENT_EXE="+envEscape(exe),
-			"VARTA_SILENT_MS="+strconv.FormatInt((o.clock.now()-s.LastArrival)/1e6, 10))
+		a.Known, a.Name, a.Exe, a.SilentNs = true, s.NameBytes(), o.paths.Get(s.Exe), o.clock.now()-s.LastArrival
 	}
-	if _, proc := procStart(uint32(pid)); proc == track.ProcGone {
-		env = append(env, "VARTA_AGENT_GONE=1")
-	}
-	return env
-}
-
-// envEscape quotes b the way Go spells a string's body: printable UTF-8
-// as it is, everything else escaped, so an agent's chosen name cannot put
-// a newline or a control byte into a shell script that reads it.
-func envEscape(b []byte) string {
-	q := strconv.Quote(string(b))
-	return q[1 : len(q)-1]
+	_, proc := procStart(uint32(pid))
+	a.Gone = proc == track.ProcGone
+	return recoverylog.Env(a)
 }
 
 // recoveryFailed is called when the recovery command could not be started.
 func (o *observer) recoveryFailed(agent int32, err error) {
 	o.log.Warn("recovery command could not be started", num("pid", int64(agent)), name(o.tr.Lookup(uint32(agent))), sink.Err(err))
-}
-
-// firstLine is the first line of a child's captured output, at most 200
-// bytes, "-" when there is none.
-func firstLine(b []byte) string {
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		b = b[:i]
-	}
-	if len(b) == 0 {
-		return "-"
-	}
-	return string(b[:min(len(b), 200)])
-}
-
-// signalName spells a signal number for a log line; "-" for none.
-func signalName(sig syscall.Signal) string {
-	if sig == 0 {
-		return "-"
-	}
-	return unix.SignalName(sig)
-}
-
-// logAuditOpen says what opening the audit log found, loudly when it
-// found records missing or another layout.
-func (o *observer) logAuditOpen() {
-	a := o.rec.AuditOpened()
-	if a.Reason == "" {
-		return
-	}
-	kv := []sink.Field{str("file", o.cfg.Recovery.AuditFile), str("boot", a.Reason)}
-	if a.MovedTo != "" {
-		kv = append(kv, str("moved_to", a.MovedTo))
-	}
-	if a.Repaired > 0 {
-		kv = append(kv, num("repaired_bytes", a.Repaired))
-	}
-	if a.Missing > 0 {
-		kv = append(kv, num("missing_records", int64(a.Missing)))
-	}
-	if a.Note != "" {
-		kv = append(kv, str("why", a.Note))
-	}
-	switch a.Reason {
-	case recovery.BootFresh, recovery.BootResume:
-		if a.Note == "" {
-			o.log.Info("audit log opened", kv...)
-			return
-		}
-		o.log.Warn("audit log opened", kv...)
-	case recovery.BootCorruptTail:
-		o.log.Warn("audit log opened: it does not end with the last record written; records may be lost", kv...)
-	default:
-		o.log.Warn("audit log opened: the old log was in another layout and was moved aside", kv...)
-	}
 }
 
 // recheck tells recovery whether a deferred stall still stands: the pid is

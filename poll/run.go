@@ -26,6 +26,7 @@ func Run(cfg Config) error {
 	if o.udp != nil {
 		o.warnOffHost("the UDP listener", o.udp.addr)
 	}
+	o.restoreState()
 	o.log.Info("listening", str("socket", cfg.SocketPath),
 		str("observer_ns_0", o.startWall.UTC().Format(time.RFC3339Nano)), num("threshold_ms", cfg.Threshold.Milliseconds()),
 		num("capacity", int64(cfg.TrackerCapacity)), num("pid", int64(os.Getpid())))
@@ -132,6 +133,9 @@ func (o *observer) tick(now int64) {
 	}
 	o.reportDead(now)
 	o.raiseStalls(now)
+	if o.state != nil && o.state.Due(now) {
+		o.saveState(now)
+	}
 	if o.rec != nil {
 		o.rec.Tick(now)
 		o.checkAudit(now)
@@ -237,6 +241,9 @@ func (o *observer) reopen() {
 func (o *observer) shutdown() {
 	o.notify.Send("STOPPING=1")
 	o.flushEvents(o.clock.now())
+	if o.state != nil {
+		o.saveState(o.clock.now())
+	}
 	if o.rec != nil {
 		if err := o.rec.Shutdown(o.cfg.ShutdownGrace); err != nil {
 			o.log.Error("stopping recovery children", sink.Err(err))

@@ -81,6 +81,7 @@ type settings struct {
 	auditSyncNum   *num
 	exportSyncNum  *num
 	exportKinds    string
+	exportTime     string
 	promAddr       string
 	promToken      string
 	version        bool
@@ -90,6 +91,8 @@ type settings struct {
 	uids       string
 	clock      string
 	logTime    string      // --log-timestamps
+	logSyslog  bool        // --log-syslog
+	syslogPath string      // --log-syslog-path
 	udp        udpSettings // flags_udp.go
 	ops        opsFlags    // flags_ops.go
 }
@@ -159,6 +162,8 @@ func (s *settings) check() error {
 		return bad("export-file-sync-every", "cannot sync standard output (--export-file -); give a file path or drop it")
 	case s.exportKinds != "all" && s.exportKinds != "upstream":
 		return bad("export-kinds", "want all or upstream, got "+strconv.Quote(s.exportKinds))
+	case s.exportTime != "observer" && s.exportTime != "wall":
+		return bad("export-time", "want observer or wall, got "+strconv.Quote(s.exportTime))
 	case s.auditMaxBytes > 0 && s.auditMaxBytes < recovery.MinAuditMaxBytes:
 		return bad("recovery-audit-max-bytes", "want 0 (no rotation) or at least "+strconv.Itoa(recovery.MinAuditMaxBytes)+
 			" bytes, got "+strconv.FormatInt(s.auditMaxBytes, 10))
@@ -192,7 +197,7 @@ func (s *settings) check() error {
 	}
 	switch s.logTime {
 	case "auto":
-		c.LogTimestamps = !stderrIsJournal()
+		c.LogTimestamps = !stderrIsJournal() && !s.logSyslog // the journal and syslogd stamp their own
 	case "on":
 		c.LogTimestamps = true
 	case "off":
@@ -200,6 +205,7 @@ func (s *settings) check() error {
 		return bad("log-timestamps", "want auto, on or off, got "+strconv.Quote(s.logTime))
 	}
 	c.ExportUpstreamKinds = s.exportKinds == "upstream"
+	c.ExportWallTime = s.exportTime == "wall"
 	if c.AllowUIDs, err = parseUIDs(s.uids); err != nil {
 		return badErr("allow-uid", err)
 	}

@@ -23,6 +23,7 @@ type opsFlags struct {
 	selfWatchdogNum *num // its flag: given or not
 	hwWatchdog      string
 	heartbeat       string
+	stateFile       string
 	onExit          string
 	allowParent     bool
 }
@@ -41,6 +42,7 @@ func (f *opsFlags) check(s *settings) error {
 	c.SelfWatchdog = f.selfWatchdog
 	c.HWWatchdog = f.hwWatchdog
 	c.HeartbeatFile = f.heartbeat
+	c.StateFile = f.stateFile
 	c.AllowParentBeats = f.allowParent
 	return nil
 }

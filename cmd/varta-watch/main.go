@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"time"
 
 	"github.com/varta-go/varta/cmd/internal/cli"
 	"github.com/varta-go/varta/poll"
@@ -90,6 +91,15 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	s.cfg.Log, s.cfg.Version = stderr, version
+	if s.logSyslog {
+		w, err := poll.OpenSyslog(s.syslogPath, os.Getpid(), func() int64 { return time.Now().UnixNano() })
+		if err != nil {
+			io.WriteString(stderr, "varta-watch: "+err.Error()+"\n")
+			return 1
+		}
+		defer w.Close()
+		s.cfg.Log = w
+	}
 	if err := poll.Run(s.cfg); err != nil {
 		io.WriteString(stderr, "varta-watch: "+err.Error()+"\n")
 		return 1

@@ -15,8 +15,9 @@ import (
 // is how a recycled pid is told apart from the agent that used to own it.
 const procStartField = 22
 
-// procPathMax holds "/proc/4294967295/stat" and its NUL terminator.
-const procPathMax = len("/proc/") + 10 + len("/stat") + 1
+// procPathMax holds "/proc/4294967295/cmdline" (the longest file read)
+// and its NUL terminator.
+const procPathMax = len("/proc/") + 10 + len("/cmdline") + 1
 
 // procStatMax is read in one go. The comm field is at most 16 bytes
 // (TASK_COMM_LEN) but may itself contain spaces and parentheses; fields 3

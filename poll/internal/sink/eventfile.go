@@ -50,17 +50,18 @@ const (
 )
 
 // The kinds of the second column (cmd/varta-watch/README.md §5): the
-// Rust observer's seven, then this observer's own (exit), which
+// Rust observer's seven, then this observer's own (exit, recovered), which
 // SetUpstreamKinds leaves out.
 const (
-	eventBeat     = "beat"
-	eventStall    = "stall"
-	eventDecode   = "decode"
-	eventIO       = "io"
-	eventCtrunc   = "ctrunc"
-	eventMismatch = "mismatch"
-	eventEviction = "eviction"
-	eventExit     = "exit"
+	eventBeat      = "beat"
+	eventStall     = "stall"
+	eventDecode    = "decode"
+	eventIO        = "io"
+	eventCtrunc    = "ctrunc"
+	eventMismatch  = "mismatch"
+	eventEviction  = "eviction"
+	eventExit      = "exit"
+	eventRecovered = "recovered"
 )
 
 // MismatchReason is the last column of a mismatch line.
@@ -110,6 +111,7 @@ type EventFile struct {
 	syncEvery int   // fdatasync after this many lines; 0: at rotation and Close only
 	unsynced  int   // lines written since the last fdatasync
 	upstream  bool  // write only the Rust observer's seven kinds
+	wall      int64 // the wall time (Unix ns) at origin, added to every time column; 0: observer_ns
 	err       error // the last failure, with errCause the raw cause it wraps,
 	errCause  error // so a repeated failure does not allocate again
 }
@@ -151,6 +153,16 @@ func (e *EventFile) SetSyncEvery(n int) {
 func (e *EventFile) SetUpstreamKinds(on bool) {
 	if e != nil {
 		e.upstream = on
+	}
+}
+
+// SetWallTime makes the first column Unix-epoch nanoseconds instead of
+// observer_ns (--export-time wall): wallAtOrigin is the wall time, in Unix
+// nanoseconds, at which the caller's clock read origin. The wall time is
+// taken once, so a later step of the wall clock does not reorder lines.
+func (e *EventFile) SetWallTime(wallAtOrigin int64) {
+	if e != nil {
+		e.wall = wallAtOrigin
 	}
 }
 
@@ -330,6 +342,20 @@ func (e *EventFile) Exit(now int64, pid uint32, nonce uint64, status vlp.Status,
 	}
 }
 
+// Recovered records a stalled agent that beats again: the nonce and
+// status of the beat that ended the stall, and how long it was silent, in
+// milliseconds, in the last column.
+func (e *EventFile) Recovered(now int64, pid uint32, nonce uint64, status vlp.Status, silentMs int64) {
+	if e != nil && e.upstream {
+		return
+	}
+	if b, ok := e.begin(now, eventRecovered); ok {
+		b = eventUint(eventUint(b, uint64(pid)), nonce)
+		b = eventText(b, status.String())
+		e.endUrgent(eventUint(b, uint64(max(silentMs, 0))))
+	}
+}
+
 // begin starts a line after making sure a whole one fits; when the buffer
 // cannot be emptied the event is dropped and counted.
 func (e *EventFile) begin(now int64, kind string) ([]byte, bool) {
@@ -346,7 +372,7 @@ func (e *EventFile) begin(now int64, kind string) ([]byte, bool) {
 	if len(e.buf) == 0 {
 		e.since = now
 	}
-	b := strconv.AppendInt(e.buf, max(now-e.origin, 0), 10)
+	b := strconv.AppendInt(e.buf, max(now-e.origin, 0)+e.wall, 10)
 	return append(append(b, '\t'), kind...), true
 }
 

@@ -13,7 +13,7 @@ import (
 type LogKind uint8
 
 // MaxLogKinds bounds the kinds one Logger rate-limits apart.
-const MaxLogKinds = 16
+const MaxLogKinds = 24
 
 // Logger writes `varta-watch: level=... msg="..." k=v` lines. Only one
 // goroutine may use a Logger. Limited kinds get at most one line per

@@ -249,3 +249,16 @@ func (t *Tracker) PopStall(now int64) (StallEvent, bool) {
 	ev.Slot = *s
 	return ev, true
 }
+
+// Latch marks slot id's stall as raised without raising it: for a stall
+// the caller has already handled, such as one remembered across the
+// observer's restart. The next accepted beat re-arms it as usual.
+func (t *Tracker) Latch(id SlotID) {
+	s := &t.slots[id]
+	if s.Stalled {
+		return
+	}
+	t.armed.Remove(&t.links, int32(id))
+	s.Stalled = true
+	t.stalled.PushBack(&t.links, int32(id))
+}
