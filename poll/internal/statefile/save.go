@@ -17,16 +17,16 @@ type Saver struct {
 	path, tmp string
 	bootID    string
 	buf       []byte
-	keys      []uint64 // the table in pid order (track.AppendSortedKeys)
-	next      int64    // caller time before which Due says no
-	err       error    // the last write's failure, nil after a good one
+	ids       []track.SlotID
+	next      int64 // caller time before which Due says no
+	err       error // the last write's failure, nil after a good one
 }
 
 // NewSaver writes to path (through path + ".tmp", renamed over it) for the
 // boot bootID. capacity is the tracker's.
 func NewSaver(path, bootID string, capacity int) *Saver {
 	return &Saver{path: path, tmp: path + ".tmp", bootID: bootID, buf: make([]byte, 0, saveBufSize),
-		keys: make([]uint64, 0, capacity)}
+		ids: make([]track.SlotID, 0, capacity)}
 }
 
 // Due reports whether a write is allowed now: at most once per SaveEvery.
@@ -71,10 +71,10 @@ func (s *Saver) write(nowBoot, toBoot int64, tr *track.Tracker, paths *track.Pat
 	b = append(b, s.bootID...)
 	b = strconv.AppendInt(append(b, "\nwritten_boottime_ns "...), nowBoot, 10)
 	b = append(b, '\n')
-	s.keys = tr.AppendSortedKeys(s.keys[:0])
+	s.ids = tr.AppendSorted(s.ids[:0])
 	n := 0
-	for _, k := range s.keys {
-		a := tr.AtKey(k)
+	for _, id := range s.ids {
+		a := tr.Get(id)
 		if a.Origin != track.OriginUDS || !a.HasStartTime {
 			continue
 		}

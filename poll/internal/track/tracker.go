@@ -258,7 +258,8 @@ type Tracker struct {
 	startTime func(uint32) (uint64, Proc)
 	pidRate   uint32
 	global    TokenBucket
-	clock     int64 // latest time seen; time never runs backwards inside
+	clock     int64    // latest time seen; time never runs backwards inside
+	sortKeys  []uint64 // EachSorted scratch: pid<<32 | slot index
 }
 
 // NewTracker allocates a tracker. It panics on a capacity outside
@@ -282,6 +283,7 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 		policy:    cfg.Policy,
 		startTime: cfg.StartTime,
 		pidRate:   cfg.MaxBeatRate,
+		sortKeys:  make([]uint64, 0, cfg.Capacity),
 	}
 	if t.evictAge/EvictionFactor != cfg.Threshold { // a threshold of centuries
 		t.evictAge = 1<<63 - 1
@@ -319,6 +321,34 @@ func (t *Tracker) ID(pid uint32) SlotID {
 // follows the rules of Lookup's.
 func (t *Tracker) Get(id SlotID) *Slot { return &t.slots[id] }
 
+// AppendSortedKeys appends a key for every tracked slot to dst, in
+// increasing pid order as metrics exposition wants: pid<<32 | slot id, a
+// snapshot of the table that AtKey reads back. No allocation when dst has
+// room for Len keys.
+func (t *Tracker) AppendSortedKeys(dst []uint64) []uint64 {
+	n := len(dst)
+	// Every slot, not the lists: a free slot has Pid 0 and a tracked pid
+	// is never 0, and the scan needs no scratch.
+	for i := range t.slots {
+		if pid := t.slots[i].Pid; pid != 0 {
+			dst = append(dst, uint64(pid)<<32|uint64(i))
+		}
+	}
+	slices.Sort(dst[n:])
+	return dst
+}
+
+// AtKey returns the slot a key of AppendSortedKeys names if that slot
+// still holds the key's pid, else nil: the pid has left the table since
+// the snapshot (a freed slot has Pid 0) or its slot went to another pid.
+func (t *Tracker) AtKey(k uint64) *Slot {
+	s := &t.slots[int32(uint32(k))]
+	if s.Pid != uint32(k>>32) {
+		return nil
+	}
+	return s
+}
+
 // Remove stops tracking pid and reports whether it was tracked.
 func (t *Tracker) Remove(pid uint32) bool {
 	i, ok := t.index.Get(pid)
@@ -339,30 +369,21 @@ func (t *Tracker) Each(fn func(s *Slot)) {
 	}
 }
 
-// AppendSortedKeys appends a key for every tracked slot to dst, in
-// increasing pid order as metrics exposition wants: pid<<32 | slot id, a
-// snapshot of the table that AtKey reads back. No allocation when dst has
-// room for Len keys.
-func (t *Tracker) AppendSortedKeys(dst []uint64) []uint64 {
-	n := len(dst)
+// AppendSorted appends the id of every tracked slot to dst in increasing
+// pid order, as metrics exposition wants, sorting a preallocated scratch
+// array: no allocation when dst has room for Len ids.
+func (t *Tracker) AppendSorted(dst []SlotID) []SlotID {
+	keys := t.sortKeys[:0]
 	for _, l := range [2]*ring.List{&t.armed, &t.stalled} {
 		for i := l.Front(); i >= 0; i = t.links.Next(i) {
-			dst = append(dst, uint64(t.slots[i].Pid)<<32|uint64(i))
+			keys = append(keys, uint64(t.slots[i].Pid)<<32|uint64(i))
 		}
 	}
-	slices.Sort(dst[n:])
-	return dst
-}
-
-// AtKey returns the slot a key of AppendSortedKeys names if that slot
-// still holds the key's pid, else nil: the pid has left the table since
-// the snapshot (a freed slot has Pid 0) or its slot went to another pid.
-func (t *Tracker) AtKey(k uint64) *Slot {
-	s := &t.slots[int32(uint32(k))]
-	if s.Pid != uint32(k>>32) {
-		return nil
+	slices.Sort(keys)
+	for _, k := range keys {
+		dst = append(dst, SlotID(int32(uint32(k))))
 	}
-	return s
+	return dst
 }
 
 // GlobalBucket returns the global rate-limit bucket, for metrics and tests.

@@ -1,6 +1,7 @@
 package track
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/varta-go/varta/vlp"
@@ -408,7 +409,7 @@ func TestRateLimits(t *testing.T) {
 	}
 }
 
-func TestAppendSortedKeys(t *testing.T) {
+func TestAppendSorted(t *testing.T) {
 	tr := newTrk(64, PolicyStrict, nil)
 	pids := []uint32{900, 3, 77, 65535, 12, 4000000, 2, 31}
 	for i, pid := range pids {
@@ -417,17 +418,16 @@ func TestAppendSortedKeys(t *testing.T) {
 	tr.PopStall(trkThr + 1) // 900 and 3 stall: both lists are walked
 	tr.PopStall(trkThr + 1)
 	var got []uint32
-	keys := tr.AppendSortedKeys(nil)
-	for _, k := range keys {
-		got = append(got, tr.AtKey(k).Pid)
+	for _, id := range tr.AppendSorted(nil) {
+		got = append(got, tr.Get(id).Pid)
 	}
 	want := []uint32{2, 3, 12, 31, 77, 900, 65535, 4000000}
 	if len(got) != len(want) {
-		t.Fatalf("AppendSortedKeys gave %v, want %v", got, want)
+		t.Fatalf("AppendSorted gave %v, want %v", got, want)
 	}
 	for i := range want {
 		if got[i] != want[i] {
-			t.Fatalf("AppendSortedKeys gave %v, want %v", got, want)
+			t.Fatalf("AppendSorted gave %v, want %v", got, want)
 		}
 	}
 	n := 0
@@ -435,18 +435,9 @@ func TestAppendSortedKeys(t *testing.T) {
 	if n != len(pids) {
 		t.Errorf("Each visited %d slots, want %d", n, len(pids))
 	}
-	ids := make([]uint64, 0, tr.Capacity())
-	if a := testing.AllocsPerRun(100, func() { ids = tr.AppendSortedKeys(ids[:0]) }); a != 0 {
-		t.Errorf("AppendSortedKeys: %v allocs/op, want 0", a)
-	}
-	// The snapshot outlives the table's changes: a pid that left reads
-	// back as nil, and so does its slot once another pid holds it.
-	if !tr.Remove(77) || tr.AtKey(keys[4]) != nil {
-		t.Fatalf("AtKey of removed pid 77: %+v, want nil", tr.AtKey(keys[4]))
-	}
-	mustObserve(t, tr, beat(78, 1), OriginUDS, trkThr+2, VerdictAccepted)
-	if s := tr.AtKey(keys[4]); s != nil || tr.Lookup(78) != tr.Get(SlotID(int32(uint32(keys[4])))) {
-		t.Errorf("pid 78 took 77's slot: AtKey of 77's key gave %+v, want nil", s)
+	ids := make([]SlotID, 0, tr.Capacity())
+	if a := testing.AllocsPerRun(100, func() { ids = tr.AppendSorted(ids[:0]) }); a != 0 {
+		t.Errorf("AppendSorted: %v allocs/op, want 0", a)
 	}
 }
 
@@ -636,4 +627,37 @@ func TestUnknownIsNotGone(t *testing.T) {
 	// a replayed nonce does not restart the session on a guess.
 	delete(procs.unknown, 11)
 	mustObserve(t, tr, beat(11, 1), OriginUDS, trkThr+1, VerdictOutOfOrder)
+}
+
+// TestAppendSortedKeys: the keys list every tracked pid in pid order, in
+// stalled and armed slots alike, and read back through AtKey; the snapshot
+// outlives the table's changes: a pid that left reads back as nil, and so
+// does its slot once another pid holds it.
+func TestAppendSortedKeys(t *testing.T) {
+	tr := newTrk(64, PolicyStrict, nil)
+	pids := []uint32{900, 3, 77, 65535, 12, 4000000, 2, 31}
+	for i, pid := range pids {
+		mustObserve(t, tr, beat(pid, 1), OriginUDS, int64(i), VerdictAccepted)
+	}
+	tr.PopStall(trkThr + 1) // 900 and 3 stall
+	tr.PopStall(trkThr + 1)
+	keys := tr.AppendSortedKeys(nil)
+	var got []uint32
+	for _, k := range keys {
+		got = append(got, tr.AtKey(k).Pid)
+	}
+	if want := []uint32{2, 3, 12, 31, 77, 900, 65535, 4000000}; !slices.Equal(got, want) {
+		t.Fatalf("AppendSortedKeys gave pids %v, want %v", got, want)
+	}
+	buf := make([]uint64, 0, tr.Capacity())
+	if a := testing.AllocsPerRun(100, func() { buf = tr.AppendSortedKeys(buf[:0]) }); a != 0 {
+		t.Errorf("AppendSortedKeys: %v allocs/op, want 0", a)
+	}
+	if !tr.Remove(77) || tr.AtKey(keys[4]) != nil {
+		t.Fatalf("AtKey of removed pid 77: %+v, want nil", tr.AtKey(keys[4]))
+	}
+	mustObserve(t, tr, beat(78, 1), OriginUDS, trkThr+2, VerdictAccepted)
+	if s := tr.AtKey(keys[4]); s != nil || tr.Lookup(78) != tr.Get(SlotID(int32(uint32(keys[4])))) {
+		t.Errorf("pid 78 took 77's slot: AtKey of 77's key gave %+v, want nil", s)
+	}
 }
