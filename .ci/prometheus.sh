@@ -162,6 +162,13 @@ stall_alert() {
 
 wait_for "target up in /api/v1/targets" target_up
 wait_for "varta_beats_total has a series for pid $agent" series_for_agent varta_beats_total
+# The exposition itself, with the agent's rows, as promtool reads it
+# (HTTP/1.0: the body ends at the close; Prometheus's own scrapes above are
+# HTTP/1.1 and get it chunked).
+http_get "$addr" /metrics "$token" | sed '1,/^\r$/d' >"$tmp/exposition.txt"
+grep -q "^varta_beats_total{pid=\"$agent\"}" "$tmp/exposition.txt" || fail "the exposition has no row for pid $agent"
+promtool check metrics <"$tmp/exposition.txt" || fail "promtool check metrics rejects the exposition"
+say "promtool check metrics accepts the exposition"
 wait_for "recording rule instance_pid:varta_beats:rate1m computed for pid $agent" series_for_agent 'instance_pid:varta_beats:rate1m'
 wait_for "rules loaded and healthy" rules_healthy
 if http_get "$prom" /api/v1/alerts | grep -q '"state":"firing"'; then
