@@ -14,9 +14,9 @@ const (
 	targetIngestRatio = 0.8
 	targetStallP99    = 15 * time.Millisecond
 	targetIdlePercent = 0.05
-	targetIdleRatio   = 1.5     // varta-watch's CPU per beat over the C floor's
-	targetBatchRatio  = 2.0     // the same with a 100 ms tick on both sides
-	targetHWMKiB      = 5 << 10 // peak RSS at 4096 agents, strictly under
+	targetIdleRatio   = 1.5 // varta-watch's CPU per beat over the C floor's
+	targetBatchRatio  = 2.0 // the same with a 100 ms tick on both sides
+	targetHWMKiB      = 5 << 10
 	targetBinaryBytes = 2560 << 10
 	targetRender      = 2 * time.Millisecond
 	targetBeatP99     = 2 * time.Microsecond
