@@ -5,10 +5,11 @@ package ring
 // so there are no tombstones and lookups stay as short as on a fresh table
 // however long the observer runs. The table is a power of two at least
 // twice the capacity, so it is never more than half full and every probe
-// ends at an empty bucket.
+// ends at an empty bucket. An empty bucket is all zero, so a new table is
+// left as the allocator gives it: its pages cost memory only once used.
 type Index struct {
 	keys  []uint32
-	vals  []int32 // -1 marks an empty bucket
+	vals  []int32 // value + 1; 0 marks an empty bucket
 	shift uint32  // 32 - log2(len(vals))
 	n     int
 	max   int
@@ -21,11 +22,7 @@ func NewIndex(capacity int) Index {
 		size <<= 1
 		bits++
 	}
-	x := Index{keys: make([]uint32, size), vals: make([]int32, size), shift: 32 - bits, max: capacity}
-	for i := range x.vals {
-		x.vals[i] = -1
-	}
-	return x
+	return Index{keys: make([]uint32, size), vals: make([]int32, size), shift: 32 - bits, max: capacity}
 }
 
 // Len is the number of keys held.
@@ -40,7 +37,7 @@ func (x *Index) home(key uint32) uint32 { return (key * 0x9E3779B9) >> x.shift }
 func (x *Index) find(key uint32) (uint32, bool) {
 	mask := uint32(len(x.vals) - 1)
 	for b := x.home(key); ; b = (b + 1) & mask {
-		if x.vals[b] < 0 {
+		if x.vals[b] == 0 {
 			return b, false
 		}
 		if x.keys[b] == key {
@@ -55,14 +52,14 @@ func (x *Index) Get(key uint32) (v int32, ok bool) {
 	if !ok {
 		return -1, false
 	}
-	return x.vals[b], true
+	return x.vals[b] - 1, true
 }
 
 // Put sets key's value, adding key if absent. It reports false, changing
 // nothing, when v is negative or key is new and the index already holds
 // capacity keys.
 func (x *Index) Put(key uint32, v int32) bool {
-	if v < 0 { // -1 marks empty buckets; a negative value would vanish
+	if v < 0 || v == 1<<31-1 { // v+1 must stay above 0, the empty mark
 		return false
 	}
 	b, ok := x.find(key)
@@ -73,7 +70,7 @@ func (x *Index) Put(key uint32, v int32) bool {
 		x.n++
 		x.keys[b] = key
 	}
-	x.vals[b] = v
+	x.vals[b] = v + 1
 	return true
 }
 
@@ -85,7 +82,7 @@ func (x *Index) Delete(key uint32) bool {
 		return false
 	}
 	mask := uint32(len(x.vals) - 1)
-	for b := (hole + 1) & mask; x.vals[b] >= 0; b = (b + 1) & mask {
+	for b := (hole + 1) & mask; x.vals[b] != 0; b = (b + 1) & mask {
 		// The entry at b may fill the hole unless its home lies cyclically
 		// in (hole, b]: then it would sit before its home and be lost.
 		if (b-x.home(x.keys[b]))&mask >= (b-hole)&mask {
@@ -93,7 +90,7 @@ func (x *Index) Delete(key uint32) bool {
 			hole = b
 		}
 	}
-	x.vals[hole] = -1
+	x.vals[hole] = 0
 	x.n--
 	return true
 }

@@ -185,3 +185,75 @@ func TestStack(t *testing.T) {
 	}()
 	k.Push(1)
 }
+
+// TestStackModel: the stack that counts its fresh slots behaves as one
+// filled with n-1..0 at the start (the reference model here), under any
+// sequence of pops and pushes of handed-out slots; and a new stack has
+// stored nothing, so its array's pages are untouched.
+func TestStackModel(t *testing.T) {
+	const n = 50
+	k := NewStack(n)
+	if len(k.s) != 0 || cap(k.s) != n || k.Len() != n {
+		t.Fatalf("new stack: %d stored, room %d, Len %d; want 0, %d, %d", len(k.s), cap(k.s), k.Len(), n, n)
+	}
+	model := make([]int32, n)
+	for i := range model {
+		model[i] = int32(n - 1 - i)
+	}
+	var out []int32 // slots handed out, to push back
+	rng := rand.New(rand.NewPCG(1, 2))
+	for step := range 5000 {
+		if rng.IntN(2) == 0 && len(out) > 0 {
+			j := rng.IntN(len(out))
+			i := out[j]
+			out = append(out[:j], out[j+1:]...)
+			k.Push(i)
+			model = append(model, i)
+		} else {
+			got, ok := k.Pop()
+			if len(model) == 0 {
+				if ok {
+					t.Fatalf("step %d: Pop of an empty stack gave %d", step, got)
+				}
+				continue
+			}
+			want := model[len(model)-1]
+			model = model[:len(model)-1]
+			if !ok || got != want {
+				t.Fatalf("step %d: Pop = %d, %v; want %d", step, got, ok, want)
+			}
+			out = append(out, got)
+		}
+		if k.Len() != len(model) {
+			t.Fatalf("step %d: Len %d, want %d", step, k.Len(), len(model))
+		}
+	}
+}
+
+// TestIndexStartsZeroed: a new index is all zero, as the allocator gives
+// it (so a large, little-used table costs no memory), and still finds
+// nothing; value 0 and the largest value survive the +1 encoding, and a
+// value that cannot be encoded is refused.
+func TestIndexStartsZeroed(t *testing.T) {
+	x := NewIndex(1000)
+	for b := range x.vals {
+		if x.vals[b] != 0 || x.keys[b] != 0 {
+			t.Fatalf("bucket %d of a new index is %d/%d, want zero", b, x.keys[b], x.vals[b])
+		}
+	}
+	if _, ok := x.Get(0); ok {
+		t.Fatal("a new index finds key 0")
+	}
+	if !x.Put(0, 0) || !x.Put(7, 1<<31-2) || x.Put(8, 1<<31-1) {
+		t.Fatal("Put of 0 and 2^31-2 must succeed and of 2^31-1 fail")
+	}
+	if v, ok := x.Get(0); !ok || v != 0 {
+		t.Errorf("Get(0) = %d, %v; want 0, true", v, ok)
+	}
+	if v, ok := x.Get(7); !ok || v != 1<<31-2 {
+		t.Errorf("Get(7) = %d, %v; want 2^31-2", v, ok)
+	}
+	if !x.Delete(0) || x.Len() != 1 {
+		t.Errorf("Delete(0): Len %d, want 1", x.Len())
+	}
+}
