@@ -30,7 +30,8 @@ type Server struct {
 	srv     *promtext.Server
 	scratch []byte
 	fds     []Fd             // what Fds returned this iteration
-	gens    []uint32         // per connection slot, bumped when its fd is closed
+	gens    []uint32         // per connection slot, its connection's generation (see stamp)
+	lastGen uint32           // the last generation given
 	conns   []*promtext.Conn // the connection of each fds entry after the first
 	refused uint64           // connections closed because every slot was busy
 	// acceptFailed counts accept(2) failures for want of a resource;
@@ -151,13 +152,16 @@ func (p *Server) accept(now int64) {
 		// Cap the kernel's send buffer: a client that never reads would
 		// otherwise pin megabytes of kernel memory until the write deadline.
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, scrapeSndBuf)
-		if _, err := p.srv.Accept(fd, now); err != nil && p.evictIdle(now) {
-			_, err = p.srv.Accept(fd, now)
+		c, err := p.srv.Accept(fd, now)
+		if err != nil && p.evictIdle(now) {
+			c, err = p.srv.Accept(fd, now)
 		}
 		if err != nil {
 			p.refused++
 			unix.Close(fd)
+			continue
 		}
+		p.stamp(c)
 	}
 }
 
@@ -193,6 +197,18 @@ func accept4(lfd int) (int, error) {
 		return -1, e
 	}
 	return int(fd), nil
+}
+
+// stamp gives c's slot the next generation: unique per connection, not
+// per slot, as the wait compares generations per fd number, and the number
+// one slot's connection freed may come back in another slot's.
+func (p *Server) stamp(c *promtext.Conn) {
+	p.lastGen++
+	for i := range p.gens {
+		if p.srv.Conn(i) == c {
+			p.gens[i] = p.lastGen
+		}
+	}
 }
 
 // resetLinger makes close(2) send a reset and drop unsent data; package
@@ -236,11 +252,6 @@ func (p *Server) close(c *promtext.Conn, now int64) {
 		unix.SetsockoptLinger(c.FD(), unix.SOL_SOCKET, unix.SO_LINGER, &resetLinger)
 	}
 	unix.Close(c.FD())
-	for i := range p.gens {
-		if p.srv.Conn(i) == c {
-			p.gens[i]++
-		}
-	}
 	p.srv.Release(c)
 }
 

@@ -210,3 +210,75 @@ func TestSlowlorisGivesWay(t *testing.T) {
 		t.Errorf("%d connections evicted, want 1 (the oldest slow one)", evicted)
 	}
 }
+
+// TestGenerationPerConnection: a connection's Gen differs from that of
+// every earlier connection, whatever slot it lands in. The wait compares
+// Gen per fd number, and a number one slot's connection freed comes back
+// in another slot's: with a count per slot the two could match, the wait
+// would keep the closed fd's registration, and the new connection would
+// go unwatched (or epoll_ctl fail with ENOENT and stop the loop).
+func TestGenerationPerConnection(t *testing.T) {
+	p, err := New(Config{Addr: "127.0.0.1:0", Render: func(b []byte) []byte { return b }, Alive: func() bool { return true }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ap := netip.MustParseAddrPort(p.addr)
+	sa := &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	// connect queues a client; p.accept(0) takes every queued one.
+	connect := func() {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { unix.Close(fd) })
+		if err := unix.Connect(fd, sa); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// entry returns the Fds entry of slot i's connection.
+	entry := func(i int) Fd {
+		c := p.srv.Conn(i)
+		for _, f := range p.Fds(0) {
+			if f.Arg >= 0 && p.conns[f.Arg] == c {
+				return f
+			}
+		}
+		t.Fatalf("slot %d has no connection", i)
+		return Fd{}
+	}
+	seen := map[[2]uint32]int{} // (fd number, gen) → connection
+	n := 0
+	record := func(i int) Fd {
+		f := entry(i)
+		k := [2]uint32{uint32(f.Fd), f.Gen}
+		if prev, ok := seen[k]; ok {
+			t.Fatalf("connection %d has fd %d and gen %d, as connection %d had", n, f.Fd, f.Gen, prev)
+		}
+		seen[k] = n
+		n++
+		return f
+	}
+	// Slot 0 serves one connection, then slots 0 and 1 one each, slot
+	// 0's closing first; the next connection is queued before, so the
+	// server's accept gets the lowest fd number freed, slot 0's, while
+	// the slot is the one freed last, 1. Each slot has then served as
+	// many connections as the other had when slot 0's was accepted.
+	connect()
+	p.accept(0)
+	record(0)
+	p.close(p.srv.Conn(0), 0)
+	connect()
+	connect()
+	p.accept(0)
+	a := record(0)
+	record(1)
+	connect()
+	p.close(p.srv.Conn(0), 0)
+	p.close(p.srv.Conn(1), 0)
+	p.accept(0)
+	if c := entry(1); c.Fd != a.Fd {
+		t.Skipf("the kernel gave fd %d, not the freed %d: the case did not arise", c.Fd, a.Fd)
+	}
+	record(1)
+}
