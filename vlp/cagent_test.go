@@ -3,8 +3,8 @@ package vlp
 // Tests of the C agent client, c/varta.h: it is compiled with the system
 // C compiler (and for armv7 with a cross compiler, run under qemu-arm),
 // checked against the conformance vectors, and driven through
-// c/testdata/agent.c against real sockets read with this package's
-// decoder. The C files live in vlp/c/, a directory without Go files, so
+// c/testdata/agent.c (host and armv7 builds) against real sockets read
+// with this package's decoder. The C files live in vlp/c/, a directory without Go files, so
 // the go tool never takes them for cgo source. The observer run (a C
 // agent tracked and stalled by varta-watch) is cmd/varta-watch's
 // cagent_test.go.
@@ -157,11 +157,29 @@ type step struct {
 	elapsed time.Duration
 }
 
-// startAgent builds (once per test) and starts agent.c with socket and steps.
-func startAgent(t *testing.T, socket string, steps ...string) *cAgent {
+// agentBuild is how to run agent.c: the compiled file, behind qemu-arm
+// for the armv7 build.
+type agentBuild []string
+
+// eachBuild runs test with agent.c built for the host and, as a second
+// subtest, for armv7 run under qemu-arm (skipped, or failed under
+// VARTA_REQUIRE_CC, without the cross compiler and qemu): the same
+// semantics on a 32-bit target, where every u64 is two registers.
+func eachBuild(t *testing.T, test func(*testing.T, agentBuild)) {
+	t.Run("host", func(t *testing.T) {
+		test(t, agentBuild{buildC(t, lookC(t, "cc"), "c/testdata/agent.c")})
+	})
+	t.Run("armv7", func(t *testing.T) {
+		cc, qemu := lookC(t, "arm-linux-gnueabihf-gcc"), lookC(t, "qemu-arm-static")
+		test(t, agentBuild{qemu, buildC(t, cc, "c/testdata/agent.c", "-static")})
+	})
+}
+
+// startAgent starts agent.c with socket and steps.
+func startAgent(t *testing.T, b agentBuild, socket string, steps ...string) *cAgent {
 	t.Helper()
-	bin := buildC(t, lookC(t, "cc"), "c/testdata/agent.c")
-	a := &cAgent{t: t, cmd: exec.Command(bin, append([]string{socket}, steps...)...), lines: make(chan string, 64)}
+	argv := append(append(append([]string{}, b...), socket), steps...)
+	a := &cAgent{t: t, cmd: exec.Command(argv[0], argv[1:]...), lines: make(chan string, 64)}
 	a.cmd.Stderr = os.Stderr
 	var err error
 	if a.in, err = a.cmd.StdinPipe(); err != nil {
@@ -241,10 +259,12 @@ func errno(e unix.Errno) int { return -int(e) }
 // TestCAgentSession: nonces 1, 2, ... with the agent's own pid and
 // timestamps that never go back; terminal frames with rising timestamps
 // that leave the nonce alone; the observer-only status 3 refused unsent.
-func TestCAgentSession(t *testing.T) {
+func TestCAgentSession(t *testing.T) { eachBuild(t, testCAgentSession) }
+
+func testCAgentSession(t *testing.T, b agentBuild) {
 	path := filepath.Join(t.TempDir(), "obs.sock")
 	r := listen(t, path)
-	a := startAgent(t, path, "beat:0:10", "beat:1:20", "beat:2:30", "term:99", "term:99", "term:98", "beat:3:0", "beat:0:40")
+	a := startAgent(t, b, path, "beat:0:10", "beat:1:20", "beat:2:30", "term:99", "term:99", "term:98", "beat:3:0", "beat:0:40")
 	pid := uint32(a.ok("open").pid)
 	var lastTs uint64
 	for i, st := range []Status{Ok, Degraded, Critical} {
@@ -277,18 +297,22 @@ func TestCAgentSession(t *testing.T) {
 
 // TestCAgentBadPath: a socket path that does not fit sockaddr_un is
 // -EINVAL from varta_open, not a truncated address.
-func TestCAgentBadPath(t *testing.T) {
-	a := startAgent(t, strings.Repeat("p", 108))
+func TestCAgentBadPath(t *testing.T) { eachBuild(t, testCAgentBadPath) }
+
+func testCAgentBadPath(t *testing.T, b agentBuild) {
+	a := startAgent(t, b, strings.Repeat("p", 108))
 	if s := a.next("open"); s.rc != errno(unix.EINVAL) {
 		t.Errorf("varta_open(108-byte path) = %d, want -EINVAL", s.rc)
 	}
 }
 
 // TestCAgentNonceWrap: after 2^64-2 comes 0, never the terminal nonce.
-func TestCAgentNonceWrap(t *testing.T) {
+func TestCAgentNonceWrap(t *testing.T) { eachBuild(t, testCAgentNonceWrap) }
+
+func testCAgentNonceWrap(t *testing.T, b agentBuild) {
 	path := filepath.Join(t.TempDir(), "obs.sock")
 	r := listen(t, path)
-	a := startAgent(t, path, "beat:0:0", "nonce:18446744073709551613", "beats:3")
+	a := startAgent(t, b, path, "beat:0:0", "nonce:18446744073709551613", "beats:3")
 	a.ok("open")
 	a.ok("beat:0:0")
 	r.next()
@@ -303,10 +327,12 @@ func TestCAgentNonceWrap(t *testing.T) {
 
 // TestCAgentFork: a forked child notices its new pid and starts its own
 // session at nonce 1; the parent's session goes on where it was.
-func TestCAgentFork(t *testing.T) {
+func TestCAgentFork(t *testing.T) { eachBuild(t, testCAgentFork) }
+
+func testCAgentFork(t *testing.T, b agentBuild) {
 	path := filepath.Join(t.TempDir(), "obs.sock")
 	r := listen(t, path)
-	a := startAgent(t, path, "beats:2", "fork", "beats:2")
+	a := startAgent(t, b, path, "beats:2", "fork", "beats:2")
 	parent := uint32(a.ok("open").pid)
 	a.ok("beats:2")
 	child := uint32(a.ok("fork").pid) // the child reports first; the parent waits for it
@@ -330,9 +356,11 @@ func TestCAgentFork(t *testing.T) {
 // one listens the next beat reaches it; when it goes away and a new one
 // binds the same path (a restart), the beat after that reaches the new
 // one without the agent doing anything.
-func TestCAgentReconnect(t *testing.T) {
+func TestCAgentReconnect(t *testing.T) { eachBuild(t, testCAgentReconnect) }
+
+func testCAgentReconnect(t *testing.T, b agentBuild) {
 	path := filepath.Join(t.TempDir(), "obs.sock")
-	a := startAgent(t, path, "beat:0:1", "line", "beat:0:2", "line", "beat:0:3", "line", "beat:0:4")
+	a := startAgent(t, b, path, "beat:0:1", "line", "beat:0:2", "line", "beat:0:3", "line", "beat:0:4")
 	a.ok("open")
 	if s := a.next("beat:0:1"); s.rc != errno(unix.ECONNREFUSED) {
 		t.Errorf("beat with no observer: rc %d, want -ECONNREFUSED", s.rc)
@@ -363,18 +391,20 @@ func TestCAgentReconnect(t *testing.T) {
 // TestCAgentSendWait: with the queue full a beat waits for the observer
 // to read and is sent then (the flood protection); with no reader it
 // gives up after the send wait, and with a wait of 0 at once.
-func TestCAgentSendWait(t *testing.T) {
+func TestCAgentSendWait(t *testing.T) { eachBuild(t, testCAgentSendWait) }
+
+func testCAgentSendWait(t *testing.T, b agentBuild) {
 	path := filepath.Join(t.TempDir(), "obs.sock")
 	r := listen(t, path)
-	a := startAgent(t, path, "fill", "wait:2000", "beat:0:9", "wait:30", "beat:0:0", "wait:0", "beat:0:0")
+	a := startAgent(t, b, path, "fill", "wait:2000", "beat:0:9", "wait:30", "beat:0:0", "wait:0", "beat:0:0")
 	a.ok("open")
 	if s := a.next("fill"); s.rc != errno(unix.EAGAIN) {
 		t.Fatalf("filling the queue ended with rc %d, want -EAGAIN", s.rc)
 	}
 	a.ok("wait:2000")
 	time.Sleep(50 * time.Millisecond)
-	var b [Size]byte
-	if _, err := unix.Read(r.fd, b[:]); err != nil { // room for one
+	var buf [Size]byte
+	if _, err := unix.Read(r.fd, buf[:]); err != nil { // room for one
 		t.Fatal(err)
 	}
 	if s := a.ok("beat:0:9"); s.elapsed < 30*time.Millisecond || s.elapsed > 1500*time.Millisecond {
