@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/varta-go/varta/poll/internal/escalate"
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/ops"
@@ -55,6 +56,7 @@ type observer struct {
 	udp          *udpListener      // nil without --udp-addr
 	exits        *exitwatch.Watch  // nil with --on-exit ignore or without /proc
 	ops          *ops.Ops
+	esc          *escalate.Escalator // nil without --escalate-after or --reset-reason-file
 	notify       *ops.Notifier
 	sig          *signals
 	fds          wait.Waiter
@@ -156,6 +158,9 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		Log: cfg.Log, LogTimestamps: cfg.LogTimestamps}, o.log, o.notify, o.start); err != nil {
 		return nil, err
 	}
+	if o.esc, err = escalate.New(cfg.Escalate, escalate.Deps{Log: o.log, Rec: o.rec, Ops: o.ops, Tracker: o.tr, Paths: o.paths, AgentEnv: o.agentEnv, Now: o.clock.now, Threshold: int64(cfg.Threshold)}); err != nil {
+		return nil, err
+	}
 	// The sockets come last: once they exist agents may beat, and a
 	// failure above must not leave a bound socket behind. UDP first: its
 	// port may be taken, and then no socket file is created at all.
@@ -230,6 +235,7 @@ func num(k string, v int64) sink.Field { return sink.Num(k, v) }
 // command that exits 127 (not found) or 2 (usage), or hangs until killed,
 // is seen.
 func (o *observer) recoveryDone(c *recovery.Completion) {
+	o.esc.Done(c) // the escalation ladder counts failures (package escalate)
 	o.recHist.Observe(c.Duration.Seconds())
 	if c.SignalErr != nil {
 		o.log.Limited(logRecovery, o.clock.now(), "could not signal a recovery command's process group; it may outlive its timeout",
@@ -288,6 +294,7 @@ func envEscape(b []byte) string {
 
 // recoveryFailed is called when the recovery command could not be started.
 func (o *observer) recoveryFailed(agent int32, err error) {
+	o.esc.Failed(agent)
 	o.log.Warn("recovery command could not be started", num("pid", int64(agent)), name(o.tr.Lookup(uint32(agent))), sink.Err(err))
 }
 

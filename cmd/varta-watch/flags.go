@@ -92,6 +92,7 @@ type settings struct {
 	logTime    string      // --log-timestamps
 	udp        udpSettings // flags_udp.go
 	ops        opsFlags    // flags_ops.go
+	esc        escFlags    // flags_escalate.go
 }
 
 func checkRemoved(args []string) error {
@@ -207,6 +208,9 @@ func (s *settings) check() error {
 		return err
 	}
 	if err := s.ops.check(s); err != nil {
+		return err
+	}
+	if err := s.esc.check(s); err != nil {
 		return err
 	}
 	return s.checkRecovery()
