@@ -158,7 +158,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		Log: cfg.Log, LogTimestamps: cfg.LogTimestamps}, o.log, o.notify, o.start); err != nil {
 		return nil, err
 	}
-	if o.esc, err = escalate.New(cfg.Escalate, escalate.Deps{Log: o.log, Rec: o.rec, Ops: o.ops, Tracker: o.tr, Paths: o.paths, AgentEnv: o.agentEnv, Now: o.clock.now, Threshold: int64(cfg.Threshold)}); err != nil {
+	if o.esc, err = escalate.New(cfg.Escalate, escalate.Deps{Log: o.log, Rec: o.rec, Ops: o.ops, Tracker: o.tr, AgentEnv: o.agentEnv, Now: o.clock.now, Threshold: int64(cfg.Threshold)}); err != nil {
 		return nil, err
 	}
 	// The sockets come last: once they exist agents may beat, and a

@@ -2,8 +2,9 @@
 // controlled reset it can end in (cmd/varta-watch/README.md, "Escalation
 // and the reset reason").
 //
-// Job: count, per agent (by key: its program path, else its process
-// name; a declared agent name can take the key's place), the recovery
+// Job: count, per agent (by key: its process name, not its pid, since a
+// restarted service has a new pid; a declared agent name can take the
+// key's place), the recovery
 // runs that failed (exit not 0, killed, spawn failure, or the agent still
 // silent one threshold after a run that exited 0) within a sliding
 // window; at the N-th, escalate that agent once: run the escalate command

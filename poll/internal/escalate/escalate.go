@@ -48,8 +48,7 @@ type Deps struct {
 	Rec       *recovery.Manager // nil without a recovery command
 	Ops       *ops.Ops
 	Tracker   *track.Tracker
-	Paths     *track.Paths
-	AgentEnv  func(pid int32) []string // the recovery command's agent environment, for the agent's key and name
+	AgentEnv  func(pid int32) []string // the recovery command's agent environment: the agent's name
 	Now       func() int64             // the observer's clock
 	Threshold int64                    // ns of silence before a stall
 }
@@ -287,37 +286,30 @@ func (x *Escalator) beatSince(key string, since int64) bool {
 	return found
 }
 
-// identify returns the agent's key (its program, else its name) and name,
-// from the environment recovery gives its command: the same view, and it
-// covers an agent --on-exit recover has just forgotten. An agent nobody
-// knows any more is keyed by its pid.
+// identify returns the agent's key and name: its process name as the
+// kernel shows it (the comm, as varta_agent_info's name label), taken
+// from the environment recovery gives its command, which also covers an
+// agent --on-exit recover has just forgotten. Not the program path: it
+// cannot be read for an agent that exited before it was first tracked,
+// and the same agent would then count under two keys. A declared agent
+// name (an agents file) is meant to take this key's place. An agent
+// nobody knows any more is keyed by its pid.
 func (x *Escalator) identify(pid int32) (key, name string) {
-	var exe string
 	if x.d.AgentEnv != nil {
 		for _, kv := range x.d.AgentEnv(pid) {
-			if v, ok := strings.CutPrefix(kv, "VARTA_AGENT_EXE="); ok {
-				exe = v
-			} else if v, ok := strings.CutPrefix(kv, "VARTA_AGENT_NAME="); ok {
-				name = v
+			if v, ok := strings.CutPrefix(kv, "VARTA_AGENT_NAME="); ok && v != "" {
+				return v, v
 			}
 		}
 	}
-	if exe == "" {
-		exe = "pid:" + strconv.Itoa(int(pid))
-	}
-	if name == "" {
-		name = exe
-	}
-	return exe, name
+	key = "pid:" + strconv.Itoa(int(pid))
+	return key, key
 }
 
-// slotKey is s's key as identify spells it.
+// slotKey is s's key as identify spells it (escaped as the environment
+// has it).
 func (x *Escalator) slotKey(s *track.Slot) string {
-	exe := x.d.Paths.Get(s.Exe)
-	if exe == nil {
-		exe = s.NameBytes()
-	}
-	q := strconv.Quote(string(exe))
+	q := strconv.Quote(string(s.NameBytes()))
 	return q[1 : len(q)-1]
 }
 
@@ -331,7 +323,7 @@ func (x *Escalator) failKey(key, name string, pid int32, kind int, what string) 
 	x.fails[kind]++
 	now := x.d.Now()
 	n, esc := x.ladder.Fail(key, now)
-	x.d.Log.Info("escalation ladder: a recovery failed", sink.Str("agent", name), sink.Num("pid", int64(pid)),
+	x.d.Log.Info("escalation ladder: a recovery failed", sink.Str("agent", name), sink.Str("key", key), sink.Num("pid", int64(pid)),
 		sink.Str("failure", what), sink.Num("failures", int64(n)), sink.Num("escalate_after", int64(x.cfg.After)))
 	if esc {
 		x.escalate(key, name, pid, what, n, now)
