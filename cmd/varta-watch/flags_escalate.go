@@ -5,7 +5,6 @@ import (
 	"io"
 	"io/fs"
 	"strconv"
-	"time"
 
 	"github.com/varta-go/varta/poll"
 	"github.com/varta-go/varta/recovery"
@@ -119,8 +118,5 @@ func resetReasonCommand(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	io.WriteString(stdout, "format="+strconv.Itoa(resetreason.Version)+" "+f.Describe()+"\n")
-	if f.WallMs > 0 {
-		io.WriteString(stdout, "at="+time.UnixMilli(f.WallMs).UTC().Format(time.RFC3339Nano)+"\n")
-	}
 	return 0
 }

@@ -71,37 +71,50 @@ type File struct {
 
 // Marshal returns the file's bytes.
 func (f *File) Marshal() []byte {
+	kv := [...][2]string{
+		{"seen_boot", f.SeenBoot},
+		{"resets", strconv.FormatUint(f.Resets, 10)},
+		{"pending", strconv.FormatBool(f.Pending)},
+		{"kind", f.Kind},
+		{"reason", f.Reason},
+		{"agent", f.Agent},
+		{"pid", strconv.FormatInt(f.Pid, 10)},
+		{"failure", f.Failure},
+		{"wall_ms", strconv.FormatInt(f.WallMs, 10)},
+		{"boot", f.Boot},
+	}
+	n := len(kv)
+	if f.Kind == "" {
+		n = 3 // no reset on record: no details
+	}
 	b := make([]byte, 0, 512)
 	b = append(b, Header...)
 	b = strconv.AppendInt(b, Version, 10)
 	b = append(b, '\n')
-	kv := func(k, v string) {
-		b = append(b, k...)
+	for _, e := range kv[:n] {
+		b = append(b, e[0]...)
 		b = append(b, '=')
-		q := strconv.Quote(v)
+		q := strconv.Quote(e[1])
 		b = append(b, q[1:len(q)-1]...) // an agent's name may hold any byte: escaped, one line
 		b = append(b, '\n')
-	}
-	kv("seen_boot", f.SeenBoot)
-	kv("resets", strconv.FormatUint(f.Resets, 10))
-	kv("pending", strconv.FormatBool(f.Pending))
-	if f.Kind != "" {
-		kv("kind", f.Kind)
-		kv("reason", f.Reason)
-		kv("agent", f.Agent)
-		kv("pid", strconv.FormatInt(f.Pid, 10))
-		kv("failure", f.Failure)
-		kv("wall_ms", strconv.FormatInt(f.WallMs, 10))
-		kv("boot", f.Boot)
 	}
 	return b
 }
 
-// ErrDamaged wraps every reason Parse refuses a file.
+// ErrDamaged is what every reason Parse refuses a file wraps.
 var ErrDamaged = errors.New("reset-reason file damaged")
 
+// damagedError says where and why a file is damaged.
+type damagedError struct{ why string }
+
+func (e *damagedError) Error() string { return ErrDamaged.Error() + ": " + e.why }
+func (e *damagedError) Unwrap() error { return ErrDamaged }
+
 func damaged(line int, why string) error {
-	return errors.Join(ErrDamaged, errors.New("line "+strconv.Itoa(line)+": "+why))
+	if line > 0 {
+		why = "line " + strconv.Itoa(line) + ": " + why
+	}
+	return &damagedError{why}
 }
 
 // Parse reads a file made by Marshal. Unknown keys are refused: the file
@@ -193,7 +206,7 @@ func Read(path string) (File, error) {
 	fh := os.NewFile(uintptr(fd), path)
 	defer fh.Close()
 	if st, err := fh.Stat(); err != nil || !st.Mode().IsRegular() {
-		return File{}, errors.Join(ErrDamaged, errors.New(path+" is not a regular file"))
+		return File{}, &damagedError{path + " is not a regular file"}
 	}
 	b := make([]byte, MaxBytes+1)
 	n, err := io.ReadFull(fh, b)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/varta-go/varta/poll/internal/ops"
 	"github.com/varta-go/varta/poll/internal/sink"
 	"github.com/varta-go/varta/poll/internal/track"
@@ -145,7 +147,7 @@ func (x *Escalator) startResetFile() error {
 	case have, errors.Is(err, fs.ErrNotExist):
 	case errors.Is(err, resetreason.ErrDamaged):
 		moved := path + ".damaged"
-		if rerr := os.Rename(path, moved); rerr != nil {
+		if rerr := unix.Rename(path, moved); rerr != nil {
 			moved = "-"
 		}
 		x.d.Log.Warn("the reset-reason file is damaged; ignored and started afresh", sink.Str("file", path),
