@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/varta-go/varta/poll/internal/escalate"
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/ops"
@@ -62,6 +63,7 @@ type Config struct {
 	Ops      OpsConfig        // watchdogs, heartbeat file, exit detection, parent beats
 	Metrics  *MetricsConfig   // nil: no metrics endpoint
 	UDP      *UDPConfig       // nil: no UDP listener
+	Escalate escalate.Config  // --escalate-* and --reset-reason-file; zero: off
 
 	Log           io.Writer // log lines; nil means discard
 	LogTimestamps bool      // start each log line with the UTC time (RFC 3339)

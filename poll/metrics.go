@@ -35,6 +35,7 @@ func (o *observer) renderMetrics(dst []byte) []byte {
 	o.renderRecovery(e)
 	o.renderSelf(e)
 	o.renderOps(e)
+	o.esc.Render(e)
 	return e.Bytes()
 }
 

@@ -6,6 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/varta-go/varta/poll/internal/escalate"
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/ops"
@@ -55,6 +56,7 @@ type observer struct {
 	exits        *exitwatch.Watch  // nil with --on-exit ignore or without /proc
 	state        *statefile.Saver  // nil without --state-file
 	ops          *ops.Ops
+	esc          *escalate.Escalator // nil without --escalate-after or --reset-reason-file
 	notify       *ops.Notifier
 	sig          *signals
 	fds          wait.Waiter
@@ -159,6 +161,9 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		Log: cfg.Log, LogTimestamps: cfg.LogTimestamps}, o.log, o.notify, o.start); err != nil {
 		return nil, err
 	}
+	if o.esc, err = escalate.New(cfg.Escalate, escalate.Deps{Log: o.log, Rec: o.rec, Ops: o.ops, Tracker: o.tr, AgentEnv: o.agentEnv, Now: o.clock.now, Threshold: int64(cfg.Threshold)}); err != nil {
+		return nil, err
+	}
 	// The sockets come last: once they exist agents may beat, and a
 	// failure above must not leave a bound socket behind. UDP first: its
 	// port may be taken, and then no socket file is created at all.
@@ -230,6 +235,7 @@ func num(k string, v int64) sink.Field { return sink.Num(k, v) }
 // recoveryDone is called by recovery, on the loop goroutine, for every
 // child that ended; recoverylog.Ended says which endings get a log line.
 func (o *observer) recoveryDone(c *recovery.Completion) {
+	o.esc.Done(c) // the escalation ladder counts failures (package escalate)
 	o.recHist.Observe(c.Duration.Seconds())
 	if c.SignalErr != nil {
 		o.log.Limited(logRecovery, o.clock.now(), "could not signal a recovery command's process group; it may outlive its timeout",
@@ -257,6 +263,7 @@ func (o *observer) agentEnv(pid int32) []string {
 
 // recoveryFailed is called when the recovery command could not be started.
 func (o *observer) recoveryFailed(agent int32, err error) {
+	o.esc.Failed(agent)
 	o.log.Warn("recovery command could not be started", num("pid", int64(agent)), name(o.tr.Lookup(uint32(agent))), sink.Err(err))
 }
 

@@ -149,6 +149,7 @@ func (o *observer) tick(now int64) {
 	if o.events.Due(now) {
 		o.flushEvents(now)
 	}
+	o.esc.Tick(now)
 	o.c.Iterations++
 	o.ops.Tick(now, o.c.Iterations, now-o.start)
 }
@@ -185,6 +186,7 @@ func (o *observer) deadline(now int64) int64 {
 		// lone line from costing a wake of its own.
 		d = min(d, t+eventFlushSlack)
 	}
+	d = min(d, o.esc.Deadline())
 	return min(d, o.ops.Deadline(now))
 }
 

@@ -122,6 +122,12 @@ type Config struct {
 	// Clock returns the caller's clock in ns, the one OnStall and Tick
 	// get; Shutdown uses it. Nil means CLOCK_MONOTONIC.
 	Clock func() int64
+
+	// Escalate, if set, is the command Escalate runs (--escalate-exec):
+	// one child at a time, in a slot of its own beyond MaxConcurrent, so
+	// a queue of recoveries cannot hold it back. Its spawn record's source
+	// column is its Source ("escalate" from the command line).
+	Escalate *Command
 }
 
 // Completion describes a reaped recovery child.
@@ -136,6 +142,10 @@ type Completion struct {
 	StdoutBytes uint64         // bytes the child wrote to stdout (when capturing)
 	StderrBytes uint64
 	Captured    []byte // the first CaptureBytes of stdout and stderr, in arrival order
+
+	// Escalation says the child ran Config.Escalate, not the recovery
+	// command; it is not counted in Counts or Durations.
+	Escalation bool
 
 	// SignalErr is the last signal to the child's process group that
 	// could not be delivered (a *SignalError wrapping the errno, EPERM
@@ -158,6 +168,7 @@ type child struct {
 	nbytes    [2]uint64
 	keptN     [2]uint32 // of kept, the bytes from stdout and from stderr
 	kept      []byte    // capacity CaptureBytes, allocated at the slot's first use
+	esc       bool      // runs Config.Escalate (escalate.go)
 }
 
 // Manager runs recovery children for stalled agents. All methods must be
@@ -211,6 +222,10 @@ type Manager struct {
 	shutdown  bool
 
 	closeRange bool // close_range(CLOSE_RANGE_CLOEXEC) works: repeat it before each spawn
+
+	esc     *Command // Config.Escalate; nil without
+	escSlot int32    // the escalate command's own child slot, maxRun; none without
+	escBusy bool     // escSlot holds a child, or its cgroup is draining
 
 	// Containment (contain.go).
 	contain        Containment
@@ -272,6 +287,13 @@ func New(cfg Config) (*Manager, error) {
 	if maxRun == 0 {
 		maxRun = min(DefaultMaxConcurrent, cfg.Capacity)
 	}
+	slots, escSlot := maxRun, int32(none)
+	if cfg.Escalate != nil {
+		if err := cfg.Escalate.validate(); err != nil {
+			return nil, errors.New("recovery: escalate " + err.Error())
+		}
+		slots, escSlot = maxRun+1, int32(maxRun)
+	}
 	m := &Manager{
 		maxRun:     maxRun,
 		cmd:        cfg.Command,
@@ -285,9 +307,11 @@ func New(cfg Config) (*Manager, error) {
 		onComplete: cfg.OnComplete,
 		onFailed:   cfg.OnSpawnFailed,
 		clock:      cfg.Clock,
-		children:   make([]child, maxRun),
+		children:   make([]child, slots),
 		freeKids:   ring.NewStack(maxRun),
-		active:     make([]int32, 0, maxRun),
+		active:     make([]int32, 0, slots),
+		esc:        cfg.Escalate,
+		escSlot:    escSlot,
 		// Twice the capacity: every busy entry (at most Capacity) still
 		// leaves as many idle ones to remember debounce state in.
 		pids:      newPidTable(2 * cfg.Capacity),
@@ -321,13 +345,13 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.devnull = fd
 	m.sys = syscall.SysProcAttr{Setpgid: true, Credential: cfg.Credential}
-	m.drainKill = make([]bool, maxRun)
+	m.drainKill = make([]bool, slots)
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
 		m.oomAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
-	m.draining = make([]int32, 0, maxRun)
-	m.dying = make([]proc, 0, maxRun*maxDesc)
-	if err := m.setupContain(cfg.Contain, maxRun); err != nil {
+	m.draining = make([]int32, 0, slots)
+	m.dying = make([]proc, 0, slots*maxDesc)
+	if err := m.setupContain(cfg.Contain, slots); err != nil {
 		unix.Close(m.devnull)
 		return nil, err
 	}
@@ -337,7 +361,7 @@ func New(cfg Config) (*Manager, error) {
 		// Room for the longest record: the fixed columns, the program path
 		// and the source.
 		m.auditOpts = auditOpts{syncEvery: max(cfg.AuditSyncEvery, 1), maxBytes: cfg.AuditMaxBytes,
-			bufCap: 512 + len(m.cmd.Path) + len(m.cmd.source()), pid: uint32(os.Getpid())}
+			bufCap: 512 + m.cmdLen(), pid: uint32(os.Getpid())}
 		a, err := openAudit(m.auditPath, m.auditOpts, nil)
 		if err != nil {
 			unix.Close(m.devnull)

@@ -95,6 +95,7 @@ type settings struct {
 	syslogPath string      // --log-syslog-path
 	udp        udpSettings // flags_udp.go
 	ops        opsFlags    // flags_ops.go
+	esc        escFlags    // flags_escalate.go
 }
 
 func checkRemoved(args []string) error {
@@ -213,6 +214,9 @@ func (s *settings) check() error {
 		return err
 	}
 	if err := s.ops.check(s); err != nil {
+		return err
+	}
+	if err := s.esc.check(s); err != nil {
 		return err
 	}
 	return s.checkRecovery()

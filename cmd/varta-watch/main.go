@@ -69,6 +69,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "audit" {
 		return auditCommand(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "reset-reason" {
+		return resetReasonCommand(args[1:], stdout, stderr)
+	}
 	s, err := parse(args)
 	switch {
 	case errors.Is(err, cli.ErrHelp):
@@ -139,6 +142,9 @@ func (s *settings) load() error {
 			}
 			s.cfg.Recovery.Credential = cred
 		}
+	}
+	if err := s.esc.load(&s.cfg); err != nil {
+		return err
 	}
 	if s.promAddr != "" {
 		m := &poll.MetricsConfig{Addr: s.promAddr}
