@@ -275,7 +275,7 @@ type Tracker struct {
 	slots     []Slot
 	index     ring.Index
 	links     ring.Links // threads every slot through one list: its class's armed or stalled, or due
-	classes   []class // Classes of them, in one array; [0] is Threshold's
+	classes   []class    // Classes of them, in one array; [0] is Threshold's
 	due       ring.List  // triggered slots, in the order they asked
 	seq       uint64     // arming sequence, for Slot.order
 	free      ring.Stack // unused slot numbers
