@@ -58,8 +58,8 @@ type Receiver struct {
 // recvMeta is what Recv extracted from one message's control data.
 type recvMeta struct {
 	pid, uid, gid uint32
-	cred          bool // SCM_CREDENTIALS was present
-	ctrunc        bool // the kernel truncated the control data
+	cred          bool  // SCM_CREDENTIALS was present
+	ctrunc        bool  // the kernel truncated the control data
 	fdOff, fdLen  int32 // passed fds not closed yet (SetKeepFds): where in ctl
 }
 
