@@ -70,6 +70,7 @@ const (
 	logRecovery     // recovery children that could not be signalled
 	logUnverifiable // stalls whose process could not be checked
 	logReopen       // SIGHUP reopens (a storm of them)
+	logNotify       // sd_notify messages refused
 	numLogKinds
 )
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/poll/internal/sysfile"
 	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/poll/internal/wait"
 	"github.com/varta-go/varta/vlp"
@@ -113,6 +114,9 @@ func Listen(cfg Config) (*Handler, error) {
 		return nil, nil
 	}
 	u, err := listen.ListenUDS(cfg.Path, cfg.Mode)
+	if e, ok := err.(*sysfile.Error); ok {
+		e.What = "--notify-socket" // which of the two sockets failed
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +210,7 @@ func (h *Handler) apply(m *Message, sender uint32, now int64) {
 	if id == track.NoSlot && claim == sender && sender != 0 {
 		var ok bool
 		if claim, ok = h.onBehalf(sender); !ok {
-			h.drop(now, BadSenderGone, sender, "systemd-notify exited before its parent could be read (use systemd-notify without --no-block)")
+			h.drop(now, BadSenderGone, sender, "systemd-notify exited before its parent could be read (let systemd-notify wait for its barrier)")
 			return
 		}
 		id = tr.ID(claim)
