@@ -100,7 +100,8 @@ type Handler struct {
 	uds     *listen.UDS
 	rx      *listen.Receiver
 	msg     Message
-	nonce   uint64 // the last nonce given to a message's beat
+	frame   vlp.Frame // the beat of the message being handled
+	nonce   uint64    // the last nonce given to a message's beat
 	stopped [stoppedMax]stoppedProc
 	nstop   int // next entry of stopped to overwrite
 	c       Counters
@@ -222,12 +223,13 @@ func (h *Handler) apply(m *Message, sender uint32, now int64) {
 	if m.Watchdog == WatchdogPing || m.HasUsec || id == track.NoSlot {
 		// A beat: WATCHDOG=1, WATCHDOG_USEC= (which restarts the timer,
 		// as systemd's does), or the first message of any kind.
-		f := vlp.Frame{Status: vlp.Ok, Pid: claim, Nonce: h.nextNonce(now)}
-		if (claim != sender || sender == 0) && !h.cfg.Other(now, &f, sender) {
+		f := &h.frame // Other takes a pointer: a local would move to the heap
+		*f = vlp.Frame{Status: vlp.Ok, Pid: claim, Nonce: h.nextNonce(now)}
+		if (claim != sender || sender == 0) && !h.cfg.Other(now, f, sender) {
 			h.c.Bad[BadRefused]++
 			return
 		}
-		if !h.cfg.Track(f, track.OriginUDS, now) {
+		if !h.cfg.Track(*f, track.OriginUDS, now) {
 			h.c.Bad[BadRefused]++
 			return
 		}
@@ -259,8 +261,11 @@ func (h *Handler) slot(m *Message, id track.SlotID, now int64) {
 	}
 	if m.Stopping {
 		h.c.Stopped++
-		h.stopped[h.nstop] = stoppedProc{pid: s.Pid, start: s.StartTime}
-		h.nstop = (h.nstop + 1) % stoppedMax
+		// Its start time tells this process from a later one on the pid.
+		if st, ok := listen.ProcStartTime(s.Pid); ok {
+			h.stopped[h.nstop] = stoppedProc{pid: s.Pid, start: st}
+			h.nstop = (h.nstop + 1) % stoppedMax
+		}
 		h.cfg.Log.Info("agent is stopping (STOPPING=1); no longer tracked", sink.Num("pid", int64(s.Pid)))
 		tr.Remove(s.Pid)
 	}
