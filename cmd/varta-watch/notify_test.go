@@ -184,12 +184,12 @@ func TestNotifyBadInput(t *testing.T) {
 		r.send([]byte(m))
 	}
 	want := map[string]float64{
-		"varta_notify_truncated_total":                     1,
-		"varta_notify_unknown_keys_total":                  2,
-		`varta_notify_bad_total{reason="watchdog_usec"}`:   1,
-		`varta_notify_bad_total{reason="malformed"}`:       3,
-		`varta_notify_messages_total{kind="watchdog"}`:     0,
-		`varta_notify_thresholds_rounded_total`:            0,
+		"varta_notify_truncated_total":                    1,
+		"varta_notify_unknown_keys_total":                 2,
+		`varta_notify_bad_total{reason="watchdog_usec"}`:  1,
+		`varta_notify_bad_total{reason="malformed"}`:      3,
+		`varta_notify_messages_total{kind="watchdog"}`:    0,
+		`varta_notify_thresholds_rounded_total`:           0,
 		`varta_notify_bad_total{reason="no_credentials"}`: 0,
 	}
 	w.waitMetric(`varta_notify_bad_total{reason="malformed"}`, 3, 5*time.Second)

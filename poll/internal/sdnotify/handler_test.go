@@ -20,9 +20,9 @@ func testHandler(t *testing.T) (*Handler, *track.Tracker, int) {
 	t.Helper()
 	tr := track.NewTracker(track.TrackerConfig{Capacity: 8, Threshold: int64(5e9), MaxBeatRate: 1000})
 	h, err := Listen(Config{Path: filepath.Join(t.TempDir(), "notify.sock"), Mode: 0o600, Tracker: tr,
-		Log:   sink.NewLogger(nil),
-		Track: func(f vlp.Frame, o track.Origin, now int64) bool { return tr.Observe(f, o, now).Verdict.Accepted() },
-		Other: func(int64, *vlp.Frame, uint32) bool { return false },
+		Log:     sink.NewLogger(nil),
+		Track:   func(f vlp.Frame, o track.Origin, now int64) bool { return tr.Observe(f, o, now).Verdict.Accepted() },
+		Other:   func(int64, *vlp.Frame, uint32) bool { return false },
 		Allowed: func(uid uint32) bool { return uid == uint32(os.Getuid()) }})
 	if err != nil {
 		t.Fatal(err)
