@@ -90,6 +90,7 @@ func (t *Tracker) pickClass(thr int64) (uint8, Fit) {
 		}
 	}
 	if free >= 0 {
+		t.hi = max(t.hi, free+1)
 		t.classes[free].set(thr)
 		return uint8(free), FitExact
 	}

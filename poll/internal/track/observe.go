@@ -183,7 +183,7 @@ func (t *Tracker) start(i int32, f vlp.Frame, origin Origin, now int64) {
 // whose stall is not raised yet is no candidate: it is about to be.
 func (t *Tracker) victim(now int64) int32 {
 	best, bestStalled := int32(-1), false
-	for c := range t.classes {
+	for c := range t.classes[:t.hi] {
 		k := &t.classes[c]
 		if h := k.stalled.Front(); h >= 0 && now-t.slots[h].LastArrival >= k.evictAge &&
 			(best < 0 || t.before(h, best) || !bestStalled && t.slots[h].LastArrival == t.slots[best].LastArrival) {
@@ -249,7 +249,7 @@ func (t *Tracker) NextDeadline() (int64, bool) {
 func (t *Tracker) nextArmed() (int32, int) {
 	best, bc := int32(-1), 0
 	var bd int64
-	for c := range t.classes {
+	for c := range t.classes[:t.hi] {
 		k := &t.classes[c]
 		h := k.armed.Front()
 		if h < 0 {

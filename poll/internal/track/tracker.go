@@ -276,6 +276,7 @@ type Tracker struct {
 	index     ring.Index
 	links     ring.Links // threads every slot through one list: its class's armed or stalled, or due
 	classes   []class    // Classes of them, in one array; [0] is Threshold's
+	hi        int        // classes ever used: deadline and victim scan only these
 	due       ring.List  // triggered slots, in the order they asked
 	seq       uint64     // arming sequence, for Slot.order
 	free      ring.Stack // unused slot numbers
@@ -317,6 +318,7 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 		t.classes[c].armed, t.classes[c].stalled = ring.NewList(), ring.NewList()
 	}
 	t.classes[0].set(cfg.Threshold)
+	t.hi = 1
 	t.global = NewTokenBucket(cfg.GlobalRate, cfg.GlobalBurst, 0)
 	return t
 }
