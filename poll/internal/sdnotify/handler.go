@@ -216,7 +216,7 @@ func (h *Handler) apply(m *Message, sender uint32, now int64) {
 		}
 		id = tr.ID(claim)
 	}
-	if id == track.NoSlot && h.stoppedBefore(claim) {
+	if id == track.NoSlot && claim != 0 && h.stoppedBefore(claim) {
 		h.drop(now, BadAfterStopping, claim, "notify message from an agent that sent STOPPING=1; not tracking it again")
 		return
 	}
