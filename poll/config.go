@@ -27,8 +27,9 @@ const (
 // checks the values a user can get wrong, so Run only re-checks what would
 // break its invariants.
 type Config struct {
-	SocketPath string
-	SocketMode uint32 // file mode of the socket, applied through umask at bind
+	SocketPath   string
+	SocketMode   uint32 // file mode of the socket, applied through umask at bind
+	NotifySocket string // sd_notify agents' socket (--notify-socket, same mode); empty: none
 
 	Threshold   time.Duration // silence before a stall
 	ReadTimeout time.Duration // upper bound of one wait

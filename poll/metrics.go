@@ -125,6 +125,7 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 	counter(e, "varta_datagrams_received_total", "Datagrams read from the observer's sockets.", c.Received)
 	counter(e, "varta_unsolicited_fds_closed_total", "File descriptors sent to the observer and closed unread.", c.ClosedFds)
 	o.renderUDP(e)
+	o.sdn.Render(e)
 	var logDropped uint64
 	if l, ok := o.cfg.Log.(interface{ Dropped() uint64 }); ok {
 		logDropped = l.Dropped()

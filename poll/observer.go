@@ -12,6 +12,7 @@ import (
 	"github.com/varta-go/varta/poll/internal/ops"
 	"github.com/varta-go/varta/poll/internal/recoverylog"
 	"github.com/varta-go/varta/poll/internal/scrape"
+	"github.com/varta-go/varta/poll/internal/sdnotify"
 	"github.com/varta-go/varta/poll/internal/sink"
 	"github.com/varta-go/varta/poll/internal/statefile"
 	"github.com/varta-go/varta/poll/internal/track"
@@ -53,6 +54,7 @@ type observer struct {
 	auditFailed  uint64            // rec's failed audit writes already counted in c.IOErrors
 	prom         *scrape.Server    // nil without --prom-addr
 	udp          *udpListener      // nil without --udp-addr
+	sdn          *sdnotify.Handler // nil without --notify-socket
 	exits        *exitwatch.Watch  // nil with --on-exit ignore or without /proc
 	state        *statefile.Saver  // nil without --state-file
 	ops          *ops.Ops
@@ -177,14 +179,18 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		return nil, err
 	}
 	o.rx = listen.NewReceiver(o.uds.Fd(), recvBatch)
+	if o.sdn, err = sdnotify.Listen(sdnotify.Config{Path: cfg.NotifySocket, Mode: cfg.SocketMode, Tracker: o.tr, Log: o.log,
+		LogKind: logNotify, Track: o.track, Other: o.otherPid, Allowed: o.uidAllowed}); err != nil {
+		return nil, err
+	}
 	if cfg.Batch > 0 {
 		o.nextBatch = o.start + int64(cfg.Batch)
 		o.checkQueueLength()
 	}
 	// Every fd the wait can hold at once: the socket, the signal pipe,
-	// the UDP socket, the exit watch's epoll fd, the metrics listener and
-	// its connections.
-	n := 2
+	// the notify socket, the UDP socket, the exit watch's epoll fd, the
+	// metrics listener and its connections.
+	n := 3
 	if o.udp != nil {
 		n++
 	}
@@ -326,6 +332,7 @@ func (o *observer) close() {
 	if o.uds != nil {
 		o.uds.Close()
 	}
+	o.sdn.Close()
 	o.udp.close()
 	if o.notify != nil {
 		o.notify.Close()

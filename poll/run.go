@@ -98,6 +98,7 @@ func (o *observer) register(now int64) {
 			o.fds.Add(o.udp.fd, wait.In, 0, (*onUDP)(o), 0)
 		}
 	}
+	o.sdn.Register(o.fds) // read on arrival, in --batch-ms mode too: a notify message is rare
 	if fd := o.exits.Fd(); fd >= 0 {
 		o.fds.Add(fd, wait.In, 0, (*onExits)(o), 0)
 	}

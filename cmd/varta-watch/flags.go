@@ -150,6 +150,8 @@ func (s *settings) check() error {
 		return bad("socket", "path is longer than the 107 bytes a Unix socket address holds")
 	case c.SocketPath[0] == '@':
 		return bad("socket", "abstract socket names are not supported; give a filesystem path, e.g. /run/varta/varta.sock")
+	case c.NotifySocket != "" && c.NotifySocket == c.SocketPath:
+		return bad("notify-socket", "must differ from --socket: the two sockets speak different protocols")
 	case c.Threshold == 0: // given, it is at least minThresholdMs
 		return bad("threshold-ms", "required: silence in milliseconds before a stall ("+
 			strconv.Itoa(minThresholdMs)+" to "+strconv.Itoa(maxThresholdMs)+")")

@@ -170,6 +170,8 @@ func flagTable(s *settings) []flagDef {
 			help: "the syslog daemon's socket (default {def})"},
 		{name: "allow-parent-beats", grp: grpSocket, b: &o.allowParent,
 			help: "accept frames for the sender's parent pid\n(varta-beat --parent in a shell loop)"},
+		{name: "notify-socket", arg: "PATH", grp: grpSocket, v: strDef(&c.NotifySocket, ""),
+			help: "also bind an sd_notify socket here: a daemon\nbuilt for systemd's watchdog beats when\nstarted with NOTIFY_SOCKET=PATH"},
 
 		{name: "tracker-capacity", arg: "N", grp: grpTracking,
 			v:    intNum(&c.TrackerCapacity, defTrackerCapacity, 1, poll.MaxTrackerCapacity),

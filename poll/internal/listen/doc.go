@@ -2,7 +2,9 @@
 // sender from the kernel: the Unix datagram socket (ListenUDS: path
 // checks, stale-socket probe, mode through the umask, SO_PASSCRED), the
 // UDP and TCP listeners (ListenUDP, ListenTCP), the recvmmsg(2) receiver
-// with SCM_CREDENTIALS parsed by hand (Receiver), the secure UDP opener
+// with SCM_CREDENTIALS parsed by hand (Receiver, of any message size,
+// optionally keeping passed fds open until a batch is handled), the
+// secure UDP opener
 // (Secure, absent from -tags varta_nosecure builds), and the /proc
 // identity helpers (ProcStartTime, ProcParentPid, NSCache).
 //

@@ -46,6 +46,8 @@ type Receiver struct {
 	data     []byte // RecvDataBytes per message
 	ctl      []byte // ctlSize per message, word-aligned as cmsghdrs need
 	ctlSize  int
+	size     int // data bytes per message
+	keepFds  bool
 	meta     []recvMeta
 	n        int // messages of the current batch
 	closed   uint64
@@ -56,15 +58,20 @@ type Receiver struct {
 // recvMeta is what Recv extracted from one message's control data.
 type recvMeta struct {
 	pid, uid, gid uint32
-	cred          bool // SCM_CREDENTIALS was present
-	ctrunc        bool // the kernel truncated the control data
+	cred          bool  // SCM_CREDENTIALS was present
+	ctrunc        bool  // the kernel truncated the control data
+	fdOff, fdLen  int32 // passed fds not closed yet (SetKeepFds): where in ctl
 }
 
 // NewReceiver prepares batch messages (clamped to 1..RecvMaxBatch) for the
 // datagram socket fd, which stays owned by the caller (a UDS, or a UDP
 // socket: then Cred reports ok=false).
-func NewReceiver(fd int, batch int) *Receiver {
-	batch = max(1, min(batch, RecvMaxBatch))
+func NewReceiver(fd int, batch int) *Receiver { return NewReceiverSize(fd, batch, RecvDataBytes) }
+
+// NewReceiverSize is NewReceiver with size data bytes per message (at
+// least 1) instead of RecvDataBytes: Truncated tells a longer datagram.
+func NewReceiverSize(fd int, batch, size int) *Receiver {
+	batch, size = max(1, min(batch, RecvMaxBatch)), max(1, size)
 	ctlSize := unix.CmsgSpace(unix.SizeofUcred) + unix.CmsgSpace(4*recvMaxFds)
 	ctlSize = (ctlSize + recvWord - 1) / recvWord * recvWord
 	// Allocated as words so that every message's control buffer starts
@@ -74,14 +81,15 @@ func NewReceiver(fd int, batch int) *Receiver {
 		fd:      fd,
 		hdrs:    make([]unix.Mmsghdr, batch),
 		iovs:    make([]unix.Iovec, batch),
-		data:    make([]byte, batch*RecvDataBytes),
+		data:    make([]byte, batch*size),
+		size:    size,
 		ctl:     unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), len(words)*recvWord),
 		ctlSize: ctlSize,
 		meta:    make([]recvMeta, batch),
 	}
 	for i := range r.hdrs {
-		r.iovs[i].Base = &r.data[i*RecvDataBytes]
-		r.iovs[i].SetLen(RecvDataBytes)
+		r.iovs[i].Base = &r.data[i*size]
+		r.iovs[i].SetLen(size)
 		h := &r.hdrs[i].Hdr
 		h.Iov = &r.iovs[i]
 		h.SetIovlen(1)
@@ -102,6 +110,7 @@ func (r *Receiver) Batch() int { return len(r.hdrs) }
 // descriptors a sender passed are closed before Recv returns. It never
 // blocks and never allocates except to report an error.
 func (r *Receiver) Recv() (int, error) {
+	r.CloseKeptFds()
 	// The kernel rewrote length, flags and control length of the messages
 	// it filled last time; restore those.
 	for i := range r.n {
@@ -151,7 +160,8 @@ func (r *Receiver) parseControl(i int) {
 	if m.ctrunc {
 		r.ctrunc++
 	}
-	b := r.ctl[i*r.ctlSize : i*r.ctlSize+min(int(h.Controllen), r.ctlSize)]
+	off := i * r.ctlSize // of b in ctl
+	b := r.ctl[off : off+min(int(h.Controllen), r.ctlSize)]
 	for len(b) >= recvCmsgHdr {
 		c := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
 		l := int(c.Len)
@@ -169,14 +179,18 @@ func (r *Receiver) parseControl(i int) {
 					m.cred = true
 				}
 			case unix.SCM_RIGHTS:
-				r.closeFds(d)
+				if r.keepFds {
+					m.fdOff, m.fdLen = int32(off+recvCmsgHdr), int32(len(d))
+				} else {
+					r.closeFds(d)
+				}
 			}
 		}
 		next := (l + recvWord - 1) / recvWord * recvWord
 		if next >= len(b) {
 			break
 		}
-		b = b[next:]
+		b, off = b[next:], off+next
 	}
 	r.meta[i] = m
 }
@@ -192,22 +206,40 @@ func (r *Receiver) closeFds(d []byte) {
 	}
 }
 
-// Data is message i's bytes: the first min(Len(i), RecvDataBytes) bytes of
-// the datagram. The slice aliases the Receiver's buffer until the next Recv.
+// SetKeepFds makes Recv leave the descriptors a sender passed open until
+// CloseKeptFds (or the next Recv): an sd_notify client's BARRIER=1 passes
+// a pipe whose closing tells it that every message it sent before was
+// handled, so they must be closed after the batch is handled, not before.
+func (r *Receiver) SetKeepFds(keep bool) { r.keepFds = keep }
+
+// CloseKeptFds closes the descriptors of the current batch that
+// SetKeepFds kept open.
+func (r *Receiver) CloseKeptFds() {
+	for i := range r.n {
+		if m := &r.meta[i]; m.fdLen > 0 {
+			r.closeFds(r.ctl[m.fdOff : m.fdOff+m.fdLen])
+			m.fdLen = 0
+		}
+	}
+}
+
+// Data is message i's bytes: the first min(Len(i), size) bytes of the
+// datagram. The slice aliases the Receiver's buffer until the next Recv.
 func (r *Receiver) Data(i int) []byte {
-	off := i * RecvDataBytes
-	l := off + min(int(r.hdrs[i].Len), RecvDataBytes)
+	off := i * r.size
+	l := off + min(int(r.hdrs[i].Len), r.size)
 	return r.data[off:l:l]
 }
 
-// Len is message i's real datagram length; it may exceed RecvDataBytes.
-// (A kernel that ignores MSG_TRUNC for AF_UNIX reports at most
-// RecvDataBytes; Truncated is right either way.)
+// Len is message i's real datagram length; it may exceed the data size.
+// (A kernel that ignores MSG_TRUNC for AF_UNIX reports at most the data
+// size; Truncated is right either way.)
 func (r *Receiver) Len(i int) int { return int(r.hdrs[i].Len) }
 
-// Truncated reports whether message i was longer than RecvDataBytes.
+// Truncated reports whether message i was longer than the data size: the
+// kernel's MSG_TRUNC in the message's flags.
 func (r *Receiver) Truncated(i int) bool {
-	return r.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 || int(r.hdrs[i].Len) > RecvDataBytes
+	return r.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 || int(r.hdrs[i].Len) > r.size
 }
 
 // Cred is the sender of message i as the kernel attests it
