@@ -2,6 +2,7 @@ package listen
 
 import (
 	"encoding/binary"
+	"math"
 	"os"
 	"unsafe"
 
@@ -29,6 +30,11 @@ const (
 	recvFlags = unix.MSG_DONTWAIT | unix.MSG_TRUNC | unix.MSG_CMSG_CLOEXEC
 
 	recvWord = int(unsafe.Sizeof(uintptr(0))) // cmsg alignment
+
+	// recvStampBytes is the largest timestamp payload: SO_TIMESTAMPNS_NEW's
+	// struct __kernel_timespec (two 64-bit words). The old SCM_TIMESTAMPNS
+	// carries the native struct timespec: 16 bytes, or 8 on 32-bit.
+	recvStampBytes = 16
 )
 
 // recvCmsgHdr is the aligned size of a cmsghdr: where a message's data
@@ -51,13 +57,18 @@ type Receiver struct {
 	closed   uint64
 	ctrunc   uint64
 	received uint64
+	calls    uint64 // Recv calls that did not fail, this one included
+	emptied  uint64 // the latest such call that left the queue empty
+	before   uint64 // emptied as it was before the current call
 }
 
 // recvMeta is what Recv extracted from one message's control data.
 type recvMeta struct {
 	pid, uid, gid uint32
-	cred          bool // SCM_CREDENTIALS was present
-	ctrunc        bool // the kernel truncated the control data
+	cred          bool  // SCM_CREDENTIALS was present
+	ctrunc        bool  // the kernel truncated the control data
+	stamped       bool  // a receive timestamp was present
+	queued        int64 // CLOCK_REALTIME ns at which the datagram was queued
 }
 
 // NewReceiver prepares batch messages (clamped to 1..RecvMaxBatch) for the
@@ -65,7 +76,7 @@ type recvMeta struct {
 // socket: then Cred reports ok=false).
 func NewReceiver(fd int, batch int) *Receiver {
 	batch = max(1, min(batch, RecvMaxBatch))
-	ctlSize := unix.CmsgSpace(unix.SizeofUcred) + unix.CmsgSpace(4*recvMaxFds)
+	ctlSize := unix.CmsgSpace(recvStampBytes) + unix.CmsgSpace(unix.SizeofUcred) + unix.CmsgSpace(4*recvMaxFds)
 	ctlSize = (ctlSize + recvWord - 1) / recvWord * recvWord
 	// Allocated as words so that every message's control buffer starts
 	// aligned; the kernel and the cmsghdr walk rely on it.
@@ -112,6 +123,13 @@ func (r *Receiver) Recv() (int, error) {
 	}
 	r.n = 0
 	n, err := r.recvmmsg()
+	if err == nil {
+		r.calls++
+		r.before = r.emptied
+		if n < len(r.hdrs) {
+			r.emptied = r.calls
+		}
+	}
 	if n <= 0 {
 		return 0, err
 	}
@@ -170,6 +188,8 @@ func (r *Receiver) parseControl(i int) {
 				}
 			case unix.SCM_RIGHTS:
 				r.closeFds(d)
+			case unix.SO_TIMESTAMPNS_NEW, unix.SCM_TIMESTAMPNS:
+				m.queued, m.stamped = parseStamp(d)
 			}
 		}
 		next := (l + recvWord - 1) / recvWord * recvWord
@@ -179,6 +199,26 @@ func (r *Receiver) parseControl(i int) {
 		b = b[next:]
 	}
 	r.meta[i] = m
+}
+
+// parseStamp reads a receive timestamp's payload: two 64-bit words
+// (SO_TIMESTAMPNS_NEW, or the old SCM_TIMESTAMPNS on a 64-bit kernel) or
+// two 32-bit ones (the old type on a 32-bit kernel). Anything else is no
+// timestamp.
+func parseStamp(d []byte) (int64, bool) {
+	var sec, nsec int64
+	switch len(d) {
+	case 16:
+		sec, nsec = int64(binary.NativeEndian.Uint64(d)), int64(binary.NativeEndian.Uint64(d[8:]))
+	case 8:
+		sec, nsec = int64(int32(binary.NativeEndian.Uint32(d))), int64(int32(binary.NativeEndian.Uint32(d[4:])))
+	default:
+		return 0, false
+	}
+	if sec < 0 || sec > math.MaxInt64/1_000_000_000-1 || nsec < 0 || nsec >= 1e9 {
+		return 0, false
+	}
+	return sec*1e9 + nsec, true
 }
 
 // closeFds closes descriptors nobody asked for: a sender must not be able
@@ -218,6 +258,24 @@ func (r *Receiver) Cred(i int) (pid, uid, gid uint32, ok bool) {
 	m := &r.meta[i]
 	return m.pid, m.uid, m.gid, m.cred
 }
+
+// Queued is when message i was queued on the socket, CLOCK_REALTIME ns,
+// as the kernel stamped it at send time (SO_TIMESTAMPNS, which ListenUDS
+// sets); ok is false when the message carried no timestamp.
+func (r *Receiver) Queued(i int) (ns int64, ok bool) {
+	m := &r.meta[i]
+	return m.queued, m.stamped
+}
+
+// Calls numbers the Recv calls that did not fail; the current batch came
+// from call number Calls().
+func (r *Receiver) Calls() uint64 { return r.calls }
+
+// EmptiedBefore is the number of the latest call before the current one
+// that returned less than a full batch, and so left the socket's queue
+// empty when it was made (0: none). A datagram queued before that call
+// began cannot be in the current batch or any later one.
+func (r *Receiver) EmptiedBefore() uint64 { return r.before }
 
 // CtrlTruncated reports whether the kernel cut message i's control data
 // short (MSG_CTRUNC): the sender passed more fds than fit.

@@ -70,6 +70,13 @@ func TestListenUDSModeAndFlags(t *testing.T) {
 			if v, err := unix.GetsockoptInt(u.Fd(), unix.SOL_SOCKET, unix.SO_PASSCRED); v != 1 || err != nil {
 				t.Errorf("SO_PASSCRED = %d, %v, want 1", v, err)
 			}
+			// The kernel reads back as set only the option that was set:
+			// the new one, or the old one on a kernel before 5.1.
+			vNew, _ := unix.GetsockoptInt(u.Fd(), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_NEW)
+			vOld, _ := unix.GetsockoptInt(u.Fd(), unix.SOL_SOCKET, unix.SO_TIMESTAMPNS)
+			if vNew != 1 && vOld != 1 {
+				t.Errorf("SO_TIMESTAMPNS_NEW = %d, SO_TIMESTAMPNS = %d, want one of them 1", vNew, vOld)
+			}
 			if typ, _ := unix.GetsockoptInt(u.Fd(), unix.SOL_SOCKET, unix.SO_TYPE); typ != unix.SOCK_DGRAM {
 				t.Errorf("SO_TYPE = %d, want SOCK_DGRAM", typ)
 			}
