@@ -31,9 +31,9 @@ const (
 
 	recvWord = int(unsafe.Sizeof(uintptr(0))) // cmsg alignment
 
-	// recvStampBytes is the largest timestamp payload: SO_TIMESTAMPNS_NEW's
-	// struct __kernel_timespec (two 64-bit words). The old SCM_TIMESTAMPNS
-	// carries the native struct timespec: 16 bytes, or 8 on 32-bit.
+	// recvStampBytes is the largest timestamp payload: two 64-bit words
+	// (struct __kernel_timespec of SO_TIMESTAMPNS_NEW); the old types carry
+	// the native struct timespec or timeval: 16 bytes, or 8 on 32-bit.
 	recvStampBytes = 16
 )
 
@@ -189,7 +189,9 @@ func (r *Receiver) parseControl(i int) {
 			case unix.SCM_RIGHTS:
 				r.closeFds(d)
 			case unix.SO_TIMESTAMPNS_NEW, unix.SCM_TIMESTAMPNS:
-				m.queued, m.stamped = parseStamp(d)
+				m.queued, m.stamped = parseStamp(d, 1)
+			case unix.SO_TIMESTAMP_NEW, unix.SCM_TIMESTAMP:
+				m.queued, m.stamped = parseStamp(d, 1000)
 			}
 		}
 		next := (l + recvWord - 1) / recvWord * recvWord
@@ -201,11 +203,11 @@ func (r *Receiver) parseControl(i int) {
 	r.meta[i] = m
 }
 
-// parseStamp reads a receive timestamp's payload: two 64-bit words
-// (SO_TIMESTAMPNS_NEW, or the old SCM_TIMESTAMPNS on a 64-bit kernel) or
-// two 32-bit ones (the old type on a 32-bit kernel). Anything else is no
-// timestamp.
-func parseStamp(d []byte) (int64, bool) {
+// parseStamp reads a receive timestamp's payload, seconds and a fraction
+// of unit ns (1 for a timespec, 1000 for a timeval): two 64-bit words
+// (the _NEW types, or the old ones on a 64-bit kernel) or two 32-bit ones
+// (the old types on a 32-bit kernel). Anything else is no timestamp.
+func parseStamp(d []byte, unit int64) (int64, bool) {
 	var sec, nsec int64
 	switch len(d) {
 	case 16:
@@ -215,10 +217,10 @@ func parseStamp(d []byte) (int64, bool) {
 	default:
 		return 0, false
 	}
-	if sec < 0 || sec > math.MaxInt64/1_000_000_000-1 || nsec < 0 || nsec >= 1e9 {
+	if sec < 0 || sec > math.MaxInt64/1_000_000_000-1 || nsec < 0 || nsec >= 1e9/unit {
 		return 0, false
 	}
-	return sec*1e9 + nsec, true
+	return sec*1e9 + nsec*unit, true
 }
 
 // closeFds closes descriptors nobody asked for: a sender must not be able
@@ -260,8 +262,8 @@ func (r *Receiver) Cred(i int) (pid, uid, gid uint32, ok bool) {
 }
 
 // Queued is when message i was queued on the socket, CLOCK_REALTIME ns,
-// as the kernel stamped it at send time (SO_TIMESTAMPNS, which ListenUDS
-// sets); ok is false when the message carried no timestamp.
+// as the kernel stamped it at send time (SO_TIMESTAMPNS, or SO_TIMESTAMP's
+// microseconds: see ListenUDS); ok is false when it carried no timestamp.
 func (r *Receiver) Queued(i int) (ns int64, ok bool) {
 	m := &r.meta[i]
 	return m.queued, m.stamped

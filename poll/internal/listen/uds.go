@@ -127,11 +127,14 @@ func udsBind(fd int, path string, mode uint32) (*UDS, error) {
 // reuse): the frame was queued before that process started. It costs no
 // file descriptor and no system call per datagram. SO_TIMESTAMPNS_NEW
 // (Linux 5.1) gives 64-bit seconds on 32-bit boards too; older kernels
-// get the old option. Set before bind, so no datagram goes unstamped.
-func udsStamp(fd int) error {
-	err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_NEW, 1)
-	if err == unix.ENOPROTOOPT {
-		err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1)
+// get the old option; the microsecond options come last, for an emulator
+// that knows only those (qemu-user translates SO_TIMESTAMP alone). Set
+// before bind, so no datagram goes unstamped.
+func udsStamp(fd int) (err error) {
+	for _, opt := range [...]int{unix.SO_TIMESTAMPNS_NEW, unix.SO_TIMESTAMPNS, unix.SO_TIMESTAMP_NEW, unix.SO_TIMESTAMP} {
+		if err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, 1); err != unix.ENOPROTOOPT {
+			return err
+		}
 	}
 	return err
 }
