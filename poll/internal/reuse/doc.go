@@ -13,8 +13,9 @@
 // and counted (Recycled). A frame queued clearly after it was, since one
 // pid names one process at a time. In between, within a clock tick and
 // the measuring error, nothing can be told (Unverifiable): such a frame
-// may open a session, but one that no recovery ever acts on until a
-// later frame proves whose it is, and it never joins a verified one.
+// may open a session, but one that no recovery ever acts on; a later
+// frame that proves whose it is replaces it with a verified session, and
+// such a frame never joins a verified one.
 //
 // Why not SO_PASSPIDFD (Linux 6.5), which hands over a pidfd of the
 // sender itself: the kernel makes a file and installs a descriptor for

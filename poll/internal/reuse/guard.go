@@ -116,12 +116,24 @@ func newGuard(start func(uint32) (uint64, track.Proc), gettime func(int32, *unix
 }
 
 // Recycled counts frames dropped because they were queued before the
-// pid's current process started (varta_tracker_pid_recycle_total).
-func (g *Guard) Recycled() uint64 { return g.recycled }
+// pid's current process started (varta_tracker_pid_recycle_total); 0 for
+// a nil Guard, so the metrics render for an observer without a socket.
+func (g *Guard) Recycled() uint64 {
+	if g == nil {
+		return 0
+	}
+	return g.recycled
+}
 
 // Unverifiable counts frames whose sender could not be told from the
-// pid's current process (varta_tracker_pid_unverifiable_total).
-func (g *Guard) Unverifiable() uint64 { return g.unverifiable }
+// pid's current process (varta_tracker_pid_unverifiable_total); 0 for a
+// nil Guard.
+func (g *Guard) Unverifiable() uint64 {
+	if g == nil {
+		return 0
+	}
+	return g.unverifiable
+}
 
 // Steps counts wall-clock steps seen between two samples.
 func (g *Guard) Steps() uint64 { return g.steps }
@@ -198,12 +210,16 @@ func (g *Guard) Check(rx *listen.Receiver, i int, tr *track.Tracker, pid uint32)
 		g.unverifiable++
 		return msgUnverifiable
 	}
-	// Sent by the process that holds the pid now.
-	switch {
-	case opens:
+	// Sent by the process that holds the pid now. An unverified session
+	// is closed and this frame opens a verified one in its place: the
+	// tracker then reads this start time, and the observer starts what a
+	// verified session gets (the exit watch's pidfd, the name read again).
+	if !opens && !s.HasStartTime {
+		tr.Remove(pid)
+		opens = true
+	}
+	if opens {
 		g.pend = pending{pid: pid, start: cur, proc: track.ProcAlive, ok: true}
-	case !s.HasStartTime:
-		tr.Verify(tr.ID(pid), cur)
 	}
 	return ""
 }

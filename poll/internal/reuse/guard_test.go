@@ -212,8 +212,12 @@ func TestCheckUnverifiableThenVerified(t *testing.T) {
 	if why := r.observe(0, 3, 400); why != "" {
 		t.Fatalf("Check = %q", why)
 	}
-	if s := r.tr.Lookup(testPid); !s.HasStartTime || s.StartTime != q-2 || s.StartUnknown {
-		t.Fatalf("slot = %+v, want verified with start %d", s, q-2)
+	reads := r.procs.reads
+	if s := r.tr.Lookup(testPid); !s.HasStartTime || s.StartTime != q-2 || s.StartUnknown || s.Beats != 1 {
+		t.Fatalf("slot = %+v, want a new, verified session with start %d", s, q-2)
+	}
+	if r.procs.reads != reads {
+		t.Error("the verified session read /proc again")
 	}
 	if ev, ok := r.tr.PopStall(600); !ok || ev.Unverifiable || ev.Retired {
 		t.Fatalf("PopStall = %+v, %v, want a plain stall of the verified session", ev, ok)
@@ -225,12 +229,13 @@ func TestCheckUnverifiableThenVerified(t *testing.T) {
 // so) is judged in full, and dropped.
 func TestCheckVerifiedSessionOlderFrame(t *testing.T) {
 	r := newRig(t)
-	q := r.recv(1)
-	r.procs.ticks = q - 100
-	r.observe(0, 1, 1)
+	// A session whose process, as /proc says, started a second from now.
+	r.procs.ticks = r.recv(1) + 100
+	r.tr.Observe(vlp.Frame{Status: vlp.Ok, Pid: testPid, Nonce: 1}, track.OriginUDS, 1)
+	if s := r.tr.Lookup(testPid); s == nil || !s.HasStartTime {
+		t.Fatalf("slot = %+v, want a verified session", s)
+	}
 	r.recv(1)
-	r.tr.Verify(r.tr.ID(testPid), q+100) // as if another process held the pid from a second later
-	r.procs.ticks = q + 100
 	if why := r.observe(0, 2, 2); why != msgRecycled {
 		t.Fatalf("Check = %q, want the recycled message", why)
 	}
