@@ -59,7 +59,7 @@ func (p *fakeProcs) start(uint32) (uint64, track.Proc) {
 type clocks struct{ step int64 }
 
 func (c *clocks) gettime(id int32, ts *unix.Timespec) error {
-	if err := unix.ClockGettime(id, ts); err != nil {
+	if err := clockGettime(id, ts); err != nil {
 		return err
 	}
 	if id == unix.CLOCK_REALTIME {
@@ -71,7 +71,7 @@ func (c *clocks) gettime(id int32, ts *unix.Timespec) error {
 // rig is a real stamped socket with a receiver, a tracker reading start
 // times through the guard, and the guard.
 type rig struct {
-	t      *testing.T
+	t      testing.TB
 	rx     *listen.Receiver
 	client int
 	tr     *track.Tracker
@@ -82,7 +82,7 @@ type rig struct {
 
 const testPid = 4242
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	u, err := listen.ListenUDS(filepath.Join(t.TempDir(), "s"), 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -305,5 +305,43 @@ func TestCheckVerifiedNoAllocs(t *testing.T) {
 	})
 	if allocs != 0 || r.procs.reads != reads {
 		t.Fatalf("%v allocations, %d /proc reads per verified frame, want 0, 0", allocs, r.procs.reads-reads)
+	}
+}
+
+// BenchmarkCheckVerified is the per-beat cost: a verified session's frame.
+func BenchmarkCheckVerified(b *testing.B) {
+	r := newRig(b)
+	q := r.recv(1)
+	r.procs.ticks = q - 100
+	r.observe(0, 1, 1)
+	r.recv(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		if r.g.Check(r.rx, 0, r.tr, testPid) != "" {
+			b.Fatal("dropped")
+		}
+	}
+}
+
+// BenchmarkCheckNewSession is the cost once per session: /proc (here a
+// stand-in) and a sample of the clocks per frame, each one in a batch of
+// its own, as when a new agent's first beat arrives alone.
+func BenchmarkCheckNewSession(b *testing.B) {
+	r := newRig(b)
+	q := r.recv(1)
+	r.procs.ticks = q - 100
+	b.ReportAllocs()
+	for b.Loop() {
+		r.g.sampleCall = 0 // a fresh batch each time
+		if r.g.Check(r.rx, 0, r.tr, testPid) != "" {
+			b.Fatal("dropped")
+		}
+	}
+}
+
+func BenchmarkClockSample(b *testing.B) {
+	g := New(nil)
+	for b.Loop() {
+		g.read()
 	}
 }
