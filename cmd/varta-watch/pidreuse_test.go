@@ -15,9 +15,10 @@ import (
 // next fork get the pid after it.
 const nsLastPid = "/proc/sys/kernel/ns_last_pid"
 
-// TestPidReuseBeforeRead is issue 16's scenario with real processes: an
-// agent sends one frame to a stopped observer and exits; an unrelated
-// process gets its pid; then the observer reads the frame. The kernel
+// TestPidReuseBeforeRead is pid reuse before the frame is read, with real
+// processes (cmd/varta-watch/README.md §3): an agent sends one frame to a
+// stopped observer and exits; an unrelated process gets its pid; then the
+// observer reads the frame. The kernel
 // names the sender by the pid as it reads, so the frame names the new
 // process. The observer must not track it, stall it or run recovery
 // against it: the frame was queued before that process started, so it is

@@ -133,7 +133,7 @@ func (r *rig) observe(i int, nonce uint64, now int64) string {
 	return why
 }
 
-// The scenario of the issue, in the small: the frame was queued, its
+// Pid reuse before the frame is read, in the small: the frame was queued, its
 // sender exited, and another process started on the pid before the frame
 // was read. It is dropped, counted, and the pid is not tracked.
 func TestCheckRecycled(t *testing.T) {
