@@ -75,6 +75,10 @@ func (o *observer) handle(i int, now int64) {
 			return
 		}
 	}
+	if why := o.guard.Check(o.rx, i, o.tr, f.Pid); why != "" {
+		o.log.Limited(logAuth, now, why, num("pid", int64(f.Pid)))
+		return
+	}
 	o.track(f, track.OriginUDS, now)
 }
 

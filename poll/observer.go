@@ -11,6 +11,7 @@ import (
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/ops"
 	"github.com/varta-go/varta/poll/internal/recoverylog"
+	"github.com/varta-go/varta/poll/internal/reuse"
 	"github.com/varta-go/varta/poll/internal/scrape"
 	"github.com/varta-go/varta/poll/internal/sdnotify"
 	"github.com/varta-go/varta/poll/internal/sink"
@@ -48,6 +49,7 @@ type observer struct {
 	uds          *listen.UDS
 	rx           *listen.Receiver
 	tr           *track.Tracker
+	guard        *reuse.Guard // frames whose sender died and whose pid was reused
 	allow        []uint32
 	events       *sink.EventFile   // nil without --export-file
 	rec          *recovery.Manager // nil without a recovery command
@@ -100,8 +102,9 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		Policy: cfg.Policy, MaxBeatRate: uint32(cfg.MaxBeatRate), GlobalRate: uint32(cfg.GlobalBeatRate),
 		GlobalBurst: uint32(cfg.GlobalBeatBurst)}
 	// Without a /proc that shows us, every pid would look gone.
+	o.guard = reuse.New(procStart) // before the socket: see reuse.New
 	if _, ok := listen.ProcStartTime(uint32(unix.Getpid())); ok {
-		tc.StartTime = procStart
+		tc.StartTime = o.guard.StartTime
 	}
 	o.tr = track.NewTracker(tc)
 	o.sorted = make([]track.SlotID, 0, cfg.TrackerCapacity)

@@ -2,6 +2,7 @@ package listen
 
 import (
 	"encoding/binary"
+	"math"
 	"os"
 	"unsafe"
 
@@ -29,6 +30,11 @@ const (
 	recvFlags = unix.MSG_DONTWAIT | unix.MSG_TRUNC | unix.MSG_CMSG_CLOEXEC
 
 	recvWord = int(unsafe.Sizeof(uintptr(0))) // cmsg alignment
+
+	// recvStampBytes is the largest timestamp payload: two 64-bit words
+	// (struct __kernel_timespec of SO_TIMESTAMPNS_NEW); the old types carry
+	// the native struct timespec or timeval: 16 bytes, or 8 on 32-bit.
+	recvStampBytes = 16
 )
 
 // recvCmsgHdr is the aligned size of a cmsghdr: where a message's data
@@ -53,6 +59,9 @@ type Receiver struct {
 	closed   uint64
 	ctrunc   uint64
 	received uint64
+	calls    uint64 // Recv calls that did not fail, this one included
+	emptied  uint64 // the latest such call that left the queue empty
+	before   uint64 // emptied as it was before the current call
 }
 
 // recvMeta is what Recv extracted from one message's control data.
@@ -61,6 +70,8 @@ type recvMeta struct {
 	cred          bool  // SCM_CREDENTIALS was present
 	ctrunc        bool  // the kernel truncated the control data
 	fdOff, fdLen  int32 // passed fds not closed yet (SetKeepFds): where in ctl
+	stamped       bool  // a receive timestamp was present
+	queued        int64 // CLOCK_REALTIME ns at which the datagram was queued
 }
 
 // NewReceiver prepares batch messages (clamped to 1..RecvMaxBatch) for the
@@ -72,7 +83,7 @@ func NewReceiver(fd int, batch int) *Receiver { return NewReceiverSize(fd, batch
 // least 1) instead of RecvDataBytes: Truncated tells a longer datagram.
 func NewReceiverSize(fd int, batch, size int) *Receiver {
 	batch, size = max(1, min(batch, RecvMaxBatch)), max(1, size)
-	ctlSize := unix.CmsgSpace(unix.SizeofUcred) + unix.CmsgSpace(4*recvMaxFds)
+	ctlSize := unix.CmsgSpace(recvStampBytes) + unix.CmsgSpace(unix.SizeofUcred) + unix.CmsgSpace(4*recvMaxFds)
 	ctlSize = (ctlSize + recvWord - 1) / recvWord * recvWord
 	// Allocated as words so that every message's control buffer starts
 	// aligned; the kernel and the cmsghdr walk rely on it.
@@ -121,6 +132,13 @@ func (r *Receiver) Recv() (int, error) {
 	}
 	r.n = 0
 	n, err := r.recvmmsg()
+	if err == nil {
+		r.calls++
+		r.before = r.emptied
+		if n < len(r.hdrs) {
+			r.emptied = r.calls
+		}
+	}
 	if n <= 0 {
 		return 0, err
 	}
@@ -184,6 +202,10 @@ func (r *Receiver) parseControl(i int) {
 				} else {
 					r.closeFds(d)
 				}
+			case unix.SO_TIMESTAMPNS_NEW, unix.SCM_TIMESTAMPNS:
+				m.queued, m.stamped = parseStamp(d, 1)
+			case unix.SO_TIMESTAMP_NEW, unix.SCM_TIMESTAMP:
+				m.queued, m.stamped = parseStamp(d, 1000)
 			}
 		}
 		next := (l + recvWord - 1) / recvWord * recvWord
@@ -193,6 +215,26 @@ func (r *Receiver) parseControl(i int) {
 		b, off = b[next:], off+next
 	}
 	r.meta[i] = m
+}
+
+// parseStamp reads a receive timestamp's payload, seconds and a fraction
+// of unit ns (1 for a timespec, 1000 for a timeval): two 64-bit words
+// (the _NEW types, or the old ones on a 64-bit kernel) or two 32-bit ones
+// (the old types on a 32-bit kernel). Anything else is no timestamp.
+func parseStamp(d []byte, unit int64) (int64, bool) {
+	var sec, nsec int64
+	switch len(d) {
+	case 16:
+		sec, nsec = int64(binary.NativeEndian.Uint64(d)), int64(binary.NativeEndian.Uint64(d[8:]))
+	case 8:
+		sec, nsec = int64(int32(binary.NativeEndian.Uint32(d))), int64(int32(binary.NativeEndian.Uint32(d[4:])))
+	default:
+		return 0, false
+	}
+	if sec < 0 || sec > math.MaxInt64/1_000_000_000-1 || nsec < 0 || nsec >= 1e9/unit {
+		return 0, false
+	}
+	return sec*1e9 + nsec*unit, true
 }
 
 // closeFds closes descriptors nobody asked for: a sender must not be able
@@ -250,6 +292,24 @@ func (r *Receiver) Cred(i int) (pid, uid, gid uint32, ok bool) {
 	m := &r.meta[i]
 	return m.pid, m.uid, m.gid, m.cred
 }
+
+// Queued is when message i was queued on the socket, CLOCK_REALTIME ns,
+// as the kernel stamped it at send time (SO_TIMESTAMPNS, or SO_TIMESTAMP's
+// microseconds: see ListenUDS); ok is false when it carried no timestamp.
+func (r *Receiver) Queued(i int) (ns int64, ok bool) {
+	m := &r.meta[i]
+	return m.queued, m.stamped
+}
+
+// Calls numbers the Recv calls that did not fail; the current batch came
+// from call number Calls().
+func (r *Receiver) Calls() uint64 { return r.calls }
+
+// EmptiedBefore is the number of the latest call before the current one
+// that returned less than a full batch, and so left the socket's queue
+// empty when it was made (0: none). A datagram queued before that call
+// began cannot be in the current batch or any later one.
+func (r *Receiver) EmptiedBefore() uint64 { return r.before }
 
 // CtrlTruncated reports whether the kernel cut message i's control data
 // short (MSG_CTRUNC): the sender passed more fds than fit.
