@@ -160,6 +160,7 @@ var (
 	NewReceiver       = listen.NewReceiver
 	OpenLogOutput     = sink.OpenLogOutput
 	OpenSyslog        = sink.OpenSyslog
+	NewLogger         = sink.NewLogger // for a line cmd/varta-watch logs before Run, in Run's format
 	SyslogPath        = sink.SyslogPath
 	SystemdWatchdog   = ops.SystemdWatchdog
 )

@@ -51,6 +51,10 @@ var removed = map[string]string{
 	"recovery-cmd":      "it ran a shell; use --recovery-exec (program and arguments, no shell)",
 	"recovery-cmd-file": "it ran a shell; use --recovery-exec-file",
 	"key-env":           "keys in the environment leak to children and /proc; use --key-file",
+	// The shell is gone, so there is no risk left to accept.
+	"i-accept-shell-risk": "it accepted --recovery-cmd's shell; use --recovery-exec, which runs no shell",
+	"master-key-env":      "keys in the environment leak to children and /proc; use --master-key-file",
+	"accepted-key-env":    "keys in the environment leak to children and /proc; use --accepted-key-file",
 }
 
 // listFlag collects a repeatable flag.
@@ -69,7 +73,13 @@ type settings struct {
 	inheritEnv    bool
 	debounce      time.Duration
 	recTimeout    time.Duration
-	captureBytes  int
+	captureBytes  int    // what recovery captures: 0 off, else the cap
+	captureStdio  bool   // --recovery-capture-stdio
+	captureCap    int    // --recovery-capture-bytes ...
+	captureNum    *num   // ... given or not
+	signalMode    string // --signal-handler-mode, checked and logged but of no effect
+	signalModeSet bool
+	injectWedge   *num // --inject-wedge-ms, test builds only (flags_testhooks_on.go)
 	maxConcurrent int
 	maxConcNum    *num // given or not: the default is clamped to the capacity, a given value is checked
 	recoveryUser  string
@@ -159,6 +169,11 @@ func (s *settings) check() error {
 		return bad("export-file-max-bytes", "needs --export-file: it rotates the event file")
 	case c.ExportMaxBytes > 0 && c.ExportFile == poll.EventStdout:
 		return bad("export-file-max-bytes", "cannot rotate standard output (--export-file -); give a file path or drop it")
+	case c.ExportMaxBytes > 0 && c.ExportMaxBytes < minExportMaxBytes:
+		// As in the Rust original: a cap that small rotates on nearly
+		// every line, and the five generations keep a handful of events.
+		return bad("export-file-max-bytes", "want 0 (no rotation) or at least "+strconv.Itoa(minExportMaxBytes)+
+			" bytes, got "+strconv.FormatInt(c.ExportMaxBytes, 10))
 	case c.ExportSyncEvery > 0 && c.ExportFile == "":
 		return bad("export-file-sync-every", "needs --export-file: it syncs the event file")
 	case c.ExportSyncEvery > 0 && c.ExportFile == poll.EventStdout:
@@ -206,6 +221,9 @@ func (s *settings) check() error {
 	case "off":
 	default:
 		return bad("log-timestamps", "want auto, on or off, got "+strconv.Quote(s.logTime))
+	}
+	if s.signalMode != "direct" && s.signalMode != "libc" {
+		return bad("signal-handler-mode", "want direct or libc, got "+strconv.Quote(s.signalMode))
 	}
 	c.ExportUpstreamKinds = s.exportKinds == "upstream"
 	c.ExportWallTime = s.exportTime == "wall"
@@ -277,6 +295,16 @@ func listenAddr(flag, addr, v6 string) (netip.AddrPort, error) {
 }
 
 func (s *settings) checkRecovery() error {
+	// Capture is on with --recovery-capture-stdio, as in the Rust
+	// original, and also with --recovery-capture-bytes N alone, this
+	// observer's spelling before it had the former (0: off).
+	switch {
+	case s.captureStdio && s.captureCap == 0:
+		return bad("recovery-capture-bytes", "0 captures nothing, yet --recovery-capture-stdio asks for capture; "+
+			"give 1 to "+strconv.Itoa(recovery.MaxCaptureBytes)+" or drop --recovery-capture-stdio")
+	case s.captureStdio || s.captureNum.given:
+		s.captureBytes = s.captureCap
+	}
 	if s.recoveryExec == "" && s.recoveryFile == "" {
 		if name := s.recoveryOption(); name != "" {
 			return bad(name, "needs a recovery command: --recovery-exec or --recovery-exec-file")
@@ -302,6 +330,8 @@ func (s *settings) recoveryOption() string {
 		return "recovery-env"
 	case s.inheritEnv:
 		return "recovery-inherit-env"
+	case s.captureStdio:
+		return "recovery-capture-stdio"
 	case s.captureBytes > 0:
 		return "recovery-capture-bytes"
 	case s.recTimeout > 0:

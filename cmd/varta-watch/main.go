@@ -103,6 +103,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer w.Close()
 		s.cfg.Log = w
 	}
+	if s.signalModeSet { // the one line the flag's meaning comes down to here
+		l := poll.NewLogger(s.cfg.Log)
+		l.SetTimestamps(s.cfg.LogTimestamps)
+		l.Info("--signal-handler-mode " + s.signalMode + " has no effect: it picks how the Rust observer installs its " +
+			"signal handlers, and here Go's runtime installs them (os/signal)")
+	}
+	applyTestHooks(s)
 	if err := poll.Run(s.cfg); err != nil {
 		io.WriteString(stderr, "varta-watch: "+err.Error()+"\n")
 		return 1

@@ -158,6 +158,7 @@ func (x *Ops) Tick(now int64, iterations uint64, uptime int64) {
 	}
 	if x.wedgeAt != 0 && now >= x.wedgeAt {
 		testWedge(x.log)
+		x.wedgeAt = 0 // a bounded wedge is over
 	}
 	if x.wd != nil {
 		x.wd.progress.Store(iterations)
