@@ -22,6 +22,9 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 	en := &m.pids.entries[e]
 	en.lastRun, en.hasRun = now, true
 	m.pids.unlink(e)
+	if m.dryRun {
+		return m.dryRunFor(e)
+	}
 
 	rfd := [2]int32{none, none}
 	m.files = [3]uintptr{uintptr(m.devnull), uintptr(m.devnull), uintptr(m.devnull)}
@@ -99,7 +102,21 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 	m.active = append(m.active, slot)
 	en.child = slot
 	m.auditSpawn(c, argv)
-	return m.count(OutcomeSpawned)
+	return m.countFor(en.pid, OutcomeSpawned)
+}
+
+// dryRunFor is spawn under --recovery-dry-run: everything a spawn decides
+// (the debounce clock, the spawn budget) as if the child ran, then the
+// command line goes to Config.OnDryRun instead of fork/exec, and the
+// decision is counted dry_run and audited as a refused record with reason
+// dry_run, so the audit log still shows every stall's fate.
+func (m *Manager) dryRunFor(e int32) Outcome {
+	en := &m.pids.entries[e]
+	if m.onDryRun != nil {
+		m.onDryRun(en.pid, m.cmd.argv(en.pid))
+	}
+	m.pids.idle(e)
+	return m.refuse(en.pid, OutcomeDryRun, RefusedDryRun)
 }
 
 func (m *Manager) spawnFailed(e int32, err error) Outcome {
@@ -222,7 +239,7 @@ func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig sysca
 	m.drain(c)
 	closeFds(c.fds[:])
 	dur := now - c.spawned
-	m.count(o)
+	m.countFor(c.agent, o)
 	m.durations.observe(dur)
 	m.auditComplete(c, o, code, sig, dur, now, lost)
 	if m.onComplete != nil {
@@ -269,6 +286,8 @@ const (
 	RefusedSpawn      = "spawn_failed"              // fork/exec failed; ":ERRNO" is added when known
 	RefusedShutdown   = "shutdown"                  // the stall came after shutdown began, or was still queued
 	RefusedUnverified = "unverifiable"              // the pid could not be tied to the agent's process
+	RefusedPaused     = "paused"                    // the agent's recovery is paused (varta-watch pause)
+	RefusedDryRun     = "dry_run"                   // --recovery-dry-run: the command was logged, not run
 )
 
 // observerNs is now on the event file's timeline.

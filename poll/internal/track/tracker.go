@@ -187,6 +187,17 @@ type Slot struct {
 	// table, 0 when unknown.
 	Exe uint16
 
+	// Status and maintenance (varta-watch status, pause and resume; the
+	// control room keeps them, a new session starts them at zero):
+	// Recoveries counts the recovery children started for this session,
+	// Held the stalls whose recovery was held while Paused, and
+	// LastOutcome is the session's last recovery outcome plus one
+	// (recovery.Outcome; 0 none yet).
+	Recoveries  uint32
+	Held        uint32
+	LastOutcome uint8
+	Paused      bool
+
 	limiter TokenBucket // per-pid --max-beat-rate bucket
 }
 
