@@ -36,6 +36,7 @@ func (o *observer) renderMetrics(dst []byte) []byte {
 	o.renderRecovery(e)
 	o.renderSelf(e)
 	o.renderOps(e)
+	o.ctl.RenderMetrics(e)
 	return e.Bytes()
 }
 
