@@ -92,6 +92,10 @@ type settings struct {
 	logTime    string      // --log-timestamps
 	udp        udpSettings // flags_udp.go
 	ops        opsFlags    // flags_ops.go
+	// control.go: --control-socket, --check-config, --recovery-dry-run
+	control     string
+	checkConfig bool
+	dryRun      bool
 }
 
 func checkRemoved(args []string) error {
@@ -209,6 +213,9 @@ func (s *settings) check() error {
 	if err := s.ops.check(s); err != nil {
 		return err
 	}
+	if err := s.checkControl(); err != nil {
+		return err
+	}
 	return s.checkRecovery()
 }
 
@@ -296,6 +303,8 @@ func (s *settings) recoveryOption() string {
 		return "recovery-timeout-ms"
 	case s.recoveryUser != "":
 		return "recovery-user"
+	case s.dryRun:
+		return "recovery-dry-run"
 	case s.auditFile != "":
 		return "recovery-audit-file"
 	}

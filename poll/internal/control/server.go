@@ -193,8 +193,7 @@ func (s *Server) accept(now int64) {
 		if cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED); err != nil ||
 			cred.Uid != s.uid && cred.Uid != 0 {
 			s.c.Denied++
-			unix.Write(fd, []byte("error: only uid "+itoa(uint64(s.uid))+" and root may use the control socket\n"))
-			unix.Close(fd)
+			refuse(fd, "error: only uid "+itoa(uint64(s.uid))+" and root may use the control socket\n")
 			if now >= s.nextDenyLog {
 				s.nextDenyLog = now + int64(time.Second)
 				var uid int64 = -1
@@ -209,12 +208,22 @@ func (s *Server) accept(now int64) {
 		c := s.slot()
 		if c == nil {
 			s.c.Busy++
-			unix.Write(fd, []byte("error: busy, "+itoa(MaxConns)+" clients are being served; retry\n"))
-			unix.Close(fd)
+			refuse(fd, "error: busy, "+itoa(MaxConns)+" clients are being served; retry\n")
 			continue
 		}
 		*c = conn{fd: fd, gen: c.gen, phase: reading, deadline: now + int64(Timeout), out: c.out[:0]}
 	}
+}
+
+// refuse answers a connection that is not served with one line and
+// closes it. The request already queued is read first: closing a Unix
+// stream socket with unread data resets the peer, which would then lose
+// the line.
+func refuse(fd int, msg string) {
+	var req [RequestMax]byte
+	unix.Read(fd, req[:])
+	unix.Write(fd, []byte(msg))
+	unix.Close(fd)
 }
 
 // slot is a free connection slot, or nil.
