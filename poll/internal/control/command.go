@@ -220,11 +220,13 @@ func (s *Server) RenderMetrics(e *promtext.Encoder) {
 		e.Label("request", l)
 		e.Uint(s.c.Requests[i])
 	}
-	e.Family("varta_control_connections_refused_total", "Control socket connections refused, by reason: busy (every slot taken), uid (neither the observer's uid nor root), deadline (cut off at the 5 s deadline).", promtext.TypeCounter)
+	e.Family("varta_control_connections_refused_total", "Control socket connections refused, by reason: busy (every slot taken), uid (neither the observer's uid nor root), deadline (cut off at the 5 s deadline), no_fds (not accepted for want of a descriptor or memory).", promtext.TypeCounter)
 	e.Label("reason", "busy")
 	e.Uint(s.c.Busy)
 	e.Label("reason", "uid")
 	e.Uint(s.c.Denied)
 	e.Label("reason", "deadline")
 	e.Uint(s.c.Expired)
+	e.Label("reason", "no_fds")
+	e.Uint(s.c.NoFds)
 }

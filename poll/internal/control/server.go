@@ -34,6 +34,10 @@ const (
 	// fillsPerReady bounds how many buffers one ready event renders and
 	// writes, so a fast reader of a huge table still yields the loop.
 	fillsPerReady = 4
+	// acceptPause keeps the listener out of the wait after accept(2)
+	// failed for want of a descriptor or memory: the queued connection
+	// keeps it readable, and polling it again at once would spin the loop.
+	acceptPause = int64(100 * time.Millisecond)
 )
 
 // Mode is the control socket's file mode: the owner only (root passes the
@@ -94,6 +98,7 @@ type Server struct {
 	// nextDenyLog rate-limits the log line of refused peers to one a
 	// second: a local user's loop must not flood the log.
 	nextDenyLog int64
+	pausedUntil int64 // the listener is out of the wait until then (acceptPause)
 }
 
 // Counts are the server's totals, for the metrics.
@@ -102,6 +107,7 @@ type Counts struct {
 	Busy     uint64          // connections refused: every slot taken
 	Denied   uint64          // connections refused: the peer's uid is neither ours nor root
 	Expired  uint64          // connections cut off at Timeout
+	NoFds    uint64          // accept(2) failures for want of a descriptor or memory
 	Paused   uint64          // agents whose recovery a pause held
 	Resumed  uint64          // agents a resume released
 	Released uint64          // held recoveries run at resume (the agent still stalled)
@@ -143,7 +149,9 @@ func (s *Server) Register(w wait.Waiter, now int64) {
 	if s.ln == nil {
 		return
 	}
-	w.Add(s.ln.Fd(), wait.In, 0, s, -1)
+	if now >= s.pausedUntil {
+		w.Add(s.ln.Fd(), wait.In, 0, s, -1)
+	}
 	for i := range s.conns {
 		c := &s.conns[i]
 		if c.phase == free {
@@ -162,9 +170,12 @@ func (s *Server) Register(w wait.Waiter, now int64) {
 	}
 }
 
-// Deadline is the earliest connection deadline, or d when that is sooner
-// (or no connection is open).
+// Deadline is the earliest connection deadline or the end of an accept
+// pause, or d when that is sooner (or there is none).
 func (s *Server) Deadline(d int64) int64 {
+	if s.pausedUntil != 0 && s.pausedUntil < d {
+		d = s.pausedUntil
+	}
 	for i := range s.conns {
 		if c := &s.conns[i]; c.phase != free && c.deadline < d {
 			d = c.deadline
@@ -187,7 +198,13 @@ func (s *Server) Ready(arg int32, revents int16, now int64) {
 func (s *Server) accept(now int64) {
 	for range acceptsPerTick {
 		fd, _, err := unix.Accept4(s.ln.Fd(), unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
-		if err != nil {
+		switch err {
+		case nil:
+		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+			s.c.NoFds++
+			s.pausedUntil = now + acceptPause
+			return
+		default:
 			return // EAGAIN: none left; anything else: that client's, gone from the queue
 		}
 		if cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED); err != nil ||

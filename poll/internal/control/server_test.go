@@ -450,3 +450,48 @@ func TestBusyRefused(t *testing.T) {
 		unix.Close(fd)
 	}
 }
+
+// TestAcceptPausesWithoutFds: when accept(2) fails for want of a
+// descriptor, the listener leaves the wait for acceptPause (the queued
+// connection would keep it readable and spin the loop), the failure is
+// counted, the deadline wakes the loop at the pause's end, and then the
+// connection is taken.
+func TestAcceptPausesWithoutFds(t *testing.T) {
+	f := newFixture(t, 1)
+	cfd := f.dial()
+	defer unix.Close(cfd)
+	var orig unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &orig); err != nil {
+		t.Fatal(err)
+	}
+	spare, err := unix.Dup(cfd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unix.Close(spare)
+	low := orig
+	low.Cur = uint64(spare) // the lowest free fd number: no new fd fits
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+		t.Fatal(err)
+	}
+	f.s.accept(f.now)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &orig); err != nil {
+		t.Fatal(err)
+	}
+	if f.s.c.NoFds != 1 || f.s.conns[0].phase != free {
+		t.Fatalf("accept without a free fd: %d failures counted, slot %v", f.s.c.NoFds, f.s.conns[0].phase)
+	}
+	var r recorder
+	f.s.Register(&r, f.now+acceptPause-1)
+	if len(r.fds) != 0 {
+		t.Fatalf("listener registered during the pause: %+v", r.fds)
+	}
+	if d := f.s.Deadline(f.now + int64(time.Hour)); d != f.now+acceptPause {
+		t.Fatalf("deadline %d, want the pause's end %d", d, f.now+acceptPause)
+	}
+	f.now += acceptPause
+	f.pump()
+	if f.s.conns[0].phase != reading {
+		t.Fatal("after the pause the queued connection was not taken")
+	}
+}

@@ -1,7 +1,8 @@
 // Package listen owns the observer's sockets and what it reads about a
 // sender from the kernel: the Unix datagram socket (ListenUDS: path
 // checks, stale-socket probe, mode through the umask, SO_PASSCRED), the
-// UDP and TCP listeners (ListenUDP, ListenTCP), the recvmmsg(2) receiver
+// control socket's Unix stream listener (ListenStream, the same checks),
+// the UDP and TCP listeners (ListenUDP, ListenTCP), the recvmmsg(2) receiver
 // with SCM_CREDENTIALS parsed by hand (Receiver), the secure UDP opener
 // (Secure, absent from -tags varta_nosecure builds), and the /proc
 // identity helpers (ProcStartTime, ProcParentPid, NSCache).
