@@ -171,9 +171,10 @@ func controlRequest(path, req string) (string, error) {
 	default:
 		return "", errors.New("cannot connect to " + path + ": " + err.Error())
 	}
-	if _, err := unix.Write(fd, []byte(req+"\n")); err != nil {
+	if _, err := unix.Write(fd, []byte(req+"\n")); err != nil && err != unix.EPIPE && err != unix.ECONNRESET {
 		return "", errors.New("cannot send the request to " + path + ": " + err.Error())
-	}
+	} // a refusal ("busy") may have been written and the connection closed before the request was sent: read it
+
 	var out []byte
 	buf := make([]byte, 64<<10)
 	for {

@@ -31,9 +31,11 @@ func (s *Server) handle(c *conn, line []byte, now int64) {
 	case string(line) == "status":
 		s.c.Requests[reqStatus]++
 		c.resp = respText
+		s.snap = s.cfg.Tracker.AppendSortedPids(s.snap[:0])
 	case string(line) == "status json":
 		s.c.Requests[reqStatus]++
 		c.resp = respJSON
+		s.snap = s.cfg.Tracker.AppendSortedPids(s.snap[:0])
 	case string(verb) == "pause" && len(arg) > 0:
 		s.c.Requests[reqPause]++
 		c.out = append(c.out, s.pause(string(arg), true, now)...)

@@ -18,11 +18,12 @@
 // its whole exchange and is cut off at it, so a client that stops
 // reading costs a slot for at most that long. A status response is not
 // built whole: it is rendered into the connection's fixed buffer a chunk
-// at a time as the client drains it, in pid order by a pid cursor (each
-// chunk picks the next pids above the cursor in one pass over the table),
-// so a table of 65536 agents costs OutCap bytes per connection, not
-// megabytes, and agents that come and go while it streams are shown at
-// most once.
+// at a time as the client drains it, in pid order by a pid cursor into a
+// sorted snapshot of the tracked pids (taken when a status request
+// arrives, one sort as a metrics scrape does, in an array of the table's
+// capacity made once), so a table of 65536 agents costs OutCap bytes per
+// connection, not megabytes; a row is rendered from the slot as it is
+// then, and an agent gone since the snapshot is skipped.
 //
 // Allocation: Listen allocates the connection slots and their buffers;
 // rendering status allocates nothing per agent. Accepting a connection

@@ -1,7 +1,9 @@
 package control
 
 import (
+	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 
@@ -22,13 +24,10 @@ const (
 	StateMissing = "missing"
 )
 
-// batchRows is how many rows one pass over the table picks; maxRow bounds
-// one rendered row (text or JSON, with a 15-byte name escaped at 6 bytes
-// a byte), so a fill renders rows only while that much room is left.
-const (
-	batchRows = 64
-	maxRow    = 512
-)
+// maxRow bounds one rendered row (text or JSON, a 15-byte name escaped
+// at 6 bytes a byte), so a fill renders rows only while that much room is
+// left.
+const maxRow = 512
 
 type respKind uint8
 
@@ -43,7 +42,7 @@ const textHeader = "PID        NAME             ORIGIN      STATE     LAST_BEAT 
 
 // fill renders the next part of c's response into c.out (empty on entry):
 // the header, rows in pid order above c.cursor while room is left, and at
-// the end the summary. Each pass over the table picks up to batchRows pids.
+// the end the summary. It costs a binary search and the rows rendered.
 func (s *Server) fill(c *conn, now int64) {
 	if c.resp == respReply {
 		c.done = true
@@ -57,60 +56,37 @@ func (s *Server) fill(c *conn, now int64) {
 			c.out = append(c.out, `{"agents":[`...)
 		}
 	}
-	for cap(c.out)-len(c.out) >= maxRow {
-		n := s.next(c.cursor)
-		if n == 0 {
-			s.summary(c, now)
-			c.done = true
+	i := len(s.snap)
+	if c.cursor < math.MaxUint32 {
+		i, _ = slices.BinarySearch(s.snap, c.cursor+1) // the first pid above the cursor
+	}
+	for ; i < len(s.snap); i++ {
+		if cap(c.out)-len(c.out) < maxRow {
 			return
 		}
-		for _, pid := range s.batch[:n] {
-			if cap(c.out)-len(c.out) < maxRow {
-				return
+		pid := s.snap[i]
+		c.cursor = pid
+		sl := s.cfg.Tracker.Lookup(pid)
+		if sl == nil {
+			continue // gone since the snapshot
+		}
+		if c.resp == respText {
+			c.out = s.textRow(c.out, sl, now)
+		} else {
+			if c.rows > 0 {
+				c.out = append(c.out, ',')
 			}
-			c.cursor = pid
-			sl := s.cfg.Tracker.Lookup(pid)
-			if sl == nil {
-				continue
-			}
-			if c.resp == respText {
-				c.out = s.textRow(c.out, sl, now)
-			} else {
-				if c.rows > 0 {
-					c.out = append(c.out, ',')
-				}
-				c.out = s.jsonRow(c.out, sl, now)
-			}
-			c.rows++
-			if sl.Paused {
-				c.paused++
-			}
+			c.out = s.jsonRow(c.out, sl, now)
+		}
+		c.rows++
+		if sl.Paused {
+			c.paused++
 		}
 	}
-}
-
-// next fills s.batch with the smallest tracked pids above after, in
-// increasing order, and returns how many: one pass over the table, an
-// insertion into a short sorted array for each pid that belongs in it.
-func (s *Server) next(after uint32) int {
-	n := 0
-	b := &s.batch
-	s.cfg.Tracker.Each(func(sl *track.Slot) {
-		p := sl.Pid
-		if p <= after || n == len(b) && p >= b[n-1] {
-			return
-		}
-		if n < len(b) {
-			n++
-		}
-		i := n - 1
-		for i > 0 && b[i-1] > p {
-			b[i] = b[i-1]
-			i--
-		}
-		b[i] = p
-	})
-	return n
+	if cap(c.out)-len(c.out) >= maxRow {
+		s.summary(c, now)
+		c.done = true
+	}
 }
 
 // state is the word status shows for sl.

@@ -93,8 +93,12 @@ type Server struct {
 	ln    *listen.StreamUDS
 	uid   uint32
 	conns []conn
-	batch [batchRows]uint32 // status scratch: the next pids above a cursor
 	c     Counts
+	// snap is every tracked pid in increasing order, taken when a status
+	// request arrives (one sort, as a metrics scrape does); connections
+	// stream from it by their pid cursor, so a newer snapshot taken for
+	// another request serves them too. Its room is the table's capacity.
+	snap []uint32
 	// nextDenyLog rate-limits the log line of refused peers to one a
 	// second: a local user's loop must not flood the log.
 	nextDenyLog int64
@@ -126,6 +130,7 @@ func (s *Server) Listen(cfg Config) error {
 		return err
 	}
 	s.ln = ln
+	s.snap = make([]uint32, 0, cfg.Tracker.Capacity())
 	s.conns = make([]conn, MaxConns)
 	for i := range s.conns {
 		s.conns[i] = conn{fd: -1, out: make([]byte, 0, OutCap)}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,25 +33,28 @@ type fixture struct {
 	log bytes.Buffer
 }
 
-func newFixture(t *testing.T, n int) *fixture {
-	t.Helper()
+func newFixture(t *testing.T, n int) *fixture { return newFixtureTB(t, t, n) }
+
+// newFixtureTB is newFixture for a benchmark too (tb fails and cleans up).
+func newFixtureTB(tb testing.TB, t *testing.T, n int) *fixture {
+	tb.Helper()
 	f := &fixture{t: t, now: int64(time.Hour)}
 	f.tr = track.NewTracker(track.TrackerConfig{Capacity: max(n, 1), Threshold: int64(time.Second)})
 	for i := range n {
 		pid := uint32(1000 + 3*((i*7919)%n)) // every pid once, not in order
 		ob := f.tr.Observe(vlp.Frame{Pid: pid, Nonce: 1, Status: vlp.Status(i % 3)}, track.OriginUDP, f.now)
 		if !ob.Verdict.Accepted() {
-			t.Fatalf("pid %d not tracked: %v", pid, ob.Verdict)
+			tb.Fatalf("pid %d not tracked: %v", pid, ob.Verdict)
 		}
 		f.tr.Get(ob.ID).SetName([]byte("agent" + strconv.Itoa(int(pid))))
 	}
 	f.s = &Server{}
-	path := filepath.Join(t.TempDir(), "ctl")
+	path := filepath.Join(tb.TempDir(), "ctl")
 	if err := f.s.Listen(Config{Path: path, Tracker: f.tr, Clock: func() int64 { return f.now }, Start: 0,
 		Version: "test", Log: sink.NewLogger(&f.log)}); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(f.s.Close)
+	tb.Cleanup(f.s.Close)
 	return f
 }
 
@@ -216,6 +220,7 @@ func TestRenderAllocatesNothingPerAgent(t *testing.T) {
 			f := newFixture(t, n)
 			c := &conn{out: make([]byte, 0, OutCap)}
 			per[k] = testing.AllocsPerRun(5, func() {
+				f.s.snap = f.tr.AppendSortedPids(f.s.snap[:0]) // as a request does
 				*c = conn{out: c.out[:0], resp: resp}
 				for !c.done {
 					c.out = c.out[:0]
@@ -494,4 +499,31 @@ func TestAcceptPausesWithoutFds(t *testing.T) {
 	if f.s.conns[0].phase != reading {
 		t.Fatal("after the pause the queued connection was not taken")
 	}
+}
+
+// BenchmarkStatusFill: a whole text status of the largest table, 65536
+// agents, rendered a buffer at a time as the server does, the sort of
+// the snapshot included; it reports the 99th percentile and the median
+// of a single fill (what one buffer costs the loop).
+func BenchmarkStatusFill(b *testing.B) {
+	t := &testing.T{}
+	f := newFixtureTB(b, t, 65536)
+	c := &conn{out: make([]byte, 0, OutCap)}
+	fills := make([]time.Duration, 0, 1<<20)
+	b.ReportAllocs()
+	for b.Loop() {
+		f.s.snap = f.tr.AppendSortedPids(f.s.snap[:0]) // as a request does
+		*c = conn{out: c.out[:0], resp: respText}
+		for !c.done {
+			c.out = c.out[:0]
+			start := time.Now()
+			f.s.fill(c, f.now)
+			if len(fills) < cap(fills) {
+				fills = append(fills, time.Since(start))
+			}
+		}
+	}
+	slices.Sort(fills)
+	b.ReportMetric(float64(fills[len(fills)*99/100].Microseconds()), "p99-fill-µs")
+	b.ReportMetric(float64(fills[len(fills)/2].Microseconds()), "median-fill-µs")
 }

@@ -369,5 +369,22 @@ func (t *Tracker) AppendSorted(dst []SlotID) []SlotID {
 	return dst
 }
 
+// AppendSortedPids is AppendSorted giving the pids themselves, for a
+// caller that looks each up again later (a status streamed over many
+// loop iterations, while slots are reused).
+func (t *Tracker) AppendSortedPids(dst []uint32) []uint32 {
+	keys := t.sortKeys[:0]
+	for _, l := range [2]*ring.List{&t.armed, &t.stalled} {
+		for i := l.Front(); i >= 0; i = t.links.Next(i) {
+			keys = append(keys, uint64(t.slots[i].Pid)<<32|uint64(i))
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		dst = append(dst, uint32(k>>32))
+	}
+	return dst
+}
+
 // GlobalBucket returns the global rate-limit bucket, for metrics and tests.
 func (t *Tracker) GlobalBucket() *TokenBucket { return &t.global }
