@@ -49,6 +49,7 @@ type Config struct {
 
 	ExportFile     string // event file; empty disables
 	ExportMaxBytes int64  // rotate above this size; 0 = unbounded
+	ControlSocket  string // varta-watch status, pause, resume (package control); "" none
 	// ExportSyncEvery fdatasyncs the event file every N lines; 0 only at
 	// rotation and exit.
 	ExportSyncEvery int

@@ -36,6 +36,7 @@ func (o *observer) renderMetrics(dst []byte) []byte {
 	o.renderSelf(e)
 	o.renderOps(e)
 	o.esc.Render(e)
+	o.ctl.RenderMetrics(e)
 	return e.Bytes()
 }
 

@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/varta-go/varta/poll/internal/escalate"
+	"github.com/varta-go/varta/poll/internal/control"
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/ops"
@@ -82,6 +83,7 @@ type observer struct {
 	paths        *track.Paths    // the agents' program paths, interned
 	exited       track.Slot      // the slot --on-exit recover removed last, for agentEnv
 	mem          runtimeMemStats // Go runtime counters for /metrics
+	ctl          control.Server  // the control socket: status, pause, resume
 }
 
 func newObserver(cfg Config) (_ *observer, err error) {
@@ -133,6 +135,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		rc := *cfg.Recovery
 		rc.Recheck, rc.Clock, rc.ClockOrigin = o.recheck, o.clock.now, o.start
 		rc.OnComplete, rc.OnSpawnFailed, rc.AgentEnv = o.recoveryDone, o.recoveryFailed, o.agentEnv
+		o.ctl.Hook(&rc)
 		if o.rec, err = recovery.New(rc); err != nil {
 			return nil, err
 		}
@@ -186,6 +189,9 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		LogKind: logNotify, Track: o.track, Other: o.otherPid, Allowed: o.uidAllowed}); err != nil {
 		return nil, err
 	}
+	if err = o.ctl.Listen(control.Config{Path: cfg.ControlSocket, Tracker: o.tr, Exits: o.exits, Exited: &o.exited, Rec: o.rec, Eligible: o.recoveryEligible, Clock: o.clock.now, Start: o.start, Version: cfg.Version, Log: o.log}); err != nil {
+		return nil, err // after the socket: a second observer was refused there, before touching ours
+	}
 	if cfg.Batch > 0 {
 		o.nextBatch = o.start + int64(cfg.Batch)
 		o.checkQueueLength()
@@ -203,6 +209,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	if o.prom != nil {
 		n += o.prom.MaxFds()
 	}
+	n += o.ctl.MaxFds()
 	if o.fds, err = wait.NewEpoll(n, o.clock, o.log); err != nil {
 		return nil, err
 	}
@@ -321,6 +328,7 @@ func (o *observer) close() {
 		o.log.Error("closing the hardware watchdog failed", sink.Err(err))
 	}
 	o.exits.Close()
+	o.ctl.Close()
 	if o.prom != nil {
 		o.prom.Close()
 	}

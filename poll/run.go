@@ -107,6 +107,7 @@ func (o *observer) register(now int64) {
 			o.fds.Add(f.Fd, f.Events, f.Gen, o.prom, f.Arg)
 		}
 	}
+	o.ctl.Register(o.fds, now)
 }
 
 // tick is one iteration's work after the wait: what the ready fds asked
@@ -162,7 +163,7 @@ func (o *observer) tick(now int64) {
 // --read-timeout-ms from now. Absolute, so that a deadline that did not
 // move re-arms no timer.
 func (o *observer) deadline(now int64) int64 {
-	d := now + int64(o.cfg.ReadTimeout)
+	d := o.ctl.Deadline(now + int64(o.cfg.ReadTimeout))
 	if o.stopAt != 0 {
 		d = min(d, o.stopAt)
 	}

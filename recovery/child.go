@@ -22,13 +22,16 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 	en := &m.pids.entries[e]
 	en.lastRun, en.hasRun = now, true
 	m.pids.unlink(e)
+	if m.dryRun {
+		return m.dryRunFor(e)
+	}
 	slot, _ := m.freeKids.Pop() // admitted: fewer than MaxConcurrent slots are in use
 	if err := m.launch(slot, &m.cmd, en.pid, en.startTime, e, now); err != nil {
 		m.freeKids.Push(slot)
 		return m.spawnFailed(e, err)
 	}
 	en.child = slot
-	return m.count(OutcomeSpawned)
+	return m.countFor(en.pid, OutcomeSpawned)
 }
 
 // launch starts cmd for agent in the free child slot, owned by pid-table
@@ -110,6 +113,20 @@ func (m *Manager) launch(slot int32, cmd *Command, agent int32, startTime uint64
 	m.active = append(m.active, slot)
 	m.auditSpawn(c, argv)
 	return nil
+}
+
+// dryRunFor is spawn under --recovery-dry-run: everything a spawn decides
+// (the debounce clock, the spawn budget) as if the child ran, then the
+// command line goes to Config.OnDryRun instead of fork/exec, and the
+// decision is counted dry_run and audited as a refused record with reason
+// dry_run, so the audit log still shows every stall's fate.
+func (m *Manager) dryRunFor(e int32) Outcome {
+	en := &m.pids.entries[e]
+	if m.onDryRun != nil {
+		m.onDryRun(en.pid, m.cmd.argv(en.pid))
+	}
+	m.pids.idle(e)
+	return m.refuse(en.pid, OutcomeDryRun, RefusedDryRun)
 }
 
 func (m *Manager) spawnFailed(e int32, err error) Outcome {
@@ -239,7 +256,7 @@ func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig sysca
 	closeFds(c.fds[:])
 	dur := now - c.spawned
 	if !c.esc {
-		m.count(o)
+		m.countFor(c.agent, o)
 		m.durations.observe(dur)
 	}
 	m.auditComplete(c, o, code, sig, dur, now, lost)
@@ -290,6 +307,8 @@ const (
 	RefusedSpawn      = "spawn_failed"              // fork/exec failed; ":ERRNO" is added when known
 	RefusedShutdown   = "shutdown"                  // the stall came after shutdown began, or was still queued
 	RefusedUnverified = "unverifiable"              // the pid could not be tied to the agent's process
+	RefusedPaused     = "paused"                    // the agent's recovery is paused (varta-watch pause)
+	RefusedDryRun     = "dry_run"                   // --recovery-dry-run: the command was logged, not run
 )
 
 // observerNs is now on the event file's timeline.

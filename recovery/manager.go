@@ -128,6 +128,21 @@ type Config struct {
 	// a queue of recoveries cannot hold it back. Its spawn record's source
 	// column is its Source ("escalate" from the command line).
 	Escalate *Command
+
+	// Held, if set, says whether agent's recovery is paused (varta-watch
+	// pause): its stalls, and a queued stall when its turn comes, are
+	// then counted skipped_paused and audited refused with reason paused.
+	Held func(agent int32) bool
+
+	// OnOutcome, if set, is called with every outcome counted for an
+	// agent (not OutcomeDeferred), for per-agent status.
+	OnOutcome func(agent int32, o Outcome)
+
+	// DryRun (--recovery-dry-run) runs nothing: where a child would be
+	// started, OnDryRun gets the agent and the command line instead, and
+	// the stall is counted dry_run and audited refused with reason dry_run.
+	DryRun   bool
+	OnDryRun func(agent int32, argv []string)
 }
 
 // Completion describes a reaped recovery child.
@@ -186,6 +201,10 @@ type Manager struct {
 	onComplete func(*Completion)
 	onFailed   func(agent int32, err error)
 	clock      func() int64
+	held       func(int32) bool
+	onOutcome  func(int32, Outcome)
+	dryRun     bool
+	onDryRun   func(int32, []string)
 
 	children  []child
 	freeKids  ring.Stack // unused child slots
@@ -307,6 +326,10 @@ func New(cfg Config) (*Manager, error) {
 		onComplete: cfg.OnComplete,
 		onFailed:   cfg.OnSpawnFailed,
 		clock:      cfg.Clock,
+		held:       cfg.Held,
+		onOutcome:  cfg.OnOutcome,
+		dryRun:     cfg.DryRun,
+		onDryRun:   cfg.OnDryRun,
 		children:   make([]child, slots),
 		freeKids:   ring.NewStack(maxRun),
 		active:     make([]int32, 0, slots),
@@ -412,12 +435,14 @@ func monotonicNow() int64 {
 // startTime) raised at now, by the caller's clock in ns. In order: after
 // Shutdown began → refused_shutdown (no new child; not a capacity
 // problem, which an operator would chase); not
-// attested, or pid <= 0 → skipped_unattested; the same (pid, startTime)
+// attested, or pid <= 0 → skipped_unattested; paused (Config.Held) →
+// skipped_paused; the same (pid, startTime)
 // ran less than Debounce ago → debounced; a child for pid running or
 // queued → skipped_in_flight; running children plus queued stalls at
 // Capacity → refused_capacity; MaxConcurrent children running, this
 // tick's spawn budget spent, or older stalls waiting → OutcomeDeferred
-// (queued, FIFO); else the child is spawned.
+// (queued, FIFO); else the child is spawned (or, with DryRun, only
+// logged: dry_run).
 // Every outcome but OutcomeDeferred is counted and audited at once. It
 // never blocks beyond one fork/exec and allocates only to spawn.
 func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64) Outcome {
@@ -431,6 +456,9 @@ func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64)
 		// Not a process anyone can vouch for, and "kill $1" with 0 or -1
 		// would signal far more than one agent.
 		return m.refuse(pid, OutcomeSkippedUnattested, RefusedInvalidPid)
+	}
+	if m.held != nil && m.held(pid) {
+		return m.refuse(pid, OutcomeSkippedPaused, RefusedPaused)
 	}
 	e := m.pids.lookup(pid)
 	if e != none {
@@ -506,6 +534,11 @@ func (m *Manager) Tick(now int64) {
 		if m.recheck != nil && !m.recheck(p.pid, p.startTime) {
 			m.pids.idle(p.entry)
 			m.refuse(p.pid, OutcomeSkippedStale, RefusedStale)
+			continue
+		}
+		if m.held != nil && m.held(p.pid) { // paused while it waited
+			m.pids.idle(p.entry)
+			m.refuse(p.pid, OutcomeSkippedPaused, RefusedPaused)
 			continue
 		}
 		m.spawn(p.entry, now)
@@ -718,8 +751,16 @@ func (m *Manager) count(o Outcome) Outcome {
 	return o
 }
 
+// countFor is count for an outcome of agent's, also told to OnOutcome.
+func (m *Manager) countFor(agent int32, o Outcome) Outcome {
+	if m.onOutcome != nil {
+		m.onOutcome(agent, o)
+	}
+	return m.count(o)
+}
+
 // refuse counts and audits a stall that gets no child.
 func (m *Manager) refuse(pid int32, o Outcome, reason string) Outcome {
 	m.auditRefused(pid, reason)
-	return m.count(o)
+	return m.countFor(pid, o)
 }

@@ -25,11 +25,11 @@ func TestEscalateAfterFailedRecoveries(t *testing.T) {
 	esc := writeScript(t, dir, "escalate", `echo "$VARTA_AGENT_PID $VARTA_AGENT_NAME" >> `+marker+"\n")
 	w := startWatchIn(t, dir, "--threshold-ms", "100", "--recovery-exec", "/bin/false", "--recovery-audit-file", audit,
 		"--escalate-after", "2", "--escalate-exec", esc, "--prom-addr", "127.0.0.1:0")
-	first := beatOnce(t, w)
+	first := beatNamed(t, w)
 	if w.waitLog(`msg="escalation ladder: a recovery failed" .*failure=exit:1 failures=1`, patience(10*time.Second)) == "" {
 		t.Fatalf("the first failure was not counted:\n%s", w.logText())
 	}
-	pid := beatOnce(t, w) // the same program under another pid: the same agent
+	pid := beatNamed(t, w) // the same program under another pid: the same agent
 	if pid == first {
 		t.Fatal("the two agents got one pid")
 	}
@@ -58,7 +58,7 @@ func TestEscalateAfterFailedRecoveries(t *testing.T) {
 		t.Errorf("the escalate command leaked into the recovery outcomes: %v nonzero, %v zero", m[outcomeKey("reaped_nonzero")], m[outcomeKey("reaped_zero")])
 	}
 	// A third failure of the same agent does not escalate again.
-	beatOnce(t, w)
+	beatNamed(t, w)
 	waitAudit(t, w, audit, "the third recovery's completion", patience(10*time.Second), func(r []auditRec) bool {
 		return len(ofKind(r, "complete", "", "")) == 4
 	})
@@ -140,7 +140,7 @@ func TestEscalateResetReason(t *testing.T) {
 	if b, err := os.ReadFile(reason); err != nil || !strings.Contains(string(b), "resets=0\n") {
 		t.Fatalf("the first start did not record this boot: %q, %v", b, err)
 	}
-	p1, p2 := beatOnce(t, w), beatOnce(t, w)
+	p1, p2 := beatNamed(t, w), beatNamed(t, w)
 	if w.waitLog(`msg="escalation: stopped kicking the hardware watchdog`, patience(10*time.Second)) == "" {
 		t.Fatalf("no escalation:\n%s", w.logText())
 	}
@@ -215,7 +215,7 @@ func TestEscalateReboot(t *testing.T) {
 	t.Setenv("VARTA_TEST_REBOOT_LOG", steps)
 	w := startWatchIn(t, dir, "--threshold-ms", "100", "--recovery-exec", "/bin/false",
 		"--escalate-after", "1", "--escalate-reboot", "--escalate-reboot-grace-ms", "1500", "--reset-reason-file", reason)
-	beatOnce(t, w)
+	beatNamed(t, w)
 	if w.waitLog(`msg="escalation: asked init for a reboot" init=`, patience(10*time.Second)) == "" {
 		t.Fatalf("init was not asked:\n%s", w.logText())
 	}
@@ -265,4 +265,13 @@ func TestEscalateFlagErrors(t *testing.T) {
 	if code, _, stderr := runWatch(t, "reset-reason", "--reset-reason-file", bad); code != 1 || !strings.Contains(stderr, "version") {
 		t.Errorf("reset-reason of another version: exit %d, %q; want 1 naming the version", code, stderr)
 	}
+}
+
+// beatNamed is a varta-beat agent that beats twice, 50 ms apart, and
+// exits: alive long enough after its first frame for the observer to read
+// its name (the ladder's key) even on a loaded machine, where a one-shot
+// agent may be gone before its frame is read and so count under its pid.
+func beatNamed(t *testing.T, w *watcher) int {
+	t.Helper()
+	return beatWith(t, "--socket", w.socket, "--count", "2", "--interval-ms", "50")
 }

@@ -106,6 +106,10 @@ type settings struct {
 	udp        udpSettings // flags_udp.go
 	ops        opsFlags    // flags_ops.go
 	esc        escFlags    // flags_escalate.go
+	// control.go: --control-socket, --check-config, --recovery-dry-run
+	control     string
+	checkConfig bool
+	dryRun      bool
 }
 
 func checkRemoved(args []string) error {
@@ -239,6 +243,9 @@ func (s *settings) check() error {
 	if err := s.esc.check(s); err != nil {
 		return err
 	}
+	if err := s.checkControl(); err != nil {
+		return err
+	}
 	return s.checkRecovery()
 }
 
@@ -338,6 +345,8 @@ func (s *settings) recoveryOption() string {
 		return "recovery-timeout-ms"
 	case s.recoveryUser != "":
 		return "recovery-user"
+	case s.dryRun:
+		return "recovery-dry-run"
 	case s.auditFile != "":
 		return "recovery-audit-file"
 	}

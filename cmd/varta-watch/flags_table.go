@@ -305,6 +305,12 @@ func flagTable(s *settings) []flagDef {
 			help: "accepted for the Rust original's command\nlines; no effect: Go's runtime installs\nthe handlers (default {def})"},
 		{name: "version", grp: grpLife, b: &s.version,
 			help: "print version and exit"},
+		{name: "control-socket", arg: "PATH", grp: grpLife, v: strDef(&s.control, ""),
+			help: "serve varta-watch status, pause and resume\non this Unix stream socket, mode 0600\n(absent: the --socket path plus .ctl;\nnone: no control socket)"},
+		{name: "check-config", grp: grpLife, b: &s.checkConfig,
+			help: "check every flag and the files they name,\nstart nothing; exit 0 with \"config ok\"\nor 1 with every problem found"},
+		{name: "recovery-dry-run", grp: grpRecovery, b: &s.dryRun,
+			help: "log the command a stall would run, run\nnothing (counted dry_run, audited)"},
 	}, testHookFlags(s)...)
 }
 

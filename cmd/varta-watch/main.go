@@ -72,6 +72,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "reset-reason" {
 		return resetReasonCommand(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && isControlCommand(args[0]) {
+		return controlCommand(args[0], args[1:], stdout, stderr)
+	}
 	s, err := parse(args)
 	switch {
 	case errors.Is(err, cli.ErrHelp):
@@ -84,7 +87,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		io.WriteString(stdout, "varta-watch "+version+" commit "+commit+" "+runtime.GOOS+"/"+runtime.GOARCH+" "+runtime.Version()+"\n")
 		return 0
 	}
-	if err := s.load(); err != nil {
+	loadErr := s.load()
+	if s.checkConfig {
+		return checkConfig(s, loadErr, stdout, stderr)
+	}
+	if err := loadErr; err != nil {
 		var ue *usageError
 		if errors.As(err, &ue) { // a value only checkable once read, such as a command line's quoting
 			io.WriteString(stderr, "varta-watch: "+err.Error()+"; see --help\n")
@@ -141,7 +148,7 @@ func (s *settings) load() error {
 			MaxConcurrent: min(s.maxConcurrent, s.cfg.TrackerCapacity),
 			Debounce:      s.debounce, Timeout: s.recTimeout, Env: s.recoveryEnv,
 			InheritEnv: s.inheritEnv, CaptureBytes: s.captureBytes, AuditFile: s.auditFile,
-			AuditSyncEvery: s.auditSyncEvery, AuditMaxBytes: s.auditMaxBytes}
+			AuditSyncEvery: s.auditSyncEvery, AuditMaxBytes: s.auditMaxBytes, DryRun: s.dryRun}
 		if s.recoveryUser != "" {
 			cred, err := lookupUser(s.recoveryUser)
 			if err != nil {

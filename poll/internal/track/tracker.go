@@ -201,6 +201,17 @@ type Slot struct {
 	Text    [TextMax]byte
 	TextLen uint8
 
+	// Status and maintenance (varta-watch status, pause and resume; the
+	// control room keeps them, a new session starts them at zero):
+	// Recoveries counts the recovery children started for this session,
+	// Held the stalls whose recovery was held while Paused, and
+	// LastOutcome is the session's last recovery outcome plus one
+	// (recovery.Outcome; 0 none yet).
+	Recoveries  uint32
+	Held        uint32
+	LastOutcome uint8
+	Paused      bool
+
 	limiter TokenBucket // per-pid --max-beat-rate bucket
 	order   uint64      // when the slot was last armed, in the tracker's sequence: breaks ties in time
 }
@@ -387,20 +398,28 @@ func (t *Tracker) eachIndex(fn func(i int32)) {
 // pid order, as metrics exposition wants, sorting a preallocated scratch
 // array: no allocation when dst has room for Len ids.
 func (t *Tracker) AppendSorted(dst []SlotID) []SlotID {
-	keys := t.sortKeys[:0]
-	for c := range t.classes {
-		for _, l := range [2]*ring.List{&t.classes[c].armed, &t.classes[c].stalled} {
-			for i := l.Front(); i >= 0; i = t.links.Next(i) {
-				keys = append(keys, uint64(t.slots[i].Pid)<<32|uint64(i))
-			}
-		}
-	}
-	for i := t.due.Front(); i >= 0; i = t.links.Next(i) {
-		keys = append(keys, uint64(t.slots[i].Pid)<<32|uint64(i))
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range t.sortedKeys() {
 		dst = append(dst, SlotID(int32(uint32(k))))
+	}
+	return dst
+}
+
+// sortedKeys is every tracked slot as pid<<32 | slot index, in increasing
+// order, in the preallocated scratch array.
+func (t *Tracker) sortedKeys() []uint64 {
+	keys := t.sortKeys[:0]
+	t.eachIndex(func(i int32) { keys = append(keys, uint64(t.slots[i].Pid)<<32|uint64(i)) })
+	slices.Sort(keys)
+	t.sortKeys = keys
+	return keys
+}
+
+// AppendSortedPids is AppendSorted giving the pids themselves, for a
+// caller that looks each up again later (a status streamed over many
+// loop iterations, while slots are reused).
+func (t *Tracker) AppendSortedPids(dst []uint32) []uint32 {
+	for _, k := range t.sortedKeys() {
+		dst = append(dst, uint32(k>>32))
 	}
 	return dst
 }
