@@ -6,8 +6,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/varta-go/varta/poll/internal/escalate"
 	"github.com/varta-go/varta/poll/internal/control"
+	"github.com/varta-go/varta/poll/internal/escalate"
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/ops"
