@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/varta-go/varta/poll/internal/escalate"
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/ops"
@@ -26,8 +27,9 @@ const (
 // checks the values a user can get wrong, so Run only re-checks what would
 // break its invariants.
 type Config struct {
-	SocketPath string
-	SocketMode uint32 // file mode of the socket, applied through umask at bind
+	SocketPath   string
+	SocketMode   uint32 // file mode of the socket, applied through umask at bind
+	NotifySocket string // sd_notify agents' socket (--notify-socket, same mode); empty: none
 
 	Threshold   time.Duration // silence before a stall
 	ReadTimeout time.Duration // upper bound of one wait
@@ -47,6 +49,7 @@ type Config struct {
 
 	ExportFile     string // event file; empty disables
 	ExportMaxBytes int64  // rotate above this size; 0 = unbounded
+	ControlSocket  string // varta-watch status, pause, resume (package control); "" none
 	// ExportSyncEvery fdatasyncs the event file every N lines; 0 only at
 	// rotation and exit.
 	ExportSyncEvery int
@@ -62,6 +65,7 @@ type Config struct {
 	Ops      OpsConfig        // watchdogs, heartbeat file, exit detection, parent beats
 	Metrics  *MetricsConfig   // nil: no metrics endpoint
 	UDP      *UDPConfig       // nil: no UDP listener
+	Escalate escalate.Config  // --escalate-* and --reset-reason-file; zero: off
 
 	Log           io.Writer // log lines; nil means discard
 	LogTimestamps bool      // start each log line with the UTC time (RFC 3339)
@@ -157,6 +161,7 @@ var (
 	NewReceiver       = listen.NewReceiver
 	OpenLogOutput     = sink.OpenLogOutput
 	OpenSyslog        = sink.OpenSyslog
+	NewLogger         = sink.NewLogger // for a line cmd/varta-watch logs before Run, in Run's format
 	SyslogPath        = sink.SyslogPath
 	SystemdWatchdog   = ops.SystemdWatchdog
 )

@@ -71,6 +71,7 @@ const (
 	logUnverifiable // stalls whose process could not be checked
 	logReopen       // SIGHUP reopens (a storm of them)
 	logState        // --state-file writes that failed
+	logNotify       // sd_notify messages refused
 	numLogKinds
 )
 

@@ -20,6 +20,7 @@
 //	ops       sd_notify, self and hardware watchdogs, the heartbeat file
 //	exitwatch pidfds in one epoll set: an agent's death within ms
 //	scrape    the /metrics listener and connections (HTTP is promtext's)
+//	control   the control socket: varta-watch status, pause, resume
 //	wait      the epoll set the loop parks on in the runtime's netpoller
 //	sysfile   the file error type and allocation-free openat
 //	enum      the spellings of small enumerations

@@ -75,6 +75,10 @@ func (o *observer) handle(i int, now int64) {
 			return
 		}
 	}
+	if why := o.guard.Check(o.rx, i, o.tr, f.Pid); why != "" {
+		o.log.Limited(logAuth, now, why, num("pid", int64(f.Pid)))
+		return
+	}
 	o.track(f, track.OriginUDS, now)
 }
 
@@ -154,8 +158,8 @@ func (o *observer) uidAllowed(uid uint32) bool {
 }
 
 // track applies the tracker's verdict: counters, events, logs, and the
-// exit watch of a new session.
-func (o *observer) track(f vlp.Frame, origin track.Origin, now int64) {
+// exit watch of a new session. It reports whether the frame was accepted.
+func (o *observer) track(f vlp.Frame, origin track.Origin, now int64) bool {
 	ob := o.tr.Observe(f, origin, now)
 	if ob.Evicted != 0 {
 		o.c.Evictions++
@@ -198,6 +202,7 @@ func (o *observer) track(f vlp.Frame, origin track.Origin, now int64) {
 		o.c.CapExceeded++
 		o.log.Limited(logCapacity, now, "pid table full, new agent dropped (see --tracker-capacity)", num("pid", int64(f.Pid)))
 	}
+	return ob.Verdict.Accepted()
 }
 
 // readName keeps a kernel-attested agent's process name and program path

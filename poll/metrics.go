@@ -25,6 +25,8 @@ func (o *observer) streamMetrics(e *promtext.Encoder, c *promtext.Cursor) bool {
 	o.renderRecovery(e)
 	o.renderSelf(e)
 	o.renderOps(e)
+	o.esc.Render(e)
+	o.ctl.RenderMetrics(e)
 	return true
 }
 
@@ -72,9 +74,12 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 	counter(e, "varta_stalls_unverifiable_total", "Stalls raised while /proc could not say whether the pid still names the agent (out of file descriptors, say); no recovery runs for them.", c.Unverifiable)
 	counter(e, "varta_agents_recovered_total", "Stalled agents that beat again (each ends one stall).", c.Recovered)
 	counter(e, "varta_pids_retired_total", "Pids dropped because their process was replaced (pid recycled).", c.Retired)
+	counter(e, "varta_tracker_pid_recycle_total", "Frames dropped because they were queued before their pid's current process started: the sender exited and its pid was reused before the frame was read.", o.guard.Recycled())
+	counter(e, "varta_tracker_pid_unverifiable_total", "Frames whose sender could not be told from their pid's current process (queued within a clock tick of its start, or across a wall-clock step); a session they open is never recovered until a later frame verifies it.", o.guard.Unverifiable())
 	counter(e, "varta_datagrams_received_total", "Datagrams read from the observer's sockets.", c.Received)
 	counter(e, "varta_unsolicited_fds_closed_total", "File descriptors sent to the observer and closed unread.", c.ClosedFds)
 	o.renderUDP(e)
+	o.sdn.Render(e)
 	var logDropped uint64
 	if l, ok := o.cfg.Log.(interface{ Dropped() uint64 }); ok {
 		logDropped = l.Dropped()

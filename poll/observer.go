@@ -6,11 +6,15 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/varta-go/varta/poll/internal/control"
+	"github.com/varta-go/varta/poll/internal/escalate"
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/ops"
 	"github.com/varta-go/varta/poll/internal/recoverylog"
+	"github.com/varta-go/varta/poll/internal/reuse"
 	"github.com/varta-go/varta/poll/internal/scrape"
+	"github.com/varta-go/varta/poll/internal/sdnotify"
 	"github.com/varta-go/varta/poll/internal/sink"
 	"github.com/varta-go/varta/poll/internal/statefile"
 	"github.com/varta-go/varta/poll/internal/track"
@@ -46,15 +50,18 @@ type observer struct {
 	uds          *listen.UDS
 	rx           *listen.Receiver
 	tr           *track.Tracker
+	guard        *reuse.Guard // frames whose sender died and whose pid was reused
 	allow        []uint32
 	events       *sink.EventFile   // nil without --export-file
 	rec          *recovery.Manager // nil without a recovery command
 	auditFailed  uint64            // rec's failed audit writes already counted in c.IOErrors
 	prom         *scrape.Server    // nil without --prom-addr
 	udp          *udpListener      // nil without --udp-addr
+	sdn          *sdnotify.Handler // nil without --notify-socket
 	exits        *exitwatch.Watch  // nil with --on-exit ignore or without /proc
 	state        *statefile.Saver  // nil without --state-file
 	ops          *ops.Ops
+	esc          *escalate.Escalator // nil without --escalate-after or --reset-reason-file
 	notify       *ops.Notifier
 	sig          *signals
 	fds          wait.Waiter
@@ -76,6 +83,7 @@ type observer struct {
 	paths        *track.Paths    // the agents' program paths, interned
 	exited       track.Slot      // the slot --on-exit recover removed last, for agentEnv
 	mem          runtimeMemStats // Go runtime counters for /metrics
+	ctl          control.Server  // the control socket: status, pause, resume
 }
 
 func newObserver(cfg Config) (_ *observer, err error) {
@@ -96,8 +104,9 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		Policy: cfg.Policy, MaxBeatRate: uint32(cfg.MaxBeatRate), GlobalRate: uint32(cfg.GlobalBeatRate),
 		GlobalBurst: uint32(cfg.GlobalBeatBurst)}
 	// Without a /proc that shows us, every pid would look gone.
+	o.guard = reuse.New(procStart) // before the socket: see reuse.New
 	if _, ok := listen.ProcStartTime(uint32(unix.Getpid())); ok {
-		tc.StartTime = procStart
+		tc.StartTime = o.guard.StartTime
 	}
 	o.tr = track.NewTracker(tc)
 	o.paths = track.NewPaths(maxPrograms, maxProgramBytes)
@@ -125,6 +134,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		rc := *cfg.Recovery
 		rc.Recheck, rc.Clock, rc.ClockOrigin = o.recheck, o.clock.now, o.start
 		rc.OnComplete, rc.OnSpawnFailed, rc.AgentEnv = o.recoveryDone, o.recoveryFailed, o.agentEnv
+		o.ctl.Hook(&rc)
 		if o.rec, err = recovery.New(rc); err != nil {
 			return nil, err
 		}
@@ -158,6 +168,9 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		Log: cfg.Log, LogTimestamps: cfg.LogTimestamps}, o.log, o.notify, o.start); err != nil {
 		return nil, err
 	}
+	if o.esc, err = escalate.New(cfg.Escalate, escalate.Deps{Log: o.log, Rec: o.rec, Ops: o.ops, Tracker: o.tr, AgentEnv: o.agentEnv, Now: o.clock.now, Threshold: int64(cfg.Threshold)}); err != nil {
+		return nil, err
+	}
 	// The sockets come last: once they exist agents may beat, and a
 	// failure above must not leave a bound socket behind. UDP first: its
 	// port may be taken, and then no socket file is created at all.
@@ -171,14 +184,21 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		return nil, err
 	}
 	o.rx = listen.NewReceiver(o.uds.Fd(), recvBatch)
+	if o.sdn, err = sdnotify.Listen(sdnotify.Config{Path: cfg.NotifySocket, Mode: cfg.SocketMode, Tracker: o.tr, Log: o.log,
+		LogKind: logNotify, Track: o.track, Other: o.otherPid, Allowed: o.uidAllowed}); err != nil {
+		return nil, err
+	}
+	if err = o.ctl.Listen(control.Config{Path: cfg.ControlSocket, Tracker: o.tr, Exits: o.exits, Exited: &o.exited, Rec: o.rec, Eligible: o.recoveryEligible, Clock: o.clock.now, Start: o.start, Version: cfg.Version, Log: o.log, Reset: o.esc.LastReset}); err != nil {
+		return nil, err // after the socket: a second observer was refused there, before touching ours
+	}
 	if cfg.Batch > 0 {
 		o.nextBatch = o.start + int64(cfg.Batch)
 		o.checkQueueLength()
 	}
 	// Every fd the wait can hold at once: the socket, the signal pipe,
-	// the UDP socket, the exit watch's epoll fd, the metrics listener and
-	// its connections.
-	n := 2
+	// the notify socket, the UDP socket, the exit watch's epoll fd, the
+	// metrics listener and its connections.
+	n := 3
 	if o.udp != nil {
 		n++
 	}
@@ -188,6 +208,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	if o.prom != nil {
 		n += o.prom.MaxFds()
 	}
+	n += o.ctl.MaxFds()
 	if o.fds, err = wait.NewEpoll(n, o.clock, o.log); err != nil {
 		return nil, err
 	}
@@ -229,6 +250,7 @@ func num(k string, v int64) sink.Field { return sink.Num(k, v) }
 // recoveryDone is called by recovery, on the loop goroutine, for every
 // child that ended; recoverylog.Ended says which endings get a log line.
 func (o *observer) recoveryDone(c *recovery.Completion) {
+	o.esc.Done(c) // the escalation ladder counts failures (package escalate)
 	o.recHist.Observe(c.Duration.Seconds())
 	if c.SignalErr != nil {
 		o.log.Limited(logRecovery, o.clock.now(), "could not signal a recovery command's process group; it may outlive its timeout",
@@ -256,6 +278,7 @@ func (o *observer) agentEnv(pid int32) []string {
 
 // recoveryFailed is called when the recovery command could not be started.
 func (o *observer) recoveryFailed(agent int32, err error) {
+	o.esc.Failed(agent)
 	o.log.Warn("recovery command could not be started", num("pid", int64(agent)), name(o.tr.Lookup(uint32(agent))), sink.Err(err))
 }
 
@@ -304,6 +327,7 @@ func (o *observer) close() {
 		o.log.Error("closing the hardware watchdog failed", sink.Err(err))
 	}
 	o.exits.Close()
+	o.ctl.Close()
 	if o.prom != nil {
 		o.prom.Close()
 	}
@@ -318,6 +342,7 @@ func (o *observer) close() {
 	if o.uds != nil {
 		o.uds.Close()
 	}
+	o.sdn.Close()
 	o.udp.close()
 	if o.notify != nil {
 		o.notify.Close()

@@ -98,6 +98,7 @@ func (o *observer) register(now int64) {
 			o.fds.Add(o.udp.fd, wait.In, 0, (*onUDP)(o), 0)
 		}
 	}
+	o.sdn.Register(o.fds) // read on arrival, in --batch-ms mode too: a notify message is rare
 	if fd := o.exits.Fd(); fd >= 0 {
 		o.fds.Add(fd, wait.In, 0, (*onExits)(o), 0)
 	}
@@ -106,6 +107,7 @@ func (o *observer) register(now int64) {
 			o.fds.Add(f.Fd, f.Events, f.Gen, o.prom, f.Arg)
 		}
 	}
+	o.ctl.Register(o.fds, now)
 }
 
 // tick is one iteration's work after the wait: what the ready fds asked
@@ -149,6 +151,7 @@ func (o *observer) tick(now int64) {
 	if o.events.Due(now) {
 		o.flushEvents(now)
 	}
+	o.esc.Tick(now)
 	o.c.Iterations++
 	o.ops.Tick(now, o.c.Iterations, now-o.start)
 }
@@ -160,7 +163,7 @@ func (o *observer) tick(now int64) {
 // --read-timeout-ms from now. Absolute, so that a deadline that did not
 // move re-arms no timer.
 func (o *observer) deadline(now int64) int64 {
-	d := now + int64(o.cfg.ReadTimeout)
+	d := o.ctl.Deadline(now + int64(o.cfg.ReadTimeout))
 	if o.stopAt != 0 {
 		d = min(d, o.stopAt)
 	}
@@ -185,6 +188,7 @@ func (o *observer) deadline(now int64) int64 {
 		// lone line from costing a wake of its own.
 		d = min(d, t+eventFlushSlack)
 	}
+	d = min(d, o.esc.Deadline())
 	return min(d, o.ops.Deadline(now))
 }
 

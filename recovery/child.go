@@ -22,7 +22,22 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 	en := &m.pids.entries[e]
 	en.lastRun, en.hasRun = now, true
 	m.pids.unlink(e)
+	if m.dryRun {
+		return m.dryRunFor(e)
+	}
+	slot, _ := m.freeKids.Pop() // admitted: fewer than MaxConcurrent slots are in use
+	if err := m.launch(slot, &m.cmd, en.pid, en.startTime, e, now); err != nil {
+		m.freeKids.Push(slot)
+		return m.spawnFailed(e, err)
+	}
+	en.child = slot
+	return m.countFor(en.pid, OutcomeSpawned)
+}
 
+// launch starts cmd for agent in the free child slot, owned by pid-table
+// entry e (none for the escalate command), and audits the spawn. On
+// failure nothing is left open and the slot is still free.
+func (m *Manager) launch(slot int32, cmd *Command, agent int32, startTime uint64, e int32, now int64) error {
 	rfd := [2]int32{none, none}
 	m.files = [3]uintptr{uintptr(m.devnull), uintptr(m.devnull), uintptr(m.devnull)}
 	if m.capture > 0 {
@@ -39,7 +54,7 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 			if err != nil {
 				closeFds(rfd[:])
 				closeWrite(m.files[1:], m.devnull)
-				return m.spawnFailed(e, os.NewSyscallError("pipe2", err))
+				return os.NewSyscallError("pipe2", err)
 			}
 			rfd[k] = int32(p[0])
 			m.files[1+k] = uintptr(p[1])
@@ -48,22 +63,20 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 	if m.closeRange {
 		cloexecFrom3() // cheap, and catches an fd someone opened without O_CLOEXEC since
 	}
-	slot, _ := m.freeKids.Pop() // admitted: fewer than MaxConcurrent slots are in use
 	if m.cg != nil {
 		m.sys.UseCgroupFD, m.sys.CgroupFD = true, m.cg.dirs[slot]
 		m.cg.busy[slot] = true
 	}
-	m.startEnv(slot, en.pid)
-	argv := m.cmd.argv(en.pid)
-	cpid, err := syscall.ForkExec(m.cmd.Path, argv, &m.attr)
+	m.startEnv(slot, agent)
+	argv := cmd.argv(agent)
+	cpid, err := syscall.ForkExec(cmd.Path, argv, &m.attr)
 	closeWrite(m.files[1:], m.devnull)
 	if err != nil {
 		closeFds(rfd[:])
 		if m.cg != nil {
 			m.cg.busy[slot] = false
 		}
-		m.freeKids.Push(slot)
-		return m.spawnFailed(e, err)
+		return err
 	}
 	if m.ndesc != nil {
 		m.ndesc[slot] = 0
@@ -81,14 +94,15 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 	}
 	*c = child{
 		pid:       cpid,
-		agent:     en.pid,
+		agent:     agent,
 		entry:     e,
 		pos:       int32(len(m.active)),
-		startTime: en.startTime,
+		startTime: startTime,
 		spawned:   now,
 		deadline:  NoDeadline,
 		fds:       rfd,
 		kept:      kept,
+		esc:       slot == m.escSlot,
 	}
 	if m.timeout > 0 {
 		c.deadline = now + m.timeout
@@ -97,9 +111,22 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 		}
 	}
 	m.active = append(m.active, slot)
-	en.child = slot
 	m.auditSpawn(c, argv)
-	return m.count(OutcomeSpawned)
+	return nil
+}
+
+// dryRunFor is spawn under --recovery-dry-run: everything a spawn decides
+// (the debounce clock, the spawn budget) as if the child ran, then the
+// command line goes to Config.OnDryRun instead of fork/exec, and the
+// decision is counted dry_run and audited as a refused record with reason
+// dry_run, so the audit log still shows every stall's fate.
+func (m *Manager) dryRunFor(e int32) Outcome {
+	en := &m.pids.entries[e]
+	if m.onDryRun != nil {
+		m.onDryRun(en.pid, m.cmd.argv(en.pid))
+	}
+	m.pids.idle(e)
+	return m.refuse(en.pid, OutcomeDryRun, RefusedDryRun)
 }
 
 func (m *Manager) spawnFailed(e int32, err error) Outcome {
@@ -108,6 +135,12 @@ func (m *Manager) spawnFailed(e int32, err error) Outcome {
 	if m.onFailed != nil {
 		m.onFailed(en.pid, err)
 	}
+	return m.refuse(en.pid, OutcomeSpawnFailed, spawnReason(err))
+}
+
+// spawnReason is the refused record's reason for a failed spawn:
+// spawn_failed, with the errno's symbol when there is one.
+func spawnReason(err error) string {
 	reason := RefusedSpawn
 	var errno syscall.Errno
 	if errors.As(err, &errno) {
@@ -115,7 +148,7 @@ func (m *Manager) spawnFailed(e int32, err error) Outcome {
 			reason += ":" + name
 		}
 	}
-	return m.refuse(en.pid, OutcomeSpawnFailed, reason)
+	return reason
 }
 
 func closeFds(fds []int32) {
@@ -222,8 +255,10 @@ func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig sysca
 	m.drain(c)
 	closeFds(c.fds[:])
 	dur := now - c.spawned
-	m.count(o)
-	m.durations.observe(dur)
+	if !c.esc {
+		m.countFor(c.agent, o)
+		m.durations.observe(dur)
+	}
 	m.auditComplete(c, o, code, sig, dur, now, lost)
 	if m.onComplete != nil {
 		m.comp = Completion{
@@ -237,6 +272,7 @@ func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig sysca
 			StdoutBytes: c.nbytes[0],
 			StderrBytes: c.nbytes[1],
 			Captured:    c.kept,
+			Escalation:  c.esc,
 		}
 		if c.sigErr != nil {
 			m.comp.SignalErr = c.sigErr
@@ -244,14 +280,16 @@ func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig sysca
 		m.onComplete(&m.comp)
 		m.comp.Captured = nil
 	}
-	m.pids.entries[c.entry].child = none
-	m.pids.idle(c.entry)
+	if c.entry != none {
+		m.pids.entries[c.entry].child = none
+		m.pids.idle(c.entry)
+	}
 	last := m.active[len(m.active)-1]
 	m.active[c.pos] = last
 	m.children[last].pos = c.pos
 	m.active = m.active[:len(m.active)-1]
 	killed := c.killed
-	c.pid, c.nbytes, c.keptN, c.sigErr = 0, [2]uint64{}, [2]uint32{}, nil
+	c.pid, c.nbytes, c.keptN, c.sigErr, c.esc = 0, [2]uint64{}, [2]uint32{}, nil, false
 	c.kept = c.kept[:0]
 	m.releaseSlot(slot, killed)
 }
@@ -269,6 +307,8 @@ const (
 	RefusedSpawn      = "spawn_failed"              // fork/exec failed; ":ERRNO" is added when known
 	RefusedShutdown   = "shutdown"                  // the stall came after shutdown began, or was still queued
 	RefusedUnverified = "unverifiable"              // the pid could not be tied to the agent's process
+	RefusedPaused     = "paused"                    // the agent's recovery is paused (varta-watch pause)
+	RefusedDryRun     = "dry_run"                   // --recovery-dry-run: the command was logged, not run
 )
 
 // observerNs is now on the event file's timeline.
@@ -301,8 +341,12 @@ func (m *Manager) auditSpawn(c *child, argv []string) {
 	a.uint(uint64(uint32(c.agent)))
 	a.uint(uint64(c.pid))
 	a.text("exec")
-	a.text(m.cmd.Path)
-	a.text(m.cmd.source())
+	cmd := &m.cmd
+	if c.esc {
+		cmd = m.esc
+	}
+	a.text(cmd.Path)
+	a.text(cmd.source())
 	a.uint(uint64(uint32(n)))
 	_ = a.commit("spawn")
 }

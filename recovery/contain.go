@@ -552,8 +552,15 @@ func (m *Manager) OrphansReaped() (reaped, descOverflow uint64) {
 }
 
 // full reports whether MaxConcurrent slots are in use: children running,
-// or reaped with their cgroup not yet empty.
-func (m *Manager) full() bool { return len(m.active)+len(m.draining) >= m.maxRun }
+// or reaped with their cgroup not yet empty. The escalate command's slot
+// is not one of them.
+func (m *Manager) full() bool {
+	n := len(m.active) + len(m.draining)
+	if m.escBusy {
+		n--
+	}
+	return n >= m.maxRun
+}
 
 // killContained kills what the containment knows of slot's tree: the
 // cgroup, or every process the subreaper saw in it. The caller signals
@@ -642,7 +649,7 @@ func (m *Manager) releaseSlot(slot int32, killed bool) {
 		m.ndesc[slot] = 0
 	}
 	m.scanSoon = m.reapOrphans // adopted zombies, or leftovers to watch
-	m.freeKids.Push(slot)
+	m.freeSlot(slot)
 }
 
 // settleDraining frees the draining slots whose cgroup is empty now.
@@ -652,7 +659,7 @@ func (m *Manager) settleDraining() {
 		if m.cg.settle(slot, m.drainKill[slot]) {
 			m.draining[i] = m.draining[len(m.draining)-1]
 			m.draining = m.draining[:len(m.draining)-1]
-			m.freeKids.Push(slot)
+			m.freeSlot(slot)
 			m.scanSoon = m.reapOrphans
 			continue
 		}

@@ -122,6 +122,27 @@ type Config struct {
 	// Clock returns the caller's clock in ns, the one OnStall and Tick
 	// get; Shutdown uses it. Nil means CLOCK_MONOTONIC.
 	Clock func() int64
+
+	// Escalate, if set, is the command Escalate runs (--escalate-exec):
+	// one child at a time, in a slot of its own beyond MaxConcurrent, so
+	// a queue of recoveries cannot hold it back. Its spawn record's source
+	// column is its Source ("escalate" from the command line).
+	Escalate *Command
+
+	// Held, if set, says whether agent's recovery is paused (varta-watch
+	// pause): its stalls, and a queued stall when its turn comes, are
+	// then counted skipped_paused and audited refused with reason paused.
+	Held func(agent int32) bool
+
+	// OnOutcome, if set, is called with every outcome counted for an
+	// agent (not OutcomeDeferred), for per-agent status.
+	OnOutcome func(agent int32, o Outcome)
+
+	// DryRun (--recovery-dry-run) runs nothing: where a child would be
+	// started, OnDryRun gets the agent and the command line instead, and
+	// the stall is counted dry_run and audited refused with reason dry_run.
+	DryRun   bool
+	OnDryRun func(agent int32, argv []string)
 }
 
 // Completion describes a reaped recovery child.
@@ -136,6 +157,10 @@ type Completion struct {
 	StdoutBytes uint64         // bytes the child wrote to stdout (when capturing)
 	StderrBytes uint64
 	Captured    []byte // the first CaptureBytes of stdout and stderr, in arrival order
+
+	// Escalation says the child ran Config.Escalate, not the recovery
+	// command; it is not counted in Counts or Durations.
+	Escalation bool
 
 	// SignalErr is the last signal to the child's process group that
 	// could not be delivered (a *SignalError wrapping the errno, EPERM
@@ -158,6 +183,7 @@ type child struct {
 	nbytes    [2]uint64
 	keptN     [2]uint32 // of kept, the bytes from stdout and from stderr
 	kept      []byte    // capacity CaptureBytes, allocated at the slot's first use
+	esc       bool      // runs Config.Escalate (escalate.go)
 }
 
 // Manager runs recovery children for stalled agents. All methods must be
@@ -175,6 +201,10 @@ type Manager struct {
 	onComplete func(*Completion)
 	onFailed   func(agent int32, err error)
 	clock      func() int64
+	held       func(int32) bool
+	onOutcome  func(int32, Outcome)
+	dryRun     bool
+	onDryRun   func(int32, []string)
 
 	children  []child
 	freeKids  ring.Stack // unused child slots
@@ -211,6 +241,10 @@ type Manager struct {
 	shutdown  bool
 
 	closeRange bool // close_range(CLOSE_RANGE_CLOEXEC) works: repeat it before each spawn
+
+	esc     *Command // Config.Escalate; nil without
+	escSlot int32    // the escalate command's own child slot, maxRun; none without
+	escBusy bool     // escSlot holds a child, or its cgroup is draining
 
 	// Containment (contain.go).
 	contain        Containment
@@ -272,6 +306,13 @@ func New(cfg Config) (*Manager, error) {
 	if maxRun == 0 {
 		maxRun = min(DefaultMaxConcurrent, cfg.Capacity)
 	}
+	slots, escSlot := maxRun, int32(none)
+	if cfg.Escalate != nil {
+		if err := cfg.Escalate.validate(); err != nil {
+			return nil, errors.New("recovery: escalate " + err.Error())
+		}
+		slots, escSlot = maxRun+1, int32(maxRun)
+	}
 	m := &Manager{
 		maxRun:     maxRun,
 		cmd:        cfg.Command,
@@ -285,9 +326,15 @@ func New(cfg Config) (*Manager, error) {
 		onComplete: cfg.OnComplete,
 		onFailed:   cfg.OnSpawnFailed,
 		clock:      cfg.Clock,
-		children:   make([]child, maxRun),
+		held:       cfg.Held,
+		onOutcome:  cfg.OnOutcome,
+		dryRun:     cfg.DryRun,
+		onDryRun:   cfg.OnDryRun,
+		children:   make([]child, slots),
 		freeKids:   ring.NewStack(maxRun),
-		active:     make([]int32, 0, maxRun),
+		active:     make([]int32, 0, slots),
+		esc:        cfg.Escalate,
+		escSlot:    escSlot,
 		// Twice the capacity: every busy entry (at most Capacity) still
 		// leaves as many idle ones to remember debounce state in.
 		pids:      newPidTable(2 * cfg.Capacity),
@@ -321,13 +368,13 @@ func New(cfg Config) (*Manager, error) {
 	}
 	m.devnull = fd
 	m.sys = syscall.SysProcAttr{Setpgid: true, Credential: cfg.Credential}
-	m.drainKill = make([]bool, maxRun)
+	m.drainKill = make([]bool, slots)
 	if b, err := os.ReadFile("/proc/self/oom_score_adj"); err == nil {
 		m.oomAdj, _ = strconv.Atoi(strings.TrimSpace(string(b)))
 	}
-	m.draining = make([]int32, 0, maxRun)
-	m.dying = make([]proc, 0, maxRun*maxDesc)
-	if err := m.setupContain(cfg.Contain, maxRun); err != nil {
+	m.draining = make([]int32, 0, slots)
+	m.dying = make([]proc, 0, slots*maxDesc)
+	if err := m.setupContain(cfg.Contain, slots); err != nil {
 		unix.Close(m.devnull)
 		return nil, err
 	}
@@ -337,7 +384,7 @@ func New(cfg Config) (*Manager, error) {
 		// Room for the longest record: the fixed columns, the program path
 		// and the source.
 		m.auditOpts = auditOpts{syncEvery: max(cfg.AuditSyncEvery, 1), maxBytes: cfg.AuditMaxBytes,
-			bufCap: 512 + len(m.cmd.Path) + len(m.cmd.source()), pid: uint32(os.Getpid())}
+			bufCap: 512 + m.cmdLen(), pid: uint32(os.Getpid())}
 		a, err := openAudit(m.auditPath, m.auditOpts, nil)
 		if err != nil {
 			unix.Close(m.devnull)
@@ -388,12 +435,14 @@ func monotonicNow() int64 {
 // startTime) raised at now, by the caller's clock in ns. In order: after
 // Shutdown began → refused_shutdown (no new child; not a capacity
 // problem, which an operator would chase); not
-// attested, or pid <= 0 → skipped_unattested; the same (pid, startTime)
+// attested, or pid <= 0 → skipped_unattested; paused (Config.Held) →
+// skipped_paused; the same (pid, startTime)
 // ran less than Debounce ago → debounced; a child for pid running or
 // queued → skipped_in_flight; running children plus queued stalls at
 // Capacity → refused_capacity; MaxConcurrent children running, this
 // tick's spawn budget spent, or older stalls waiting → OutcomeDeferred
-// (queued, FIFO); else the child is spawned.
+// (queued, FIFO); else the child is spawned (or, with DryRun, only
+// logged: dry_run).
 // Every outcome but OutcomeDeferred is counted and audited at once. It
 // never blocks beyond one fork/exec and allocates only to spawn.
 func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64) Outcome {
@@ -407,6 +456,9 @@ func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64)
 		// Not a process anyone can vouch for, and "kill $1" with 0 or -1
 		// would signal far more than one agent.
 		return m.refuse(pid, OutcomeSkippedUnattested, RefusedInvalidPid)
+	}
+	if m.held != nil && m.held(pid) {
+		return m.refuse(pid, OutcomeSkippedPaused, RefusedPaused)
 	}
 	e := m.pids.lookup(pid)
 	if e != none {
@@ -482,6 +534,11 @@ func (m *Manager) Tick(now int64) {
 		if m.recheck != nil && !m.recheck(p.pid, p.startTime) {
 			m.pids.idle(p.entry)
 			m.refuse(p.pid, OutcomeSkippedStale, RefusedStale)
+			continue
+		}
+		if m.held != nil && m.held(p.pid) { // paused while it waited
+			m.pids.idle(p.entry)
+			m.refuse(p.pid, OutcomeSkippedPaused, RefusedPaused)
 			continue
 		}
 		m.spawn(p.entry, now)
@@ -694,8 +751,16 @@ func (m *Manager) count(o Outcome) Outcome {
 	return o
 }
 
+// countFor is count for an outcome of agent's, also told to OnOutcome.
+func (m *Manager) countFor(agent int32, o Outcome) Outcome {
+	if m.onOutcome != nil {
+		m.onOutcome(agent, o)
+	}
+	return m.count(o)
+}
+
 // refuse counts and audits a stall that gets no child.
 func (m *Manager) refuse(pid int32, o Outcome, reason string) Outcome {
 	m.auditRefused(pid, reason)
-	return m.count(o)
+	return m.countFor(pid, o)
 }

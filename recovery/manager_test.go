@@ -609,6 +609,7 @@ func TestOutcomeLabels(t *testing.T) {
 		OutcomeRefusedCapacity: "refused_capacity", OutcomeSkippedUnattested: "skipped_unattested",
 		OutcomeSkippedInFlight: "skipped_in_flight", OutcomeSkippedStale: "skipped_stale",
 		OutcomeRefusedShutdown: "refused_shutdown", OutcomeSkippedUnverifiable: "skipped_stall_unverifiable",
+		OutcomeSkippedPaused: "skipped_paused", OutcomeDryRun: "dry_run",
 	}
 	if len(want) != int(NumOutcomes) {
 		t.Fatalf("NumOutcomes = %d, the test knows %d labels", NumOutcomes, len(want))

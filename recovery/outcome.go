@@ -20,6 +20,8 @@ const (
 	OutcomeSkippedStale                       // a deferred stall failed Recheck when its turn came
 	OutcomeRefusedShutdown                    // the stall came after shutdown had begun
 	OutcomeSkippedUnverifiable                // whether the pid still names the agent could not be told
+	OutcomeSkippedPaused                      // the agent's recovery is paused (varta-watch pause): held, not run
+	OutcomeDryRun                             // --recovery-dry-run: logged what would run, ran nothing
 	NumOutcomes                               // number of labelled outcomes
 
 	// OutcomeDeferred is returned by OnStall when the per-tick spawn
@@ -43,6 +45,8 @@ var OutcomeLabels = [NumOutcomes]string{
 	"skipped_stale",
 	"refused_shutdown",
 	"skipped_stall_unverifiable",
+	"skipped_paused",
+	"dry_run",
 }
 
 // String returns the label of o, or "deferred".

@@ -64,3 +64,32 @@ func (l *List) MoveToBack(k *Links, i int32) {
 	l.Remove(k, i)
 	l.PushBack(k, i)
 }
+
+// Back is the last node, or -1 when the list is empty.
+func (l *List) Back() int32 { return l.tail }
+
+// Prev is the node before i on its list, or -1 at the front.
+func (k *Links) Prev(i int32) int32 { return k.prev[i] }
+
+// InsertAfter links node i, which must not be on any list, right after
+// node at of l, or at the front when at is -1: what keeps a list sorted
+// when a node does not belong at the tail.
+func (l *List) InsertAfter(k *Links, at, i int32) {
+	if at < 0 {
+		k.prev[i], k.next[i], k.on[i] = -1, l.head, true
+		if l.head >= 0 {
+			k.prev[l.head] = i
+		} else {
+			l.tail = i
+		}
+		l.head = i
+		return
+	}
+	if at == l.tail {
+		l.PushBack(k, i)
+		return
+	}
+	n := k.next[at]
+	k.prev[i], k.next[i], k.on[i] = at, n, true
+	k.next[at], k.prev[n] = i, i
+}

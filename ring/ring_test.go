@@ -257,3 +257,34 @@ func TestIndexStartsZeroed(t *testing.T) {
 		t.Errorf("Delete(0): Len %d, want 1", x.Len())
 	}
 }
+
+// TestListInsertAfter: inserting at the front, in the middle and after the
+// tail keeps both directions of the links right.
+func TestListInsertAfter(t *testing.T) {
+	k := NewLinks(5)
+	l := NewList()
+	l.InsertAfter(&k, -1, 2) // into an empty list
+	l.InsertAfter(&k, 2, 4)  // after the tail
+	l.InsertAfter(&k, -1, 0) // at the front
+	l.InsertAfter(&k, 0, 1)  // in the middle
+	l.InsertAfter(&k, 2, 3)  // in the middle
+	got := collect(&l, &k)
+	want := []int32{0, 1, 2, 3, 4}
+	if len(got) != len(want) {
+		t.Fatalf("list = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("list = %v, want %v", got, want)
+		}
+	}
+	var back []int32
+	for i := l.Back(); i >= 0; i = k.Prev(i) {
+		back = append(back, i)
+	}
+	for i := range back {
+		if back[i] != want[len(want)-1-i] {
+			t.Fatalf("backwards = %v, want the reverse of %v", back, want)
+		}
+	}
+}

@@ -51,6 +51,10 @@ var removed = map[string]string{
 	"recovery-cmd":      "it ran a shell; use --recovery-exec (program and arguments, no shell)",
 	"recovery-cmd-file": "it ran a shell; use --recovery-exec-file",
 	"key-env":           "keys in the environment leak to children and /proc; use --key-file",
+	// The shell is gone, so there is no risk left to accept.
+	"i-accept-shell-risk": "it accepted --recovery-cmd's shell; use --recovery-exec, which runs no shell",
+	"master-key-env":      "keys in the environment leak to children and /proc; use --master-key-file",
+	"accepted-key-env":    "keys in the environment leak to children and /proc; use --accepted-key-file",
 }
 
 // listFlag collects a repeatable flag.
@@ -69,7 +73,13 @@ type settings struct {
 	inheritEnv    bool
 	debounce      time.Duration
 	recTimeout    time.Duration
-	captureBytes  int
+	captureBytes  int    // what recovery captures: 0 off, else the cap
+	captureStdio  bool   // --recovery-capture-stdio
+	captureCap    int    // --recovery-capture-bytes ...
+	captureNum    *num   // ... given or not
+	signalMode    string // --signal-handler-mode, checked and logged but of no effect
+	signalModeSet bool
+	injectWedge   *num // --inject-wedge-ms, test builds only (flags_testhooks_on.go)
 	maxConcurrent int
 	maxConcNum    *num // given or not: the default is clamped to the capacity, a given value is checked
 	recoveryUser  string
@@ -95,6 +105,11 @@ type settings struct {
 	syslogPath string      // --log-syslog-path
 	udp        udpSettings // flags_udp.go
 	ops        opsFlags    // flags_ops.go
+	esc        escFlags    // flags_escalate.go
+	// control.go: --control-socket, --check-config, --recovery-dry-run
+	control     string
+	checkConfig bool
+	dryRun      bool
 }
 
 func checkRemoved(args []string) error {
@@ -149,6 +164,8 @@ func (s *settings) check() error {
 		return bad("socket", "path is longer than the 107 bytes a Unix socket address holds")
 	case c.SocketPath[0] == '@':
 		return bad("socket", "abstract socket names are not supported; give a filesystem path, e.g. /run/varta/varta.sock")
+	case c.NotifySocket != "" && c.NotifySocket == c.SocketPath:
+		return bad("notify-socket", "must differ from --socket: the two sockets speak different protocols")
 	case c.Threshold == 0: // given, it is at least minThresholdMs
 		return bad("threshold-ms", "required: silence in milliseconds before a stall ("+
 			strconv.Itoa(minThresholdMs)+" to "+strconv.Itoa(maxThresholdMs)+")")
@@ -156,6 +173,11 @@ func (s *settings) check() error {
 		return bad("export-file-max-bytes", "needs --export-file: it rotates the event file")
 	case c.ExportMaxBytes > 0 && c.ExportFile == poll.EventStdout:
 		return bad("export-file-max-bytes", "cannot rotate standard output (--export-file -); give a file path or drop it")
+	case c.ExportMaxBytes > 0 && c.ExportMaxBytes < minExportMaxBytes:
+		// As in the Rust original: a cap that small rotates on nearly
+		// every line, and the five generations keep a handful of events.
+		return bad("export-file-max-bytes", "want 0 (no rotation) or at least "+strconv.Itoa(minExportMaxBytes)+
+			" bytes, got "+strconv.FormatInt(c.ExportMaxBytes, 10))
 	case c.ExportSyncEvery > 0 && c.ExportFile == "":
 		return bad("export-file-sync-every", "needs --export-file: it syncs the event file")
 	case c.ExportSyncEvery > 0 && c.ExportFile == poll.EventStdout:
@@ -204,6 +226,9 @@ func (s *settings) check() error {
 	default:
 		return bad("log-timestamps", "want auto, on or off, got "+strconv.Quote(s.logTime))
 	}
+	if s.signalMode != "direct" && s.signalMode != "libc" {
+		return bad("signal-handler-mode", "want direct or libc, got "+strconv.Quote(s.signalMode))
+	}
 	c.ExportUpstreamKinds = s.exportKinds == "upstream"
 	c.ExportWallTime = s.exportTime == "wall"
 	if c.AllowUIDs, err = parseUIDs(s.uids); err != nil {
@@ -213,6 +238,12 @@ func (s *settings) check() error {
 		return err
 	}
 	if err := s.ops.check(s); err != nil {
+		return err
+	}
+	if err := s.esc.check(s); err != nil {
+		return err
+	}
+	if err := s.checkControl(); err != nil {
 		return err
 	}
 	return s.checkRecovery()
@@ -271,6 +302,16 @@ func listenAddr(flag, addr, v6 string) (netip.AddrPort, error) {
 }
 
 func (s *settings) checkRecovery() error {
+	// Capture is on with --recovery-capture-stdio, as in the Rust
+	// original, and also with --recovery-capture-bytes N alone, this
+	// observer's spelling before it had the former (0: off).
+	switch {
+	case s.captureStdio && s.captureCap == 0:
+		return bad("recovery-capture-bytes", "0 captures nothing, yet --recovery-capture-stdio asks for capture; "+
+			"give 1 to "+strconv.Itoa(recovery.MaxCaptureBytes)+" or drop --recovery-capture-stdio")
+	case s.captureStdio || s.captureNum.given:
+		s.captureBytes = s.captureCap
+	}
 	if s.recoveryExec == "" && s.recoveryFile == "" {
 		if name := s.recoveryOption(); name != "" {
 			return bad(name, "needs a recovery command: --recovery-exec or --recovery-exec-file")
@@ -296,12 +337,16 @@ func (s *settings) recoveryOption() string {
 		return "recovery-env"
 	case s.inheritEnv:
 		return "recovery-inherit-env"
+	case s.captureStdio:
+		return "recovery-capture-stdio"
 	case s.captureBytes > 0:
 		return "recovery-capture-bytes"
 	case s.recTimeout > 0:
 		return "recovery-timeout-ms"
 	case s.recoveryUser != "":
 		return "recovery-user"
+	case s.dryRun:
+		return "recovery-dry-run"
 	case s.auditFile != "":
 		return "recovery-audit-file"
 	}

@@ -137,7 +137,9 @@ func TestListenAddrForms(t *testing.T) {
 		{required("--prom-addr=[::1]:9100"), "[::1]:9100", ""},
 		{required("--udp-addr", ":9700", "--i-accept-plaintext-udp"), "", "0.0.0.0:9700"},
 		{required("--udp-addr", "localhost:9700", "--i-accept-plaintext-udp"), "", "127.0.0.1:9700"},
-		{required("--udp-port", "9700", "--i-accept-plaintext-udp"), "", "0.0.0.0:9700"},
+		{required("--udp-port", "9700", "--i-accept-plaintext-udp"), "", "127.0.0.1:9700"},
+		{required("--udp-port", "9700", "--udp-bind-addr", "0.0.0.0", "--i-accept-plaintext-udp"), "", "0.0.0.0:9700"},
+		{required("--udp-port", "9700", "--udp-bind-addr", "::", "--i-accept-plaintext-udp"), "", "[::]:9700"},
 	} {
 		s, err := parse(tc.args)
 		if err != nil {

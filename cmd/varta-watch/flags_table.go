@@ -28,6 +28,7 @@ const (
 	defGlobalBeatBurst = 10000
 	defShutdownGraceMs = 5000
 	defDebounceMs      = 1000
+	defCaptureBytes    = 4096 // the Rust original's, for --recovery-capture-stdio
 )
 
 // Bounds.
@@ -46,6 +47,9 @@ const (
 	// second is beyond what the loop can take; the limiter holds uint32.
 	maxBeatRate    = 1000000
 	maxExportBytes = 1 << 40 // 1 TiB
+	// minExportMaxBytes is --export-file-max-bytes's floor (but 0), the
+	// Rust original's.
+	minExportMaxBytes = 4096
 	// maxSyncEvery bounds the sync-every flags (the Rust observer's are
 	// u32; beyond 2^31-1 records between syncs means never).
 	maxSyncEvery = recovery.MaxAuditSyncEvery
@@ -133,6 +137,14 @@ func (s str) Set(v string) error { *s.p = v; return nil }
 
 func strDef(p *string, def string) str { *p = def; return str{p} }
 
+// givenStr is a str that records in *set whether its flag was given.
+type givenStr struct {
+	str
+	set *bool
+}
+
+func (g givenStr) Set(v string) error { *g.set = true; return g.str.Set(v) }
+
 // flagTable defines every flag over s's fields and sets their defaults.
 func flagTable(s *settings) []flagDef {
 	c, u, o := &s.cfg, &s.udp, &s.ops
@@ -143,7 +155,8 @@ func flagTable(s *settings) []flagDef {
 	s.exportSyncNum = newNum(0, 0, maxSyncEvery, "lines", func(v int64) { c.ExportSyncEvery = int(v) })
 	evict := strconv.Itoa(poll.EvictionFactor)
 	s.maxConcNum = intNum(&s.maxConcurrent, recovery.DefaultMaxConcurrent, 1, recovery.MaxCapacity)
-	return []flagDef{
+	s.captureNum = intNum(&s.captureCap, defCaptureBytes, 0, recovery.MaxCaptureBytes)
+	return append([]flagDef{
 		{name: "socket", arg: "PATH", grp: grpRequired, v: strDef(&c.SocketPath, ""),
 			help: "bind the observer's datagram socket here"},
 		{name: "threshold-ms", arg: "MS", grp: grpRequired, v: msNum(&c.Threshold, 0, minThresholdMs, maxThresholdMs),
@@ -170,6 +183,8 @@ func flagTable(s *settings) []flagDef {
 			help: "the syslog daemon's socket (default {def})"},
 		{name: "allow-parent-beats", grp: grpSocket, b: &o.allowParent,
 			help: "accept frames for the sender's parent pid\n(varta-beat --parent in a shell loop)"},
+		{name: "notify-socket", arg: "PATH", grp: grpSocket, v: strDef(&c.NotifySocket, ""),
+			help: "also bind an sd_notify socket here: a daemon\nbuilt for systemd's watchdog beats when\nstarted with NOTIFY_SOCKET=PATH"},
 
 		{name: "tracker-capacity", arg: "N", grp: grpTracking,
 			v:    intNum(&c.TrackerCapacity, defTrackerCapacity, 1, poll.MaxTrackerCapacity),
@@ -190,7 +205,7 @@ func flagTable(s *settings) []flagDef {
 		{name: "udp-port", arg: "N", grp: grpUDP, v: u.portNum,
 			help: "the Rust original's form of --udp-addr:\nthe port, {min}..{max}"},
 		{name: "udp-bind-addr", arg: "IP", grp: grpUDP, v: strDef(&u.bindAddr, ""),
-			help: "the IP for --udp-port; absent: 127.0.0.1\nwith keys, 0.0.0.0 for plain UDP only"},
+			help: "the IP for --udp-port; absent: 127.0.0.1,\nplain UDP too (every interface only when\nnamed: 0.0.0.0 or ::)"},
 		{name: "key-file", arg: "F", grp: grpUDP, v: strDef(&u.keyFile, ""),
 			help: "secure UDP: the current shared key"},
 		{name: "accepted-key-file", arg: "F", grp: grpUDP, v: strDef(&u.acceptedFile, ""),
@@ -205,6 +220,8 @@ func flagTable(s *settings) []flagDef {
 			help: "--udp-recovery for plain frames only\n(the Rust original's spelling)"},
 		{name: flagRecoverSecure, grp: grpUDP, b: &u.recoverSecure,
 			help: "--udp-recovery for secure frames only\n(the Rust original's spelling)"},
+		{name: flagSecureOffHost, grp: grpUDP, b: &u.secureOffHost,
+			help: "let secure UDP listen on an address other\nhosts can reach (absent: loopback only)"},
 		{name: "i-accept-recovery-from-unauthenticated-network", grp: grpUDP, b: &u.acceptOffHost,
 			help: "let plain UDP frames from off this host run\nthe recovery command (anyone who reaches the\nport could then pick a local pid to act on)"},
 
@@ -226,8 +243,10 @@ func flagTable(s *settings) []flagDef {
 			help: "add to the child's environment (repeatable)"},
 		{name: "recovery-inherit-env", grp: grpRecovery, b: &s.inheritEnv,
 			help: "child inherits our environment"},
-		{name: "recovery-capture-bytes", arg: "N", grp: grpRecovery, v: intNum(&s.captureBytes, 0, 0, recovery.MaxCaptureBytes),
-			help: "capture up to N bytes of child output\nfor the audit log, {min}..{max} (default {def}: off)"},
+		{name: "recovery-capture-stdio", grp: grpRecovery, b: &s.captureStdio,
+			help: "capture the child's standard output and\nerror, up to --recovery-capture-bytes,\nfor the log and the audit log"},
+		{name: "recovery-capture-bytes", arg: "N", grp: grpRecovery, v: s.captureNum,
+			help: "capture cap, {min}..{max} (default {def});\ngiven alone it also turns capture on,\nunless 0"},
 		{name: "recovery-audit-file", arg: "PATH", grp: grpRecovery, v: strDef(&s.auditFile, ""),
 			help: "hash-chained audit log of every decision,\nwith its checkpoint in PATH.chk"},
 		{name: "recovery-audit-max-bytes", arg: "N", grp: grpRecovery,
@@ -236,12 +255,25 @@ func flagTable(s *settings) []flagDef {
 				" unless 0, keeping " + strconv.Itoa(recovery.AuditGenerations) + "\ngenerations (default {def}: no rotation)"},
 		{name: "recovery-audit-sync-every", arg: "N", grp: grpRecovery, v: s.auditSyncNum,
 			help: "fdatasync the audit log and rewrite its\ncheckpoint every N records, {min}..{max}\n(default {def})"},
+		{name: "escalate-after", arg: "N", grp: grpRecovery, v: s.esc.afterNum(&s.cfg),
+			help: "escalate an agent once its recovery failed\nN times within the window, {min}..{max}\n(default {def}: off)"},
+		{name: "escalate-window-ms", arg: "MS", grp: grpRecovery, v: s.esc.windowNum(&s.cfg),
+			help: "the window of --escalate-after, {min}..{max}\n(0: failures never age out; default {def})"},
+		{name: "escalate-exec", arg: "CMD", grp: grpRecovery, v: strDef(&s.esc.exec, ""),
+			help: "run CMD once when an agent escalates, as\n--recovery-exec runs (audited, source escalate)"},
+		{name: "escalate-reset", grp: grpRecovery, b: &s.cfg.Escalate.Reset,
+			help: "on escalation write the reset reason and\nstop kicking --hw-watchdog: the board resets"},
+		{name: "escalate-reboot", grp: grpRecovery, b: &s.cfg.Escalate.Reboot,
+			help: "on escalation write the reset reason, sync,\nask init to reboot, reboot(2) after the grace"},
+		{name: "escalate-reboot-grace-ms", arg: "MS", grp: grpRecovery, v: s.esc.graceNum(&s.cfg),
+			help: "how long init has to reboot before\nreboot(2), {min}..{max} (default {def})"},
 
 		{name: "export-file", arg: "PATH", grp: grpOutput, v: strDef(&c.ExportFile, ""),
 			help: "append one tab-separated line per event\n(- for standard output)"},
 		{name: "export-file-max-bytes", arg: "N", grp: grpOutput,
-			v:    newNum(0, 0, maxExportBytes, "bytes", func(v int64) { c.ExportMaxBytes = v }),
-			help: "rotate at N bytes, {min}..{max}, keeping\n" + strconv.Itoa(poll.EventGenerations) + " generations (default {def}: no rotation)"},
+			v: newNum(0, 0, maxExportBytes, "bytes", func(v int64) { c.ExportMaxBytes = v }),
+			help: "rotate at N bytes, {min}..{max}, at least\n" + strconv.Itoa(minExportMaxBytes) + " unless 0, keeping " +
+				strconv.Itoa(poll.EventGenerations) + "\ngenerations (default {def}: no rotation)"},
 		{name: "export-file-sync-every", arg: "N", grp: grpOutput, v: s.exportSyncNum,
 			help: "fdatasync the event file every N lines,\n{min}..{max} (default {def}: only when\nrotating and at exit)"},
 		{name: "export-kinds", arg: "all|upstream", grp: grpOutput, v: strDef(&s.exportKinds, "all"),
@@ -267,9 +299,19 @@ func flagTable(s *settings) []flagDef {
 			help: "rewrite \"<loops> <ns>\" atomically, at most\nevery 100 ms (put it on a tmpfs)"},
 		{name: "state-file", arg: "PATH", grp: grpLife, v: strDef(&o.stateFile, ""),
 			help: "remember tracked agents across restarts\n(this boot only; put it on a tmpfs)"},
+		{name: "reset-reason-file", arg: "PATH", grp: grpLife, v: strDef(&s.cfg.Escalate.ResetFile, ""),
+			help: "keep why the board last reset here\n(persistent storage); see varta-watch\nreset-reason"},
+		{name: "signal-handler-mode", arg: "direct|libc", grp: grpLife, v: givenStr{strDef(&s.signalMode, "direct"), &s.signalModeSet},
+			help: "accepted for the Rust original's command\nlines; no effect: Go's runtime installs\nthe handlers (default {def})"},
 		{name: "version", grp: grpLife, b: &s.version,
 			help: "print version and exit"},
-	}
+		{name: "control-socket", arg: "PATH", grp: grpLife, v: strDef(&s.control, ""),
+			help: "serve varta-watch status, pause and resume\non this Unix stream socket, mode 0600\n(absent: the --socket path plus .ctl;\nnone: no control socket)"},
+		{name: "check-config", grp: grpLife, b: &s.checkConfig,
+			help: "check every flag and the files they name,\nstart nothing; exit 0 with \"config ok\"\nor 1 with every problem found"},
+		{name: "recovery-dry-run", grp: grpRecovery, b: &s.dryRun,
+			help: "log the command a stall would run, run\nnothing (counted dry_run, audited)"},
+	}, testHookFlags(s)...)
 }
 
 // newFlagSet registers the table's flags over s.

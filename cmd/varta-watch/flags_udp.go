@@ -25,7 +25,12 @@ type udpSettings struct {
 	// acceptOffHost is --i-accept-recovery-from-unauthenticated-network:
 	// plain UDP from off the host may trigger recovery.
 	acceptOffHost bool
+	// secureOffHost is --i-accept-secure-udp-non-loopback: secure UDP may
+	// listen on an address other hosts can reach.
+	secureOffHost bool
 }
+
+const flagSecureOffHost = "i-accept-secure-udp-non-loopback"
 
 const (
 	flagRecoverPlain  = "plaintext-udp-i-accept-recovery-on-unauthenticated-transport"
@@ -62,7 +67,7 @@ func (u *udpSettings) recoveryFlag() string {
 func (s *settings) checkUDP() error {
 	u := &s.udp
 	keyed := u.keyFlag() != ""
-	addr, err := u.listenAddr(keyed)
+	addr, err := u.listenAddr()
 	if err != nil {
 		return err
 	}
@@ -72,8 +77,13 @@ func (s *settings) checkUDP() error {
 				return bad(name, "needs a UDP listener: --udp-addr IP:PORT")
 			}
 		}
-		if u.plaintext {
-			return bad("i-accept-plaintext-udp", "needs a UDP listener: --udp-addr IP:PORT")
+		for _, f := range []struct {
+			set  bool
+			name string
+		}{{u.plaintext, "i-accept-plaintext-udp"}, {u.secureOffHost, flagSecureOffHost}} {
+			if f.set {
+				return bad(f.name, "needs a UDP listener: --udp-addr IP:PORT")
+			}
 		}
 		return nil
 	}
@@ -92,6 +102,15 @@ func (s *settings) checkUDP() error {
 		return bad(flagRecoverPlain, "needs --i-accept-plaintext-udp")
 	case u.recoverSecure && !keyed:
 		return bad(flagRecoverSecure, "needs --key-file, --accepted-key-file or --master-key-file")
+	case u.secureOffHost && !keyed:
+		return bad(flagSecureOffHost, "only means something for secure UDP: add --key-file, --accepted-key-file or --master-key-file")
+	case keyed && !loopbackAddr(addr) && !u.secureOffHost:
+		// As in the Rust original: a key holder anywhere on the network
+		// could claim any local pid, and fill the replay table's 1024
+		// sender slots (vlp/PROTOCOL.md §6), so new agents are refused.
+		return bad(u.keyFlag(), "refusing secure UDP on "+addr+", which is reachable off this host: whoever holds "+
+			"the key there can beat for any local pid and fill the replay table so that new agents are refused; "+
+			"bind 127.0.0.1 or [::1], or add --"+flagSecureOffHost+" to accept that")
 	case u.plaintext && (u.recovery || u.recoverPlain) && !loopbackAddr(addr) && !u.acceptOffHost:
 		// One datagram from anywhere on the network, naming any local
 		// pid, would run the recovery command against that process.
@@ -109,10 +128,11 @@ func (s *settings) checkUDP() error {
 }
 
 // listenAddr is the address from --udp-addr, or from --udp-port and
-// --udp-bind-addr, or "" when no listener was asked for. Like the Rust
-// original, --udp-port alone binds 127.0.0.1 for secure UDP and 0.0.0.0
-// for plain UDP only.
-func (u *udpSettings) listenAddr(keyed bool) (string, error) {
+// --udp-bind-addr, or "" when no listener was asked for. --udp-port alone
+// binds 127.0.0.1, plain UDP too: the Rust original binds 0.0.0.0 for
+// plain UDP, which puts unauthenticated frames on every network the board
+// is on because a flag was left out. Every interface only when named.
+func (u *udpSettings) listenAddr() (string, error) {
 	switch {
 	case u.addr != "" && (u.portNum.given || u.bindAddr != ""):
 		return "", bad("udp-addr", "cannot be combined with --udp-port or --udp-bind-addr; give one form")
@@ -130,10 +150,7 @@ func (u *udpSettings) listenAddr(keyed bool) (string, error) {
 	port := u.portNum.cur
 	host := u.bindAddr
 	if host == "" {
-		host = "0.0.0.0"
-		if keyed {
-			host = "127.0.0.1"
-		}
+		host = "127.0.0.1"
 	}
 	ip, err := netip.ParseAddr(host)
 	if err != nil || ip.Zone() != "" {

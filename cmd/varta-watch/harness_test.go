@@ -21,7 +21,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(helperAgentEnv) == "" { // not a storm agent, which runs no command
+	if os.Getenv(helperAgentEnv) == "" && os.Getenv(notifyAgentEnv) == "" { // not a storm or notify agent, which run no command
 		testbin.Prebuild("github.com/varta-go/varta/cmd/varta-watch", "github.com/varta-go/varta/cmd/varta-beat")
 	}
 	code := m.Run()

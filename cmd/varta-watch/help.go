@@ -4,6 +4,8 @@ import "strings"
 
 const helpHead = `usage: varta-watch --socket PATH --threshold-ms MS [flags]
        varta-watch audit verify FILE
+       varta-watch status [--json] (--socket PATH | --control-socket PATH)
+       varta-watch pause|resume NAME|PID (--socket PATH | --control-socket PATH)
 
 Watch VLP heartbeats on a Unix datagram socket (and UDP, if asked) and act
 when an agent stalls.

@@ -347,7 +347,7 @@ func stopWatch(t *testing.T, w *watcher) int {
 // path.5; older lines are dropped, no file exceeds the bound, and the kept
 // lines are whole and in order.
 func TestEventFileRotation(t *testing.T) {
-	const maxBytes, frames = 256, 120
+	const maxBytes, frames = 4096, 2000 // the smallest cap, and more lines (about 30 bytes each) than six files hold
 	w := startWatch(t, "--threshold-ms", "5000", "--max-beat-rate", "0",
 		"--export-file-max-bytes", strconv.Itoa(maxBytes))
 	b := &beats{r: dialRaw(t, w.socket)}

@@ -69,6 +69,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "audit" {
 		return auditCommand(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "reset-reason" {
+		return resetReasonCommand(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && isControlCommand(args[0]) {
+		return controlCommand(args[0], args[1:], stdout, stderr)
+	}
 	s, err := parse(args)
 	switch {
 	case errors.Is(err, cli.ErrHelp):
@@ -81,7 +87,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		io.WriteString(stdout, "varta-watch "+version+" commit "+commit+" "+runtime.GOOS+"/"+runtime.GOARCH+" "+runtime.Version()+"\n")
 		return 0
 	}
-	if err := s.load(); err != nil {
+	loadErr := s.load()
+	if s.checkConfig {
+		return checkConfig(s, loadErr, stdout, stderr)
+	}
+	if err := loadErr; err != nil {
 		var ue *usageError
 		if errors.As(err, &ue) { // a value only checkable once read, such as a command line's quoting
 			io.WriteString(stderr, "varta-watch: "+err.Error()+"; see --help\n")
@@ -100,6 +110,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer w.Close()
 		s.cfg.Log = w
 	}
+	if s.signalModeSet { // the one line the flag's meaning comes down to here
+		l := poll.NewLogger(s.cfg.Log)
+		l.SetTimestamps(s.cfg.LogTimestamps)
+		l.Info("--signal-handler-mode " + s.signalMode + " has no effect: it picks how the Rust observer installs its " +
+			"signal handlers, and here Go's runtime installs them (os/signal)")
+	}
+	applyTestHooks(s)
 	if err := poll.Run(s.cfg); err != nil {
 		io.WriteString(stderr, "varta-watch: "+err.Error()+"\n")
 		return 1
@@ -131,7 +148,7 @@ func (s *settings) load() error {
 			MaxConcurrent: min(s.maxConcurrent, s.cfg.TrackerCapacity),
 			Debounce:      s.debounce, Timeout: s.recTimeout, Env: s.recoveryEnv,
 			InheritEnv: s.inheritEnv, CaptureBytes: s.captureBytes, AuditFile: s.auditFile,
-			AuditSyncEvery: s.auditSyncEvery, AuditMaxBytes: s.auditMaxBytes}
+			AuditSyncEvery: s.auditSyncEvery, AuditMaxBytes: s.auditMaxBytes, DryRun: s.dryRun}
 		if s.recoveryUser != "" {
 			cred, err := lookupUser(s.recoveryUser)
 			if err != nil {
@@ -139,6 +156,9 @@ func (s *settings) load() error {
 			}
 			s.cfg.Recovery.Credential = cred
 		}
+	}
+	if err := s.esc.load(&s.cfg); err != nil {
+		return err
 	}
 	if s.promAddr != "" {
 		m := &poll.MetricsConfig{Addr: s.promAddr}

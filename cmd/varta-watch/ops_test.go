@@ -221,31 +221,44 @@ func TestWatchdogNotify(t *testing.T) {
 	})
 }
 
-// The hardware watchdog is tested against stand-ins, as no test machine
-// has a watchdog device to spare (and opening a real one arms a reboot):
-// a FIFO shows the keep-alives as they come, a regular file keeps them.
+// The hardware watchdog is tested against a pty's slave, as no test
+// machine has a watchdog device to spare (and opening a real one arms a
+// reboot): a character device that takes writes, shows them on its master
+// and answers the watchdog ioctls with ENOTTY, like a device without a
+// watchdog driver.
 
-func TestHWWatchdogKicksAndMagicClose(t *testing.T) {
-	t.Parallel() // waits for keep-alives a second apart; its only time bound is an upper one on their number
-	fifo := filepath.Join(t.TempDir(), "watchdog")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Skip("mkfifo:", err)
+// watchdogPty opens a pty and returns its master, non-blocking, and the
+// slave's path for --hw-watchdog.
+func watchdogPty(t *testing.T) (int, string) {
+	t.Helper()
+	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Skip("no pty to stand in for a watchdog device:", err)
 	}
-	r, err := unix.Open(fifo, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	t.Cleanup(func() { unix.Close(m) })
+	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(m, unix.TIOCGPTN)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Close(r)
+	return m, "/dev/pts/" + strconv.FormatUint(uint64(n), 10)
+}
+
+func TestHWWatchdogKicksAndMagicClose(t *testing.T) {
+	t.Parallel() // waits for keep-alives a second apart; its only time bound is an upper one on their number
+	m, dev := watchdogPty(t)
 	started := time.Now()
-	w := startWatch(t, "--threshold-ms", "1000", "--hw-watchdog", fifo)
-	if w.waitLog(`not a character device`, 5*time.Second) == "" {
-		t.Errorf("no warning that the FIFO is no watchdog device:\n%s", w.logText())
+	w := startWatch(t, "--threshold-ms", "1000", "--hw-watchdog", dev)
+	if w.waitLog(`does not answer WDIOC_GETSUPPORT.*inappropriate ioctl`, 5*time.Second) == "" {
+		t.Errorf("no ENOTTY warning for a pty standing in for the device:\n%s", w.logText())
 	}
 	var got []byte
 	buf := make([]byte, 256)
 	drain := func() {
 		for {
-			n, err := unix.Read(r, buf)
+			n, err := unix.Read(m, buf)
 			if n <= 0 || err != nil {
 				return
 			}
@@ -267,24 +280,54 @@ func TestHWWatchdogKicksAndMagicClose(t *testing.T) {
 	if !strings.HasSuffix(string(got), "V") {
 		t.Errorf("after a clean exit the device got %q, want the magic V last", got)
 	}
-	if n, err := unix.Read(r, buf); n != 0 || err != nil {
-		t.Errorf("read after exit = %d, %v: the device is still open", n, err)
-	}
 }
 
 func TestHWWatchdogNoMagicCloseOnCrash(t *testing.T) {
-	dev := filepath.Join(t.TempDir(), "watchdog")
-	if err := os.WriteFile(dev, nil, 0o600); err != nil {
+	m, dev := watchdogPty(t)
+	w := startWatch(t, "--threshold-ms", "1000", "--hw-watchdog", dev)
+	var got []byte
+	buf := make([]byte, 256)
+	waitFor(t, 10*time.Second, func() bool {
+		if n, err := unix.Read(m, buf); n > 0 && err == nil {
+			got = append(got, buf[:n]...)
+		}
+		return len(got) > 0
+	}, "a keep-alive")
+	w.kill()
+	for n, err := unix.Read(m, buf); n > 0 && err == nil; n, err = unix.Read(m, buf) {
+		got = append(got, buf[:n]...)
+	}
+	if strings.Contains(string(got), "V") {
+		t.Errorf("after SIGKILL the device got %q, want keep-alives and no magic V", got)
+	}
+}
+
+// TestHWWatchdogNotADevice: a regular file or a FIFO given to
+// --hw-watchdog would take the keep-alives and guard nothing; the observer
+// refuses to start (exit 1), naming the flag and the path.
+func TestHWWatchdogNotADevice(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "watchdog")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	w := startWatch(t, "--threshold-ms", "1000", "--hw-watchdog", dev)
-	deadline := time.Now().Add(10 * time.Second)
-	for fi, _ := os.Stat(dev); fi.Size() == 0 && time.Now().Before(deadline); fi, _ = os.Stat(dev) {
-		time.Sleep(10 * time.Millisecond)
+	fifo := filepath.Join(dir, "watchdog.fifo")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	w.kill()
-	if b, _ := os.ReadFile(dev); len(b) == 0 || strings.Contains(string(b), "V") {
-		t.Errorf("after SIGKILL the device holds %q, want keep-alives and no magic V", b)
+	for _, tc := range []struct{ dev, kind string }{{file, "a regular file"}, {fifo, "a FIFO"}} {
+		code, _, stderr := runWatch(t, "--socket", filepath.Join(dir, "obs.sock"), "--threshold-ms", "100",
+			"--hw-watchdog", tc.dev, "--shutdown-after-secs", "1")
+		if code != 1 {
+			t.Errorf("%s: exit %d, want 1", tc.kind, code)
+		}
+		oneLine(t, "stderr", stderr)
+		if want := tc.dev + ": is " + tc.kind + ", not a character device (--hw-watchdog"; !strings.Contains(stderr, want) {
+			t.Errorf("%s: stderr %q, want %q", tc.kind, stderr, want)
+		}
+	}
+	if b, _ := os.ReadFile(file); len(b) != 0 {
+		t.Errorf("the refused file was written: %q", b)
 	}
 }
 

@@ -393,6 +393,14 @@ func TestUDPBadUsage(t *testing.T) {
 			"--plaintext-udp-i-accept-recovery-on-unauthenticated-transport"), []string{"--plaintext-udp-i-accept", "--i-accept-plaintext-udp"}},
 		{"secure recovery without keys", base("--udp-addr", "127.0.0.1:0", "--i-accept-plaintext-udp", "--recovery-exec", "/bin/true",
 			"--secure-udp-i-accept-recovery-on-unauthenticated-transport"), []string{"--secure-udp-i-accept", "--key-file"}},
+		{"secure on every interface", base("--udp-addr", "0.0.0.0:9700", "--key-file", key),
+			[]string{"--key-file", "0.0.0.0:9700", "reachable off this host", "--i-accept-secure-udp-non-loopback"}},
+		{"rust form secure on a non-loopback address", base("--udp-port", "9700", "--udp-bind-addr", "192.0.2.1", "--master-key-file", key),
+			[]string{"--master-key-file", "192.0.2.1:9700", "--i-accept-secure-udp-non-loopback"}},
+		{"secure off-host acceptance without keys", base("--udp-addr", "0.0.0.0:9700", "--i-accept-plaintext-udp",
+			"--i-accept-secure-udp-non-loopback"), []string{"--i-accept-secure-udp-non-loopback", "--key-file"}},
+		{"secure off-host acceptance without listener", base("--i-accept-secure-udp-non-loopback"),
+			[]string{"--i-accept-secure-udp-non-loopback", "--udp-addr"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -402,8 +410,10 @@ func TestUDPBadUsage(t *testing.T) {
 	}
 }
 
-// TestUDPPortForms: the Rust original's --udp-port binds 127.0.0.1 for
-// secure UDP and 0.0.0.0 for plain UDP, or --udp-bind-addr.
+// TestUDPPortForms: the Rust original's --udp-port binds 127.0.0.1, plain
+// UDP too (the Rust original binds 0.0.0.0 for plain UDP), or
+// --udp-bind-addr; every interface only when named, with a warning, and
+// for secure UDP only with --i-accept-secure-udp-non-loopback.
 func TestUDPPortForms(t *testing.T) {
 	key := writeKeys(t, t.TempDir(), "shared.key", keyCur)
 	cases := []struct {
@@ -412,7 +422,10 @@ func TestUDPPortForms(t *testing.T) {
 		want string // prefix of the bound address
 	}{
 		{"secure defaults to loopback", []string{"--udp-port", "0", "--key-file", key}, "127.0.0.1:"},
-		{"plain defaults to any", []string{"--udp-port", "0", "--i-accept-plaintext-udp"}, "0.0.0.0:"},
+		{"plain defaults to loopback too", []string{"--udp-port", "0", "--i-accept-plaintext-udp"}, "127.0.0.1:"},
+		{"plain on every interface when named", []string{"--udp-port", "0", "--udp-bind-addr", "0.0.0.0", "--i-accept-plaintext-udp"}, "0.0.0.0:"},
+		{"secure on every interface when accepted", []string{"--udp-port", "0", "--udp-bind-addr", "0.0.0.0", "--key-file", key,
+			"--i-accept-secure-udp-non-loopback"}, "0.0.0.0:"},
 		{"bind addr", []string{"--udp-port=0", "--udp-bind-addr=127.0.0.1", "--i-accept-plaintext-udp"}, "127.0.0.1:"},
 		{"ipv6 bind addr", []string{"--udp-port", "0", "--udp-bind-addr", "::1", "--key-file", key}, "[::1]:"},
 	}
@@ -424,6 +437,10 @@ func TestUDPPortForms(t *testing.T) {
 			w, addr := startUDP(t, append([]string{"--threshold-ms", "60000"}, tc.args...)...)
 			if !strings.HasPrefix(addr, tc.want) {
 				t.Fatalf("bound %s, want %s...", addr, tc.want)
+			}
+			warned := strings.Contains(w.logText(), `msg="the UDP listener is reachable from other hosts`)
+			if anyIf := tc.want == "0.0.0.0:"; warned != anyIf {
+				t.Errorf("bound %s: off-host warning %v, want %v:\n%s", addr, warned, anyIf, w.logText())
 			}
 			target := addr
 			if strings.HasPrefix(addr, "0.0.0.0:") {

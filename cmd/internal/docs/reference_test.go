@@ -119,7 +119,8 @@ func TestReferenceFlagsMatchHelp(t *testing.T) {
 		}
 	}
 
-	known := slices.Concat(help, helpFlags(t, root, "cmd/varta-beat/main.go", "usage"), removedFlags(t, root))
+	known := slices.Concat(help, helpFlags(t, root, "cmd/varta-beat/main.go", "usage"), removedFlags(t, root),
+		helpFlags(t, root, "cmd/varta-watch/control.go", "controlUsage")) // status --json
 	for i, line := range strings.Split(reference, "\n") {
 		for _, m := range flagWord.FindAllStringSubmatch(line, -1) {
 			if !slices.Contains(known, m[1]) {

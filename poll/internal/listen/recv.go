@@ -2,6 +2,7 @@ package listen
 
 import (
 	"encoding/binary"
+	"math"
 	"os"
 	"unsafe"
 
@@ -29,6 +30,11 @@ const (
 	recvFlags = unix.MSG_DONTWAIT | unix.MSG_TRUNC | unix.MSG_CMSG_CLOEXEC
 
 	recvWord = int(unsafe.Sizeof(uintptr(0))) // cmsg alignment
+
+	// recvStampBytes is the largest timestamp payload: two 64-bit words
+	// (struct __kernel_timespec of SO_TIMESTAMPNS_NEW); the old types carry
+	// the native struct timespec or timeval: 16 bytes, or 8 on 32-bit.
+	recvStampBytes = 16
 )
 
 // recvCmsgHdr is the aligned size of a cmsghdr: where a message's data
@@ -46,26 +52,38 @@ type Receiver struct {
 	data     []byte // RecvDataBytes per message
 	ctl      []byte // ctlSize per message, word-aligned as cmsghdrs need
 	ctlSize  int
+	size     int // data bytes per message
+	keepFds  bool
 	meta     []recvMeta
 	n        int // messages of the current batch
 	closed   uint64
 	ctrunc   uint64
 	received uint64
+	calls    uint64 // Recv calls that did not fail, this one included
+	emptied  uint64 // the latest such call that left the queue empty
+	before   uint64 // emptied as it was before the current call
 }
 
 // recvMeta is what Recv extracted from one message's control data.
 type recvMeta struct {
 	pid, uid, gid uint32
-	cred          bool // SCM_CREDENTIALS was present
-	ctrunc        bool // the kernel truncated the control data
+	cred          bool  // SCM_CREDENTIALS was present
+	ctrunc        bool  // the kernel truncated the control data
+	fdOff, fdLen  int32 // passed fds not closed yet (SetKeepFds): where in ctl
+	stamped       bool  // a receive timestamp was present
+	queued        int64 // CLOCK_REALTIME ns at which the datagram was queued
 }
 
 // NewReceiver prepares batch messages (clamped to 1..RecvMaxBatch) for the
 // datagram socket fd, which stays owned by the caller (a UDS, or a UDP
 // socket: then Cred reports ok=false).
-func NewReceiver(fd int, batch int) *Receiver {
-	batch = max(1, min(batch, RecvMaxBatch))
-	ctlSize := unix.CmsgSpace(unix.SizeofUcred) + unix.CmsgSpace(4*recvMaxFds)
+func NewReceiver(fd int, batch int) *Receiver { return NewReceiverSize(fd, batch, RecvDataBytes) }
+
+// NewReceiverSize is NewReceiver with size data bytes per message (at
+// least 1) instead of RecvDataBytes: Truncated tells a longer datagram.
+func NewReceiverSize(fd int, batch, size int) *Receiver {
+	batch, size = max(1, min(batch, RecvMaxBatch)), max(1, size)
+	ctlSize := unix.CmsgSpace(recvStampBytes) + unix.CmsgSpace(unix.SizeofUcred) + unix.CmsgSpace(4*recvMaxFds)
 	ctlSize = (ctlSize + recvWord - 1) / recvWord * recvWord
 	// Allocated as words so that every message's control buffer starts
 	// aligned; the kernel and the cmsghdr walk rely on it.
@@ -74,14 +92,15 @@ func NewReceiver(fd int, batch int) *Receiver {
 		fd:      fd,
 		hdrs:    make([]unix.Mmsghdr, batch),
 		iovs:    make([]unix.Iovec, batch),
-		data:    make([]byte, batch*RecvDataBytes),
+		data:    make([]byte, batch*size),
+		size:    size,
 		ctl:     unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), len(words)*recvWord),
 		ctlSize: ctlSize,
 		meta:    make([]recvMeta, batch),
 	}
 	for i := range r.hdrs {
-		r.iovs[i].Base = &r.data[i*RecvDataBytes]
-		r.iovs[i].SetLen(RecvDataBytes)
+		r.iovs[i].Base = &r.data[i*size]
+		r.iovs[i].SetLen(size)
 		h := &r.hdrs[i].Hdr
 		h.Iov = &r.iovs[i]
 		h.SetIovlen(1)
@@ -102,6 +121,7 @@ func (r *Receiver) Batch() int { return len(r.hdrs) }
 // descriptors a sender passed are closed before Recv returns. It never
 // blocks and never allocates except to report an error.
 func (r *Receiver) Recv() (int, error) {
+	r.CloseKeptFds()
 	// The kernel rewrote length, flags and control length of the messages
 	// it filled last time; restore those.
 	for i := range r.n {
@@ -112,6 +132,13 @@ func (r *Receiver) Recv() (int, error) {
 	}
 	r.n = 0
 	n, err := r.recvmmsg()
+	if err == nil {
+		r.calls++
+		r.before = r.emptied
+		if n < len(r.hdrs) {
+			r.emptied = r.calls
+		}
+	}
 	if n <= 0 {
 		return 0, err
 	}
@@ -151,7 +178,8 @@ func (r *Receiver) parseControl(i int) {
 	if m.ctrunc {
 		r.ctrunc++
 	}
-	b := r.ctl[i*r.ctlSize : i*r.ctlSize+min(int(h.Controllen), r.ctlSize)]
+	off := i * r.ctlSize // of b in ctl
+	b := r.ctl[off : off+min(int(h.Controllen), r.ctlSize)]
 	for len(b) >= recvCmsgHdr {
 		c := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
 		l := int(c.Len)
@@ -169,16 +197,44 @@ func (r *Receiver) parseControl(i int) {
 					m.cred = true
 				}
 			case unix.SCM_RIGHTS:
-				r.closeFds(d)
+				if r.keepFds {
+					m.fdOff, m.fdLen = int32(off+recvCmsgHdr), int32(len(d))
+				} else {
+					r.closeFds(d)
+				}
+			case unix.SO_TIMESTAMPNS_NEW, unix.SCM_TIMESTAMPNS:
+				m.queued, m.stamped = parseStamp(d, 1)
+			case unix.SO_TIMESTAMP_NEW, unix.SCM_TIMESTAMP:
+				m.queued, m.stamped = parseStamp(d, 1000)
 			}
 		}
 		next := (l + recvWord - 1) / recvWord * recvWord
 		if next >= len(b) {
 			break
 		}
-		b = b[next:]
+		b, off = b[next:], off+next
 	}
 	r.meta[i] = m
+}
+
+// parseStamp reads a receive timestamp's payload, seconds and a fraction
+// of unit ns (1 for a timespec, 1000 for a timeval): two 64-bit words
+// (the _NEW types, or the old ones on a 64-bit kernel) or two 32-bit ones
+// (the old types on a 32-bit kernel). Anything else is no timestamp.
+func parseStamp(d []byte, unit int64) (int64, bool) {
+	var sec, nsec int64
+	switch len(d) {
+	case 16:
+		sec, nsec = int64(binary.NativeEndian.Uint64(d)), int64(binary.NativeEndian.Uint64(d[8:]))
+	case 8:
+		sec, nsec = int64(int32(binary.NativeEndian.Uint32(d))), int64(int32(binary.NativeEndian.Uint32(d[4:])))
+	default:
+		return 0, false
+	}
+	if sec < 0 || sec > math.MaxInt64/1_000_000_000-1 || nsec < 0 || nsec >= 1e9/unit {
+		return 0, false
+	}
+	return sec*1e9 + nsec*unit, true
 }
 
 // closeFds closes descriptors nobody asked for: a sender must not be able
@@ -192,22 +248,40 @@ func (r *Receiver) closeFds(d []byte) {
 	}
 }
 
-// Data is message i's bytes: the first min(Len(i), RecvDataBytes) bytes of
-// the datagram. The slice aliases the Receiver's buffer until the next Recv.
+// SetKeepFds makes Recv leave the descriptors a sender passed open until
+// CloseKeptFds (or the next Recv): an sd_notify client's BARRIER=1 passes
+// a pipe whose closing tells it that every message it sent before was
+// handled, so they must be closed after the batch is handled, not before.
+func (r *Receiver) SetKeepFds(keep bool) { r.keepFds = keep }
+
+// CloseKeptFds closes the descriptors of the current batch that
+// SetKeepFds kept open.
+func (r *Receiver) CloseKeptFds() {
+	for i := range r.n {
+		if m := &r.meta[i]; m.fdLen > 0 {
+			r.closeFds(r.ctl[m.fdOff : m.fdOff+m.fdLen])
+			m.fdLen = 0
+		}
+	}
+}
+
+// Data is message i's bytes: the first min(Len(i), size) bytes of the
+// datagram. The slice aliases the Receiver's buffer until the next Recv.
 func (r *Receiver) Data(i int) []byte {
-	off := i * RecvDataBytes
-	l := off + min(int(r.hdrs[i].Len), RecvDataBytes)
+	off := i * r.size
+	l := off + min(int(r.hdrs[i].Len), r.size)
 	return r.data[off:l:l]
 }
 
-// Len is message i's real datagram length; it may exceed RecvDataBytes.
-// (A kernel that ignores MSG_TRUNC for AF_UNIX reports at most
-// RecvDataBytes; Truncated is right either way.)
+// Len is message i's real datagram length; it may exceed the data size.
+// (A kernel that ignores MSG_TRUNC for AF_UNIX reports at most the data
+// size; Truncated is right either way.)
 func (r *Receiver) Len(i int) int { return int(r.hdrs[i].Len) }
 
-// Truncated reports whether message i was longer than RecvDataBytes.
+// Truncated reports whether message i was longer than the data size: the
+// kernel's MSG_TRUNC in the message's flags.
 func (r *Receiver) Truncated(i int) bool {
-	return r.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 || int(r.hdrs[i].Len) > RecvDataBytes
+	return r.hdrs[i].Hdr.Flags&unix.MSG_TRUNC != 0 || int(r.hdrs[i].Len) > r.size
 }
 
 // Cred is the sender of message i as the kernel attests it
@@ -218,6 +292,24 @@ func (r *Receiver) Cred(i int) (pid, uid, gid uint32, ok bool) {
 	m := &r.meta[i]
 	return m.pid, m.uid, m.gid, m.cred
 }
+
+// Queued is when message i was queued on the socket, CLOCK_REALTIME ns,
+// as the kernel stamped it at send time (SO_TIMESTAMPNS, or SO_TIMESTAMP's
+// microseconds: see ListenUDS); ok is false when it carried no timestamp.
+func (r *Receiver) Queued(i int) (ns int64, ok bool) {
+	m := &r.meta[i]
+	return m.queued, m.stamped
+}
+
+// Calls numbers the Recv calls that did not fail; the current batch came
+// from call number Calls().
+func (r *Receiver) Calls() uint64 { return r.calls }
+
+// EmptiedBefore is the number of the latest call before the current one
+// that returned less than a full batch, and so left the socket's queue
+// empty when it was made (0: none). A datagram queued before that call
+// began cannot be in the current batch or any later one.
+func (r *Receiver) EmptiedBefore() uint64 { return r.before }
 
 // CtrlTruncated reports whether the kernel cut message i's control data
 // short (MSG_CTRUNC): the sender passed more fds than fit.

@@ -30,8 +30,8 @@ const MaxPath = len(unix.RawSockaddrUnix{}.Path) - 1
 const udsRcvBuf = 1 << 20
 
 // UDS is the observer's bound Unix datagram socket. It owns its fd
-// (CLOEXEC, non-blocking, SO_PASSCRED set) and the socket file at its path
-// until Close.
+// (CLOEXEC, non-blocking, SO_PASSCRED and SO_TIMESTAMPNS set) and the
+// socket file at its path until Close.
 type UDS struct {
 	fd   int
 	path string
@@ -94,6 +94,9 @@ func udsBind(fd int, path string, mode uint32) (*UDS, error) {
 		return nil, udsErr(path, "cannot enable sender credentials", "",
 			os.NewSyscallError("setsockopt SO_PASSCRED", err))
 	}
+	if err := udsStamp(fd); err != nil {
+		return nil, udsErr(path, "cannot enable receive timestamps", "", os.NewSyscallError("setsockopt SO_TIMESTAMPNS", err))
+	}
 	_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, udsRcvBuf) // best effort
 
 	old := unix.Umask(int(^mode & 0o777))
@@ -117,6 +120,25 @@ func udsBind(fd int, path string, mode uint32) (*UDS, error) {
 
 // udsCheckDir refuses a parent directory through which someone other than
 // the observer's user could swap the socket for their own.
+// udsStamp has the kernel stamp every datagram with the time it was
+// queued (CLOCK_REALTIME, taken in sendmsg), delivered as a control
+// message. It is how the observer tells a frame whose sender died and
+// whose pid went to another process before the frame was read (package
+// reuse): the frame was queued before that process started. It costs no
+// file descriptor and no system call per datagram. SO_TIMESTAMPNS_NEW
+// (Linux 5.1) gives 64-bit seconds on 32-bit boards too; older kernels
+// get the old option; the microsecond options come last, for an emulator
+// that knows only those (qemu-user translates SO_TIMESTAMP alone). Set
+// before bind, so no datagram goes unstamped.
+func udsStamp(fd int) (err error) {
+	for _, opt := range [...]int{unix.SO_TIMESTAMPNS_NEW, unix.SO_TIMESTAMPNS, unix.SO_TIMESTAMP_NEW, unix.SO_TIMESTAMP} {
+		if err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, 1); err != unix.ENOPROTOOPT {
+			return err
+		}
+	}
+	return err
+}
+
 func udsCheckDir(path string) error {
 	dir := filepath.Dir(path)
 	var st unix.Stat_t

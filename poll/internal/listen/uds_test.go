@@ -70,6 +70,18 @@ func TestListenUDSModeAndFlags(t *testing.T) {
 			if v, err := unix.GetsockoptInt(u.Fd(), unix.SOL_SOCKET, unix.SO_PASSCRED); v != 1 || err != nil {
 				t.Errorf("SO_PASSCRED = %d, %v, want 1", v, err)
 			}
+			// One of them is set: the new one, an old one on a kernel
+			// before 5.1, a microsecond one under qemu-user (which
+			// options read back as set then varies).
+			set := 0
+			for _, opt := range []int{unix.SO_TIMESTAMPNS_NEW, unix.SO_TIMESTAMPNS, unix.SO_TIMESTAMP_NEW, unix.SO_TIMESTAMP} {
+				if v, _ := unix.GetsockoptInt(u.Fd(), unix.SOL_SOCKET, opt); v == 1 {
+					set++
+				}
+			}
+			if set == 0 {
+				t.Error("no receive timestamp option reads back as set")
+			}
 			if typ, _ := unix.GetsockoptInt(u.Fd(), unix.SOL_SOCKET, unix.SO_TYPE); typ != unix.SOCK_DGRAM {
 				t.Errorf("SO_TYPE = %d, want SOCK_DGRAM", typ)
 			}

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"bytes"
 	"os"
 	"strconv"
 
@@ -17,9 +18,11 @@ import (
 // nowayout. The loop kicks it from opsTick, so a wedged loop stops the
 // kicks and the board reboots after the timeout.
 //
-// The fd is opened non-blocking: a real device never blocks a write, and
-// a stand-in (tests use a FIFO or a regular file, since no CI machine
-// has a watchdog to spare) must not be able to block the loop either.
+// Only a character device is taken: a regular file or a FIFO given by
+// mistake would take the keep-alives and protect nothing. The fd is opened
+// non-blocking: a real device never blocks a write, and a stand-in (tests
+// use a pty, since no CI machine has a watchdog to spare) must not be able
+// to block the loop either.
 type hwWatchdog struct {
 	fd      int
 	path    string
@@ -39,9 +42,16 @@ var (
 
 // openHWWatchdog opens the device at path and asks for timeout seconds
 // (best effort: a driver may refuse or round it; the value it reports is
-// what counts). A path that cannot be opened is a start-up failure.
+// what counts). A path that cannot be opened, or is no character device,
+// is a start-up failure. A device that does not answer WDIOC_GETSUPPORT
+// (ENOTTY: a driver without the watchdog API, or a pty in tests) is kept,
+// with a warning.
 func openHWWatchdog(path string, timeout int, log *sink.Logger) (*hwWatchdog, error) {
 	fd, err := unix.Open(path, unix.O_WRONLY|unix.O_CLOEXEC|unix.O_NONBLOCK|unix.O_NOCTTY, 0)
+	var st unix.Stat_t
+	if err != nil && unix.Stat(path, &st) == nil && st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		return nil, notCharDevice(path, st.Mode) // the better reason (a FIFO without reader fails with ENXIO)
+	}
 	if err != nil {
 		hint := ""
 		switch err {
@@ -55,11 +65,15 @@ func openHWWatchdog(path string, timeout int, log *sink.Logger) (*hwWatchdog, er
 		return nil, &sysfile.Error{What: "hardware watchdog", Path: path, Problem: "cannot open it",
 			Hint: hint, Err: os.NewSyscallError("open", err)}
 	}
+	if err := unix.Fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFCHR {
+		unix.Close(fd)
+		return nil, notCharDevice(path, st.Mode)
+	}
 	w := &hwWatchdog{fd: fd, path: path, every: hwKickEvery}
-	var st unix.Stat_t
-	if err := unix.Fstat(fd, &st); err == nil && st.Mode&unix.S_IFMT != unix.S_IFCHR {
-		log.Warn("--hw-watchdog is not a character device; keep-alives are written to it anyway",
-			sink.Str("path", path), sink.Str("kind", sysfile.Kind(st.Mode)))
+	info, err := unix.IoctlGetWatchdogInfo(fd)
+	if err != nil {
+		log.Warn("--hw-watchdog does not answer WDIOC_GETSUPPORT: no watchdog driver behind it (a pty standing in?); "+
+			"keep-alives are written to it anyway", sink.Str("path", path), sink.Str("err", os.NewSyscallError("ioctl", err).Error()))
 		return w, nil
 	}
 	if err := unix.IoctlSetPointerInt(fd, unix.WDIOC_SETTIMEOUT, timeout); err != nil {
@@ -72,9 +86,21 @@ func openHWWatchdog(path string, timeout int, log *sink.Logger) (*hwWatchdog, er
 		// short one.
 		w.every = min(w.every, int64(t)*1e9/4)
 	}
-	log.Info("hardware watchdog armed", sink.Str("path", path), sink.Num("timeout_s", int64(w.timeout)),
+	id := info.Identity[:]
+	if i := bytes.IndexByte(id, 0); i >= 0 {
+		id = id[:i]
+	}
+	log.Info("hardware watchdog armed", sink.Str("path", path), sink.Str("identity", string(id)),
+		sink.Num("firmware", int64(info.Version)), sink.Num("timeout_s", int64(w.timeout)),
 		sink.Str("kick_every", strconv.FormatFloat(float64(w.every)/1e9, 'f', -1, 64)+"s"))
 	return w, nil
+}
+
+// notCharDevice is the error for a --hw-watchdog path of the wrong kind
+// (mode 0 when fstat failed, which no open fd should).
+func notCharDevice(path string, mode uint32) error {
+	return &sysfile.Error{What: "hardware watchdog", Path: path, Problem: "is " + sysfile.Kind(mode) + ", not a character device",
+		Hint: "--hw-watchdog wants the watchdog driver's device, such as /dev/watchdog0"}
 }
 
 // kick writes one keep-alive byte and schedules the next kick.

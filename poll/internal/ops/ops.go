@@ -5,6 +5,8 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/varta-go/varta/poll/internal/sink"
 )
 
@@ -62,6 +64,7 @@ type Ops struct {
 	nextPing  int64
 	stopped   bool  // Stop ran: no more pings, kicks or heartbeats
 	clean     bool  // the loop ended cleanly: magic-close the hardware watchdog
+	held      bool  // HoldWatchdog ran: no more kicks, and never a magic close
 	wedgeAt   int64 // test hook, see testhooks_on.go; 0 off
 	nextLog   [numOpsLogs]int64
 }
@@ -130,7 +133,7 @@ func (x *Ops) Deadline(now int64) int64 {
 	if x.pingEvery > 0 && x.notify.Enabled() {
 		d = min(d, x.nextPing)
 	}
-	if x.hw != nil {
+	if x.hw != nil && !x.held {
 		d = min(d, x.hw.next)
 	}
 	if x.hb != nil {
@@ -155,6 +158,7 @@ func (x *Ops) Tick(now int64, iterations uint64, uptime int64) {
 	}
 	if x.wedgeAt != 0 && now >= x.wedgeAt {
 		testWedge(x.log)
+		x.wedgeAt = 0 // a bounded wedge is over
 	}
 	if x.wd != nil {
 		x.wd.progress.Store(iterations)
@@ -165,7 +169,7 @@ func (x *Ops) Tick(now int64, iterations uint64, uptime int64) {
 			x.logFailure(opsLogPing, now, "sending WATCHDOG=1 failed", err)
 		}
 	}
-	if x.hw != nil && now >= x.hw.next {
+	if x.hw != nil && !x.held && now >= x.hw.next {
 		if err := x.hw.kick(now); err != nil {
 			x.logFailure(opsLogKick, now, "kicking the hardware watchdog failed", err)
 		}
@@ -190,7 +194,7 @@ func (x *Ops) Stop(clean bool, now int64) {
 	if x.wd != nil {
 		x.wd.stop()
 	}
-	if x.hw != nil {
+	if x.hw != nil && !x.held {
 		x.hw.kick(now)
 	}
 }
@@ -209,10 +213,55 @@ func (x *Ops) Close() error {
 	}
 	var err error
 	if x.hw != nil && x.hw.fd >= 0 {
-		err = x.hw.close(x.clean)
+		err = x.hw.close(x.clean && !x.held)
 	}
 	return err
 }
+
+// HoldWatchdog stops kicking the hardware watchdog for good, so that the
+// board resets once its timeout runs out (a controlled reset, see package
+// escalate), and makes sure nothing disarms it any more: neither Stop's
+// last kick nor the magic close of a clean exit (a SIGTERM after the
+// decision must not undo it). It reports whether a watchdog is open;
+// without one nothing resets the board.
+func (x *Ops) HoldWatchdog() bool {
+	if x == nil || x.hw == nil {
+		return false
+	}
+	x.held = true
+	return true
+}
+
+// HWOpen reports whether a hardware watchdog is open.
+func (x *Ops) HWOpen() bool { return x != nil && x.hw != nil }
+
+// WatchdogHeld reports whether HoldWatchdog ran with a watchdog open.
+func (x *Ops) WatchdogHeld() bool { return x != nil && x.hw != nil && x.held }
+
+// WatchdogTimeout is the hardware watchdog's timeout in seconds as its
+// driver reports it; 0 when unknown or none is open.
+func (x *Ops) WatchdogTimeout() int {
+	if x == nil || x.hw == nil {
+		return 0
+	}
+	return x.hw.timeout
+}
+
+// WatchdogBootStatus is the open watchdog's WDIOC_GETBOOTSTATUS: what the
+// driver knows of why the board last reset (WDIOF_CARDRESET: the watchdog
+// did). ok is false without a watchdog, or when the driver does not say
+// (ENOTTY: a driver without the ioctl, or a stand-in that is no watchdog).
+func (x *Ops) WatchdogBootStatus() (status int, ok bool) {
+	if x == nil || x.hw == nil || x.hw.fd < 0 {
+		return 0, false
+	}
+	st, err := unix.IoctlGetInt(x.hw.fd, unix.WDIOC_GETBOOTSTATUS)
+	return st, err == nil
+}
+
+// Stopped reports whether Stop ran: the loop has ended and the observer
+// is shutting down.
+func (x *Ops) Stopped() bool { return x != nil && x.stopped }
 
 // HWKicks reports the hardware watchdog's keep-alive writes and failures.
 func (x *Ops) HWKicks() (kicks, errs uint64) {

@@ -1,5 +1,6 @@
 // Package track is the observer's memory of its agents: the fixed pid
-// table (Tracker) with its slots, stall deadlines and eviction policy, the
+// table (Tracker) with its slots, stall deadlines (per-agent thresholds
+// in a bounded set of classes) and eviction policy, the
 // per-pid and global token buckets (TokenBucket), and the secure UDP
 // replay table (ReplayTable).
 //

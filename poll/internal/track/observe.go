@@ -102,14 +102,17 @@ func (t *Tracker) accept(i int32, f vlp.Frame, now int64) {
 	} else {
 		s.HasNonce, s.LastNonce = true, f.Nonce
 	}
-	s.Status, s.Payload, s.LastArrival = f.Status, f.Payload, now
+	s.Status, s.Payload, s.LastArrival, s.order = f.Status, f.Payload, now, t.nextOrder()
 	s.Beats++
-	if s.Stalled {
+	k := &t.classes[s.Class]
+	switch {
+	case s.Triggered: // stays due: a beat does not take back a trigger
+	case s.Stalled:
 		s.Stalled = false
-		t.stalled.Remove(&t.links, i)
-		t.armed.PushBack(&t.links, i)
-	} else {
-		t.armed.MoveToBack(&t.links, i)
+		k.stalled.Remove(&t.links, i)
+		k.armed.PushBack(&t.links, i)
+	default:
+		k.armed.MoveToBack(&t.links, i)
 	}
 }
 
@@ -147,12 +150,13 @@ func (t *Tracker) admit(f vlp.Frame, origin Origin, now int64) Observation {
 
 // restart replaces the session in slot i by a new one starting with f.
 func (t *Tracker) restart(i int32, f vlp.Frame, origin Origin, now int64) {
-	t.unlink(i)
+	t.leave(i)
 	t.start(i, f, origin, now)
 }
 
 // start fills an unlinked slot from the first frame of a session and arms
-// it. The start time is read here, once per session, never per beat.
+// it in class 0. The start time is read here, once per session, never per
+// beat.
 func (t *Tracker) start(i int32, f vlp.Frame, origin Origin, now int64) {
 	s := &t.slots[i]
 	*s = Slot{Pid: f.Pid, Origin: origin, limiter: NewTokenBucket(t.pidRate, t.pidRate, now)}
@@ -167,21 +171,31 @@ func (t *Tracker) start(i int32, f vlp.Frame, origin Origin, now int64) {
 		s.HasStartTime, s.StartUnknown = proc == ProcAlive, proc == ProcUnknown
 	}
 	s.limiter.Allow(now)
-	t.armed.PushBack(&t.links, i)
+	t.classes[0].members++
+	t.classes[0].armed.PushBack(&t.links, i)
 	t.accept(i, f, now)
 }
 
-// victim picks the longest-silent evictable slot, or -1.
+// victim picks the longest-silent evictable slot, or -1: silent for
+// EvictionFactor × its own class's threshold. Each class's list heads are
+// its longest silent; at equal silence a stalled slot goes first (it
+// reached its deadline), then the one armed earlier. A triggered slot
+// whose stall is not raised yet is no candidate: it is about to be.
 func (t *Tracker) victim(now int64) int32 {
-	best := int32(-1)
-	if h := t.stalled.Front(); h >= 0 && now-t.slots[h].LastArrival >= t.evictAge {
-		best = h
-	}
-	if t.policy == PolicyBalanced {
-		// Ties go to the stalled slot: it reached its deadline first.
-		if h := t.armed.Front(); h >= 0 && now-t.slots[h].LastArrival >= t.evictAge &&
-			(best < 0 || t.slots[h].LastArrival < t.slots[best].LastArrival) {
-			best = h
+	best, bestStalled := int32(-1), false
+	for c := range t.classes[:t.hi] {
+		k := &t.classes[c]
+		if h := k.stalled.Front(); h >= 0 && now-t.slots[h].LastArrival >= k.evictAge &&
+			(best < 0 || t.before(h, best) || !bestStalled && t.slots[h].LastArrival == t.slots[best].LastArrival) {
+			best, bestStalled = h, true
+		}
+		if t.policy != PolicyBalanced {
+			continue
+		}
+		if h := k.armed.Front(); h >= 0 && now-t.slots[h].LastArrival >= k.evictAge &&
+			(best < 0 || t.slots[h].LastArrival < t.slots[best].LastArrival ||
+				!bestStalled && t.slots[h].LastArrival == t.slots[best].LastArrival && t.before(h, best)) {
+			best, bestStalled = h, false
 		}
 	}
 	return best
@@ -189,33 +203,68 @@ func (t *Tracker) victim(now int64) int32 {
 
 // release unlinks slot i from its list and the index and frees it.
 func (t *Tracker) release(i int32) {
-	t.unlink(i)
+	t.leave(i)
 	t.index.Delete(t.slots[i].Pid)
 	t.slots[i] = Slot{}
 	t.free.Push(i) // within capacity: it came from there
 	t.n--
 }
 
+// leave takes slot i off its list and out of its class.
+func (t *Tracker) leave(i int32) {
+	t.unlink(i)
+	t.classes[t.slots[i].Class].members--
+}
+
 // unlink takes slot i off whichever list holds it.
 func (t *Tracker) unlink(i int32) {
-	if t.slots[i].Stalled {
-		t.stalled.Remove(&t.links, i)
-	} else {
-		t.armed.Remove(&t.links, i)
+	s := &t.slots[i]
+	switch {
+	case s.Triggered:
+		t.due.Remove(&t.links, i)
+	case s.Stalled:
+		t.classes[s.Class].stalled.Remove(&t.links, i)
+	default:
+		t.classes[s.Class].armed.Remove(&t.links, i)
 	}
 }
 
-// NextDeadline returns the earliest stall deadline (last arrival +
-// threshold) among slots whose stall is not raised yet, or false when there
+// NextDeadline returns the earliest stall deadline (last arrival + the
+// slot's threshold) among slots whose stall is not raised yet, or the
+// latest time seen when a slot's stall was triggered, or false when there
 // is none. The loop bounds its poll timeout with it.
 func (t *Tracker) NextDeadline() (int64, bool) {
-	if h := t.armed.Front(); h >= 0 {
-		return t.slots[h].LastArrival + t.threshold, true
+	if t.due.Front() >= 0 {
+		return t.clock, true
 	}
-	return 0, false
+	h, _ := t.nextArmed()
+	if h < 0 {
+		return 0, false
+	}
+	return t.slots[h].LastArrival + t.classes[t.slots[h].Class].thr, true
 }
 
-// PopStall returns the next slot whose deadline is ≤ now, oldest first, and
+// nextArmed is the armed slot with the earliest deadline (ties: armed
+// first), -1 when none, with its class: the earliest of the class heads.
+func (t *Tracker) nextArmed() (int32, int) {
+	best, bc := int32(-1), 0
+	var bd int64
+	for c := range t.classes[:t.hi] {
+		k := &t.classes[c]
+		h := k.armed.Front()
+		if h < 0 {
+			continue
+		}
+		d := t.slots[h].LastArrival + k.thr
+		if best < 0 || d < bd || d == bd && t.slots[h].order < t.slots[best].order {
+			best, bc, bd = h, c, d
+		}
+	}
+	return best, bc
+}
+
+// PopStall returns the next slot whose deadline is ≤ now, oldest first
+// (triggered ones before all, in the order they asked), and
 // latches its stall (raised once per silence run; the next accepted beat
 // re-arms it). Call it until false to drain the stalls due. For a
 // kernel-attested pid the process start time is read again first: a pid
@@ -223,9 +272,12 @@ func (t *Tracker) NextDeadline() (int64, bool) {
 // set, not stalled; a pid with no process left is stalled with Gone set.
 func (t *Tracker) PopStall(now int64) (StallEvent, bool) {
 	now = t.advance(now)
-	i := t.armed.Front()
-	if i < 0 || now-t.slots[i].LastArrival < t.threshold {
-		return StallEvent{}, false
+	i := t.due.Front()
+	if i < 0 {
+		var c int
+		if i, c = t.nextArmed(); i < 0 || now-t.slots[i].LastArrival < t.classes[c].thr {
+			return StallEvent{}, false
+		}
 	}
 	s := &t.slots[i]
 	ev := StallEvent{Pid: s.Pid, ID: SlotID(i), Nonce: s.LastNonce, Silence: now - s.LastArrival}
@@ -242,10 +294,10 @@ func (t *Tracker) PopStall(now int64) (StallEvent, bool) {
 			return ev, true
 		}
 	}
-	s.Stalled = true
+	t.unlink(i)
+	s.Stalled, s.Triggered = true, false
 	s.Stalls++
-	t.armed.Remove(&t.links, i)
-	t.stalled.PushBack(&t.links, i)
+	t.insertStalled(i)
 	ev.Slot = *s
 	return ev, true
 }
@@ -258,7 +310,7 @@ func (t *Tracker) Latch(id SlotID) {
 	if s.Stalled {
 		return
 	}
-	t.armed.Remove(&t.links, int32(id))
-	s.Stalled = true
-	t.stalled.PushBack(&t.links, int32(id))
+	t.unlink(int32(id))
+	s.Stalled, s.Triggered = true, false
+	t.insertStalled(int32(id))
 }

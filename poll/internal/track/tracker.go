@@ -117,6 +117,10 @@ type TrackerConfig struct {
 	MaxBeatRate uint32 // per pid, beats per second with burst = rate; 0 disables
 	GlobalRate  uint32 // all pids together, beats per second; 0 disables
 	GlobalBurst uint32 // 0 means GlobalRate
+
+	// Classes bounds the distinct thresholds kept at once (SetThreshold),
+	// 1..MaxClasses; 0 means MaxClasses.
+	Classes int
 }
 
 // SlotID names a slot of the table, 0 ≤ id < Capacity, for as long as the
@@ -186,9 +190,40 @@ type Slot struct {
 	// Exe is the id of the agent's program path in the caller's Paths
 	// table, 0 when unknown.
 	Exe uint16
+	// Class is the slot's threshold class (SetThreshold): 0, the
+	// tracker's own threshold, until the agent asks for another.
+	Class uint8
+	// Triggered: the agent asked for its stall now (Trigger); it is
+	// raised by the next PopStall, whatever the time.
+	Triggered bool
+	// Text is a free-form status line the agent sent (sd_notify STATUS=),
+	// TextLen of it used: untrusted bytes, escape them when shown.
+	Text    [TextMax]byte
+	TextLen uint8
+
+	// Status and maintenance (varta-watch status, pause and resume; the
+	// control room keeps them, a new session starts them at zero):
+	// Recoveries counts the recovery children started for this session,
+	// Held the stalls whose recovery was held while Paused, and
+	// LastOutcome is the session's last recovery outcome plus one
+	// (recovery.Outcome; 0 none yet).
+	Recoveries  uint32
+	Held        uint32
+	LastOutcome uint8
+	Paused      bool
 
 	limiter TokenBucket // per-pid --max-beat-rate bucket
+	order   uint64      // when the slot was last armed, in the tracker's sequence: breaks ties in time
 }
+
+// TextMax is the fixed room for an agent's status text in a slot.
+const TextMax = 64
+
+// SetText keeps the first TextMax bytes of b as the agent's status text.
+func (s *Slot) SetText(b []byte) { s.TextLen = uint8(copy(s.Text[:], b)) }
+
+// TextBytes is the agent's status text; empty when none. It aliases the slot.
+func (s *Slot) TextBytes() []byte { return s.Text[:s.TextLen] }
 
 // NameMax is the fixed room for an agent's name in a slot: the kernel's
 // process names (comm) are at most 15 bytes.
@@ -233,13 +268,16 @@ type StallEvent struct {
 // is allocated by NewTracker; no method allocates afterwards. It is owned
 // by the observer loop's goroutine and not safe for concurrent use.
 //
-// Slots live in one array and are linked by index into two lists: armed
-// (stall not yet raised) ordered by last arrival, so the next deadline is
-// always at the head and PopStall costs O(stalls), and stalled, ordered by
-// last arrival too (slots enter it in deadline order), so its head is the
-// longest-silent eviction candidate. A pid→slot ring.Index (open
-// addressing, no tombstones) finds a slot in a probe or two without a Go
-// map.
+// Every slot belongs to one of at most MaxClasses threshold classes
+// (SetThreshold), each with two lists threaded through one ring.Links:
+// armed (stall not yet raised) ordered by last arrival, so the class's
+// next deadline is always at its head, and stalled, ordered by last
+// arrival too, so its head is the class's longest-silent eviction
+// candidate. The next deadline is the earliest of at most MaxClasses
+// heads, and PopStall costs O(stalls). A slot whose agent asked for its
+// stall now (Trigger) waits on a list of its own until PopStall takes it.
+// A pid→slot ring.Index (open addressing, no tombstones) finds a slot in
+// a probe or two without a Go map.
 //
 // Times passed in are clamped to the latest one seen, so a caller's clock
 // glitch cannot unsort the lists; Observe, PopStall and Remove may reuse
@@ -247,13 +285,13 @@ type StallEvent struct {
 type Tracker struct {
 	slots     []Slot
 	index     ring.Index
-	links     ring.Links // threads every slot through armed or stalled
-	armed     ring.List
-	stalled   ring.List
+	links     ring.Links // threads every slot through one list: its class's armed or stalled, or due
+	classes   []class    // Classes of them, in one array; [0] is Threshold's
+	hi        int        // classes ever used: deadline and victim scan only these
+	due       ring.List  // triggered slots, in the order they asked
+	seq       uint64     // arming sequence, for Slot.order
 	free      ring.Stack // unused slot numbers
 	n         int
-	threshold int64
-	evictAge  int64
 	policy    Policy
 	startTime func(uint32) (uint64, Proc)
 	pidRate   uint32
@@ -275,19 +313,23 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 		slots:     make([]Slot, cfg.Capacity),
 		index:     ring.NewIndex(cfg.Capacity),
 		links:     ring.NewLinks(cfg.Capacity),
-		armed:     ring.NewList(),
-		stalled:   ring.NewList(),
+		due:       ring.NewList(),
 		free:      ring.NewStack(cfg.Capacity),
-		threshold: cfg.Threshold,
-		evictAge:  cfg.Threshold * EvictionFactor,
 		policy:    cfg.Policy,
 		startTime: cfg.StartTime,
 		pidRate:   cfg.MaxBeatRate,
 		sortKeys:  make([]uint64, 0, cfg.Capacity),
 	}
-	if t.evictAge/EvictionFactor != cfg.Threshold { // a threshold of centuries
-		t.evictAge = 1<<63 - 1
+	n := cfg.Classes
+	if n <= 0 || n > MaxClasses {
+		n = MaxClasses
 	}
+	t.classes = make([]class, n)
+	for c := range t.classes {
+		t.classes[c].armed, t.classes[c].stalled = ring.NewList(), ring.NewList()
+	}
+	t.classes[0].set(cfg.Threshold)
+	t.hi = 1
 	t.global = NewTokenBucket(cfg.GlobalRate, cfg.GlobalBurst, 0)
 	return t
 }
@@ -298,8 +340,8 @@ func (t *Tracker) Len() int { return t.n }
 // Capacity returns the fixed number of slots.
 func (t *Tracker) Capacity() int { return len(t.slots) }
 
-// Threshold returns the configured silence before a stall.
-func (t *Tracker) Threshold() int64 { return t.threshold }
+// Threshold returns the configured silence before a stall: class 0's.
+func (t *Tracker) Threshold() int64 { return t.classes[0].thr }
 
 // Lookup returns the slot of pid, or nil.
 func (t *Tracker) Lookup(pid uint32) *Slot {
@@ -359,13 +401,24 @@ func (t *Tracker) Remove(pid uint32) bool {
 	return true
 }
 
-// Each calls fn for every tracked slot, armed ones first, each in order of
-// last arrival. fn must not call Observe, PopStall or Remove.
+// Each calls fn for every tracked slot, in no set order. fn must not call
+// Observe, PopStall, Remove, SetThreshold or Trigger.
 func (t *Tracker) Each(fn func(s *Slot)) {
-	for _, l := range [2]*ring.List{&t.armed, &t.stalled} {
-		for i := l.Front(); i >= 0; i = t.links.Next(i) {
-			fn(&t.slots[i])
+	t.eachIndex(func(i int32) { fn(&t.slots[i]) })
+}
+
+// eachIndex calls fn with every tracked slot's index: every list of every
+// class, then the triggered ones.
+func (t *Tracker) eachIndex(fn func(i int32)) {
+	for c := range t.classes {
+		for _, l := range [2]*ring.List{&t.classes[c].armed, &t.classes[c].stalled} {
+			for i := l.Front(); i >= 0; i = t.links.Next(i) {
+				fn(i)
+			}
 		}
+	}
+	for i := t.due.Front(); i >= 0; i = t.links.Next(i) {
+		fn(i)
 	}
 }
 
@@ -373,15 +426,28 @@ func (t *Tracker) Each(fn func(s *Slot)) {
 // pid order, as metrics exposition wants, sorting a preallocated scratch
 // array: no allocation when dst has room for Len ids.
 func (t *Tracker) AppendSorted(dst []SlotID) []SlotID {
-	keys := t.sortKeys[:0]
-	for _, l := range [2]*ring.List{&t.armed, &t.stalled} {
-		for i := l.Front(); i >= 0; i = t.links.Next(i) {
-			keys = append(keys, uint64(t.slots[i].Pid)<<32|uint64(i))
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range t.sortedKeys() {
 		dst = append(dst, SlotID(int32(uint32(k))))
+	}
+	return dst
+}
+
+// sortedKeys is every tracked slot as pid<<32 | slot index, in increasing
+// order, in the preallocated scratch array.
+func (t *Tracker) sortedKeys() []uint64 {
+	keys := t.sortKeys[:0]
+	t.eachIndex(func(i int32) { keys = append(keys, uint64(t.slots[i].Pid)<<32|uint64(i)) })
+	slices.Sort(keys)
+	t.sortKeys = keys
+	return keys
+}
+
+// AppendSortedPids is AppendSorted giving the pids themselves, for a
+// caller that looks each up again later (a status streamed over many
+// loop iterations, while slots are reused).
+func (t *Tracker) AppendSortedPids(dst []uint32) []uint32 {
+	for _, k := range t.sortedKeys() {
+		dst = append(dst, uint32(k>>32))
 	}
 	return dst
 }

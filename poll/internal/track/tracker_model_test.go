@@ -12,7 +12,8 @@ import (
 // time are broken by seq, the order in which frames were accepted.
 type refSlot struct {
 	Slot
-	seq uint64
+	seq     uint64
+	trigSeq uint64 // when its stall was triggered
 }
 
 type refTracker struct {
@@ -22,7 +23,76 @@ type refTracker struct {
 	procs    *trkProcs
 	clock    int64
 	seq      uint64
+	tseq     uint64
+	thr      []int64 // each class's threshold; 0 is trkThr
 }
+
+// live reports whether class c is in use: class 0 always, another while
+// a slot (other than except) has it.
+func (m *refTracker) live(c int, except *refSlot) bool {
+	if c == 0 {
+		return true
+	}
+	for _, s := range m.slots {
+		if s != except && int(s.Class) == c {
+			return true
+		}
+	}
+	return false
+}
+
+// setThreshold is SetThreshold's contract: an exact class in use, else a
+// free one (lowest first), else the largest threshold not above thr, else
+// the smallest; an armed slot is re-armed from the latest time.
+func (m *refTracker) setThreshold(pid uint32, thr int64) Fit {
+	s := m.slots[pid]
+	thr = max(thr, 1)
+	c, fit := -1, FitExact
+	for k := range m.thr {
+		if m.live(k, s) && m.thr[k] == thr {
+			c = k
+			break
+		}
+	}
+	for k := 1; c < 0 && k < len(m.thr); k++ {
+		if !m.live(k, s) {
+			c, m.thr[k] = k, thr
+		}
+	}
+	if c < 0 {
+		fit = FitRounded
+		best, smallest := int64(-1), 0
+		for k, v := range m.thr {
+			if v <= thr && v > best {
+				c, best = k, v
+			}
+			if v < m.thr[smallest] {
+				smallest = k
+			}
+		}
+		if c < 0 {
+			c = smallest
+		}
+	}
+	s.Class = uint8(c)
+	if !s.Stalled && !s.Triggered {
+		m.seq++
+		s.LastArrival, s.seq = m.clock, m.seq
+	}
+	return fit
+}
+
+func (m *refTracker) trigger(pid uint32) bool {
+	s := m.slots[pid]
+	if s.Stalled || s.Triggered {
+		return false
+	}
+	m.tseq++
+	s.Triggered, s.trigSeq = true, m.tseq
+	return true
+}
+
+func (m *refTracker) deadline(s *refSlot) int64 { return s.LastArrival + m.thr[s.Class] }
 
 func (m *refTracker) now(t int64) int64 {
 	m.clock = max(m.clock, t)
@@ -107,7 +177,7 @@ func (m *refTracker) update(s *refSlot, f vlp.Frame, now int64) {
 func (m *refTracker) victim(now int64) *refSlot {
 	var best *refSlot
 	for _, s := range m.slots {
-		if now-s.LastArrival < EvictionFactor*trkThr || (m.policy == PolicyStrict && !s.Stalled) {
+		if now-s.LastArrival < EvictionFactor*m.thr[s.Class] || (m.policy == PolicyStrict && !s.Stalled) || s.Triggered {
 			continue
 		}
 		if best == nil || s.LastArrival < best.LastArrival ||
@@ -118,10 +188,26 @@ func (m *refTracker) victim(now int64) *refSlot {
 	return best
 }
 
-func (m *refTracker) oldestArmed() *refSlot {
+// firstDue is the armed slot due first: a triggered one (the earliest
+// triggered), else the earliest deadline (the earlier armed at a tie).
+func (m *refTracker) firstDue() *refSlot {
 	var best *refSlot
 	for _, s := range m.slots {
-		if !s.Stalled && (best == nil || s.seq < best.seq) {
+		if s.Stalled {
+			continue
+		}
+		switch {
+		case best == nil:
+			best = s
+		case s.Triggered != best.Triggered:
+			if s.Triggered {
+				best = s
+			}
+		case s.Triggered:
+			if s.trigSeq < best.trigSeq {
+				best = s
+			}
+		case m.deadline(s) < m.deadline(best) || m.deadline(s) == m.deadline(best) && s.seq < best.seq:
 			best = s
 		}
 	}
@@ -129,16 +215,20 @@ func (m *refTracker) oldestArmed() *refSlot {
 }
 
 func (m *refTracker) nextDeadline() (int64, bool) {
-	if s := m.oldestArmed(); s != nil {
-		return s.LastArrival + trkThr, true
+	s := m.firstDue()
+	switch {
+	case s == nil:
+		return 0, false
+	case s.Triggered:
+		return m.clock, true
 	}
-	return 0, false
+	return m.deadline(s), true
 }
 
 func (m *refTracker) popStall(at int64) (StallEvent, bool) {
 	now := m.now(at)
-	s := m.oldestArmed()
-	if s == nil || s.LastArrival+trkThr > now {
+	s := m.firstDue()
+	if s == nil || !s.Triggered && m.deadline(s) > now {
 		return StallEvent{}, false
 	}
 	ev := StallEvent{Pid: s.Pid, Nonce: s.LastNonce, Silence: now - s.LastArrival}
@@ -151,7 +241,7 @@ func (m *refTracker) popStall(at int64) (StallEvent, bool) {
 		}
 		ev.Gone = !ok
 	}
-	s.Stalled = true
+	s.Stalled, s.Triggered = true, false
 	s.Stalls++
 	return ev, true
 }
@@ -174,8 +264,11 @@ func runModel(t *testing.T, policy Policy, seed uint64, ops int) {
 	for pid := uint32(2); pid < 2+npids; pid++ {
 		procs.start[pid] = uint64(pid)
 	}
-	tr := newTrk(8, policy, procs)
-	ref := &refTracker{slots: map[uint32]*refSlot{}, capacity: 8, policy: policy, procs: procs}
+	// Three threshold classes for eight slots: they run out, and rounding
+	// is exercised.
+	tr := NewTracker(TrackerConfig{Capacity: 8, Threshold: trkThr, Policy: policy, StartTime: procs.startTime, Classes: 3})
+	ref := &refTracker{slots: map[uint32]*refSlot{}, capacity: 8, policy: policy, procs: procs, thr: make([]int64, 3)}
+	ref.thr[0] = trkThr
 	sent := map[uint32]uint64{} // last nonce each fake agent sent
 	now := int64(0)
 	counts := map[string]int{}
@@ -184,7 +277,7 @@ func runModel(t *testing.T, policy Policy, seed uint64, ops int) {
 		now += rng.Int64N(60) - 5 // sometimes backwards: the tracker must cope
 		pid := 2 + rng.Uint32N(npids)
 		switch r := rng.IntN(100); {
-		case r < 70:
+		case r < 64:
 			f := modelFrame(rng, pid, sent)
 			o := OriginUDS
 			if x := rng.IntN(20); x == 0 {
@@ -206,7 +299,7 @@ func runModel(t *testing.T, policy Policy, seed uint64, ops int) {
 			if ev != 0 {
 				counts["evicted"]++
 			}
-		case r < 88:
+		case r < 82:
 			ev, ok := tr.PopStall(now)
 			rev, rok := ref.popStall(now)
 			if ok && (ev.Retired != (ev.ID == NoSlot) || !ev.Retired && tr.Get(ev.ID).Pid != ev.Pid) {
@@ -221,13 +314,33 @@ func runModel(t *testing.T, policy Policy, seed uint64, ops int) {
 			} else if ev.Gone {
 				counts["gone"]++
 			}
-		case r < 92:
+		case r < 86:
 			_, want := ref.slots[pid]
 			delete(ref.slots, pid)
 			if got := tr.Remove(pid); got != want {
 				t.Fatalf("seed %d op %d: Remove(%d) = %v, want %v", seed, op, pid, got, want)
 			}
-		case r < 96: // the process exits, or the pid is recycled
+		case r < 94 && ref.slots[pid] != nil:
+			// Thresholds from a quarter of the tracker's to three times
+			// it, more of them than there are classes.
+			thr := trkThr / 4 * (1 + rng.Int64N(12))
+			got, want := tr.SetThreshold(tr.ID(pid), thr), ref.setThreshold(pid, thr)
+			if got != want {
+				t.Fatalf("seed %d op %d: SetThreshold(pid %d, %d) = %v, want %v", seed, op, pid, thr, got, want)
+			}
+			counts["threshold"]++
+			if got == FitRounded {
+				counts["rounded"]++
+			}
+		case r < 96 && ref.slots[pid] != nil:
+			got, want := tr.Trigger(tr.ID(pid)), ref.trigger(pid)
+			if got != want {
+				t.Fatalf("seed %d op %d: Trigger(pid %d) = %v, want %v", seed, op, pid, got, want)
+			}
+			if got {
+				counts["triggered"]++
+			}
+		case r < 98: // the process exits, or the pid is recycled
 			if rng.IntN(2) == 0 {
 				delete(procs.start, pid)
 			} else {
@@ -242,7 +355,8 @@ func runModel(t *testing.T, policy Policy, seed uint64, ops int) {
 	if testing.Verbose() {
 		t.Logf("seed %d: %v", seed, counts)
 	}
-	for _, k := range []string{"accepted", "out_of_order", "evicted", "retired", "gone", "capacity_exceeded", "restarted"} {
+	for _, k := range []string{"accepted", "out_of_order", "evicted", "retired", "gone", "capacity_exceeded", "restarted",
+		"threshold", "rounded", "triggered"} {
 		if counts[k] == 0 && ops >= 3000 {
 			t.Errorf("seed %d: no %s in %d operations: the model test lost its coverage (%v)", seed, k, ops, counts)
 		}
@@ -295,7 +409,7 @@ func compareModel(t *testing.T, seed uint64, op int, tr *Tracker, ref *refTracke
 			t.Fatalf("seed %d op %d: Lookup(%d) = nil, want %+v", seed, op, pid, want.Slot)
 		}
 		got := *s
-		got.limiter = TokenBucket{}
+		got.limiter, got.order = TokenBucket{}, 0
 		if got != want.Slot {
 			t.Fatalf("seed %d op %d: slot %d = %+v, want %+v", seed, op, pid, got, want.Slot)
 		}

@@ -127,7 +127,7 @@ func TestObserveUpdatesSlot(t *testing.T) {
 		t.Fatalf("Lookup(10) = nil after two accepted frames")
 	}
 	got := *s
-	got.limiter = TokenBucket{}
+	got.limiter, got.order = TokenBucket{}, 0
 	if got != want {
 		t.Errorf("slot = %+v, want %+v", got, want)
 	}
@@ -456,8 +456,8 @@ func TestNewTrackerPanics(t *testing.T) {
 			NewTracker(cfg)
 		}()
 	}
-	if tr := NewTracker(TrackerConfig{Capacity: MaxTrackerCapacity, Threshold: 1 << 62}); tr.evictAge != 1<<63-1 {
-		t.Errorf("evictAge of a huge threshold = %d, want saturated", tr.evictAge)
+	if tr := NewTracker(TrackerConfig{Capacity: MaxTrackerCapacity, Threshold: 1 << 62}); tr.classes[0].evictAge != 1<<63-1 {
+		t.Errorf("evictAge of a huge threshold = %d, want saturated", tr.classes[0].evictAge)
 	}
 }
 
