@@ -237,7 +237,7 @@ func (o *observer) raiseStalls(now int64) {
 			return
 		}
 		if ev.Retired {
-			o.c.Retired++
+			o.c.Retired, o.c.PidRecycled = o.c.Retired+1, o.c.PidRecycled+1
 			o.log.Info("pid now belongs to another process; stopped tracking it", num("pid", int64(ev.Pid)))
 			continue
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/poll/internal/upstats"
 	"github.com/varta-go/varta/poll/internal/wait"
 )
 
@@ -65,8 +66,9 @@ func (o *observer) Prepare() (int64, bool) {
 // Finish is one iteration's work once the fds were looked at (wait.Body).
 func (o *observer) Finish() {
 	now := o.clock.now()
+	o.st.Begin(now, o.clock.regressions)
 	o.tick(now)
-	o.iterHist.Observe(float64(o.clock.now()-now) / 1e9)
+	o.st.End()
 }
 
 // The handlers of the loop's own fds: each a view of the observer.
@@ -126,6 +128,7 @@ func (o *observer) tick(now int64) {
 			o.nextBatch += (now-o.nextBatch)/period*period + period
 		}
 	}
+	o.st.Mark(upstats.StagePoll)
 	o.udp.expire(now)
 	if o.exitsReady {
 		o.exitsReady = false
@@ -133,11 +136,14 @@ func (o *observer) tick(now int64) {
 	}
 	o.reportDead(now)
 	o.raiseStalls(now)
+	o.st.Mark(upstats.StageDrainPending) // with the replay table's expiry, a few compares
 	if o.state != nil && o.state.Due(now) {
 		o.saveState(now)
 	}
 	if o.rec != nil {
+		o.st.Mark(upstats.StageMaintenance)
 		o.rec.Tick(now)
+		o.st.Mark(upstats.StageRecoveryReap)
 		o.checkAudit(now)
 	}
 	if o.prom != nil {
@@ -146,6 +152,7 @@ func (o *observer) tick(now int64) {
 				"raise the open-file limit (ulimit -n, LimitNOFILE=) or scrape less often", sink.Err(err))
 		}
 	}
+	o.st.Mark(upstats.StageMaintenance)
 	if o.events.Due(now) {
 		o.flushEvents(now)
 	}

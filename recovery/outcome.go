@@ -17,9 +17,11 @@ const (
 	OutcomeRefusedCapacity                    // the outstanding-child table (with the deferred queue) was full
 	OutcomeSkippedUnattested                  // the stall was not kernel-attested
 	OutcomeSkippedInFlight                    // a child for this pid is running or queued
-	OutcomeSkippedStale                       // a deferred stall failed Recheck when its turn came
+	OutcomeSkippedStale                       // a deferred stall's pid was no longer tracked when its turn came
 	OutcomeRefusedShutdown                    // the stall came after shutdown had begun
 	OutcomeSkippedUnverifiable                // whether the pid still names the agent could not be told
+	OutcomeSkippedResumed                     // a deferred stall's agent beat again before its turn came
+	OutcomeSkippedRecycled                    // a deferred stall's pid named another process when its turn came
 	NumOutcomes                               // number of labelled outcomes
 
 	// OutcomeDeferred is returned by OnStall when the per-tick spawn
@@ -43,6 +45,8 @@ var OutcomeLabels = [NumOutcomes]string{
 	"skipped_stale",
 	"refused_shutdown",
 	"skipped_stall_unverifiable",
+	"skipped_agent_resumed",
+	"skipped_pid_recycled",
 }
 
 // String returns the label of o, or "deferred".
@@ -83,6 +87,7 @@ type Durations struct {
 	Counts [len(DurationBounds) + 1]uint64
 	Count  uint64  // all runs
 	Sum    float64 // seconds
+	SumNs  uint64  // nanoseconds, exact (varta_recovery_duration_ns_sum)
 }
 
 // observe records one run of d nanoseconds. It never allocates.
@@ -97,4 +102,5 @@ func (h *Durations) observe(d int64) {
 	h.Counts[i]++
 	h.Count++
 	h.Sum += float64(d) / 1e9
+	h.SumNs += uint64(d)
 }

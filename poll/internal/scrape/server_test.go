@@ -206,7 +206,7 @@ func TestSlowlorisGivesWay(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(buf[:max(n, 0)]), "HTTP/1.1 200") {
 		t.Fatalf("the complete request got %q, %v; want a 200 answer", buf[:max(n, 0)], err)
 	}
-	if _, _, _, evicted := p.Counts(); evicted != 1 {
+	if _, _, evicted := p.Counts(); evicted != 1 {
 		t.Errorf("%d connections evicted, want 1 (the oldest slow one)", evicted)
 	}
 }

@@ -81,6 +81,9 @@ const (
 	VerdictTerminalReplay
 	// VerdictCapacityExceeded: a new pid and no slot free or evictable.
 	VerdictCapacityExceeded
+	// VerdictPidAboveMax: the frame's pid is at or above the kernel's
+	// pid_max (SetPidMax), so no process has it; counted in PidAboveMax.
+	VerdictPidAboveMax
 	// VerdictOriginConflict: the pid is tracked from a more trusted origin.
 	VerdictOriginConflict
 	// VerdictPidRateLimited: over --max-beat-rate for this pid.
@@ -245,6 +248,8 @@ type StallEvent struct {
 // glitch cannot unsort the lists; Observe, PopStall and Remove may reuse
 // slots, which is why Slot pointers are short-lived.
 type Tracker struct {
+	pidMax    uint32 // SetPidMax; 0 checks nothing
+	aboveMax  uint64 // frames refused by the pid_max check
 	slots     []Slot
 	index     ring.Index
 	links     ring.Links // threads every slot through armed or stalled
@@ -360,3 +365,14 @@ func (t *Tracker) AppendSorted(dst []SlotID) []SlotID {
 
 // GlobalBucket returns the global rate-limit bucket, for metrics and tests.
 func (t *Tracker) GlobalBucket() *TokenBucket { return &t.global }
+
+// SetPidMax sets the kernel's pid_max (/proc/sys/kernel/pid_max, read by
+// the caller): a frame with a pid at or above it is refused
+// (VerdictPidAboveMax). 0 turns the check off.
+func (t *Tracker) SetPidMax(n uint32) { t.pidMax = n }
+
+// PidMax is the value SetPidMax set.
+func (t *Tracker) PidMax() uint32 { return t.pidMax }
+
+// PidAboveMax counts the frames refused with VerdictPidAboveMax.
+func (t *Tracker) PidAboveMax() uint64 { return t.aboveMax }
