@@ -45,6 +45,7 @@ type Config struct {
 	GlobalBeatBurst int
 	AllowUIDs       []uint32 // senders' kernel uids that may beat
 	AllowCrossNS    bool     // admit agents from another pid namespace
+	StrictNS        bool     // --strict-namespace-check: such a frame stops the observer with an error instead
 	Clock           Clock
 	Loop            LoopConfig // --iteration-budget-ms, --scrape-budget-ms, --eviction-scan-window
 	UDSRcvBuf       int        // SO_RCVBUF asked for (--uds-rcvbuf-bytes); 0 keeps 1 MiB, < 0 the kernel default

@@ -131,6 +131,9 @@ func (o *observer) crossNamespace(now int64, f *vlp.Frame, kernelPid uint32) boo
 		return false
 	case !o.cfg.AllowCrossNS || kernelPid == 0:
 		// pid 0: the sender lives where we cannot see or signal it.
+		if o.cfg.StrictNS && o.fatal == nil {
+			o.fatal = listen.ForeignNamespaceError(f.Pid)
+		}
 		o.refuse(now, f.Pid, sink.MismatchNamespaceConflict, &o.c.NSRefused, "agent in another pid namespace (see --allow-cross-namespace-agents)")
 		return false
 	}

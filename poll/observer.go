@@ -60,6 +60,7 @@ type observer struct {
 	sig          *signals
 	fds          wait.Waiter
 	stopAt       int64     // --shutdown-after-secs on the observer clock; 0 never
+	fatal        error     // stops the loop; Run returns it (--strict-namespace-check)
 	nextBatch    int64     // the next --batch-ms tick
 	exitsReady   bool      // the exit watch's epoll fd was ready in this wake
 	startWall    time.Time // the wall time at which the observer clock read start: event lines' observer_ns 0
@@ -170,7 +171,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	}
 	o.uds.SetRcvBuf(cfg.UDSRcvBuf)
 	o.rx = listen.NewReceiver(o.uds.Fd(), recvBatch)
-	o.st = upstats.New(cfg.Loop, upstats.Sources{Tracker: o.tr, Rec: o.rec, Prom: o.prom, Rx: o.rx, UDS: o.uds, Ops: o.ops,
+	o.st = upstats.New(cfg.Loop, cfg.ReadTimeout, upstats.Sources{Tracker: o.tr, Rec: o.rec, Prom: o.prom, Rx: o.rx, UDS: o.uds, Ops: o.ops,
 		Log: o.log, LogKinds: [3]sink.LogKind{logEvents, logAudit, logMetrics}})
 	if cfg.Batch > 0 {
 		o.nextBatch = o.start + int64(cfg.Batch)

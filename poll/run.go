@@ -45,7 +45,10 @@ func (o *observer) loop() error {
 	if o.cfg.ShutdownAfter > 0 {
 		o.stopAt = o.start + int64(o.cfg.ShutdownAfter)
 	}
-	return o.fds.Run(o)
+	if err := o.fds.Run(o); err != nil {
+		return err
+	}
+	return o.fatal
 }
 
 // Prepare runs before every look at the fds (wait.Body): it stops the
@@ -53,7 +56,7 @@ func (o *observer) loop() error {
 // says until when the loop may sleep.
 func (o *observer) Prepare() (int64, bool) {
 	now := o.clock.now()
-	if o.sig.stop.Load() || (o.stopAt != 0 && now >= o.stopAt) {
+	if o.sig.stop.Load() || (o.stopAt != 0 && now >= o.stopAt) || o.fatal != nil {
 		return 0, true
 	}
 	if o.sig.reopen.Swap(false) {

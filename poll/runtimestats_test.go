@@ -27,7 +27,7 @@ func renderObserver(tb testing.TB, n int) *observer {
 	o.tr = track.NewTracker(track.TrackerConfig{Capacity: n, Threshold: int64(time.Hour)})
 	o.sorted = make([]track.SlotID, 0, n)
 	var err error
-	o.st = upstats.New(upstats.Config{}, upstats.Sources{Tracker: o.tr, Log: sink.NewLogger(nil)})
+	o.st = upstats.New(upstats.Config{}, 0, upstats.Sources{Tracker: o.tr, Log: sink.NewLogger(nil)})
 	if o.recHist, err = promtext.NewHistogram(recovery.DurationBounds[:]); err != nil {
 		tb.Fatal(err)
 	}

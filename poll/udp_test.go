@@ -15,8 +15,8 @@ import (
 
 	"github.com/varta-go/varta/poll/internal/testutil"
 	"github.com/varta-go/varta/poll/internal/track"
-	"github.com/varta-go/varta/vlp"
 	"github.com/varta-go/varta/recovery"
+	"github.com/varta-go/varta/vlp"
 )
 
 // UDP listener and ingest tests over real loopback sockets, driving an

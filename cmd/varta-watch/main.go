@@ -131,7 +131,8 @@ func (s *settings) load() error {
 			MaxConcurrent: min(s.maxConcurrent, s.cfg.TrackerCapacity),
 			Debounce:      s.debounce, Timeout: s.recTimeout, Env: s.recoveryEnv,
 			InheritEnv: s.inheritEnv, CaptureBytes: s.captureBytes, AuditFile: s.auditFile,
-			AuditSyncEvery: s.auditSyncEvery, AuditMaxBytes: s.auditMaxBytes}
+			AuditSyncEvery: s.auditSyncEvery, AuditMaxBytes: s.auditMaxBytes, AuditSyncInterval: s.auditSyncInterval,
+			AuditFsyncBudget: s.auditFsyncBudget, AuditRotationBudget: s.auditRotationBudget}
 		if s.recoveryUser != "" {
 			cred, err := lookupUser(s.recoveryUser)
 			if err != nil {
@@ -141,7 +142,7 @@ func (s *settings) load() error {
 		}
 	}
 	if s.promAddr != "" {
-		m := &poll.MetricsConfig{Addr: s.promAddr}
+		m := &poll.MetricsConfig{Addr: s.promAddr, Limit: s.promLimit}
 		if s.promToken != "" {
 			tok, err := vlp.ReadSecretFile("token file", s.promToken, 4096)
 			if err != nil {

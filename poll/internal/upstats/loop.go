@@ -43,13 +43,13 @@ type Config struct {
 // Loop times the observer's iterations. The zero Loop is not usable: call
 // New.
 type Loop struct {
-	cfg    Config
-	base   time.Time
-	start  int64 // monotonic ns at Begin
-	mark   int64 // monotonic ns at the last Mark
-	acc    [NumStages]int64
-	src    Sources
-	mem    memStats
+	cfg   Config
+	base  time.Time
+	start int64 // monotonic ns at Begin
+	mark  int64 // monotonic ns at the last Mark
+	acc   [NumStages]int64
+	src   Sources
+	mem   memStats
 
 	iter, serve *promtext.Histogram
 	stage       [NumStages]*promtext.Histogram
@@ -60,8 +60,12 @@ type Loop struct {
 	pidMaxAt             int64 // observer clock of the last pid_max read
 }
 
-// New returns a Loop rendering the counters of src.
-func New(cfg Config, src Sources) *Loop {
+// New returns a Loop rendering the counters of src; maxSleep is the
+// longest the loop waits (Config.MaxSleep, when that is not set).
+func New(cfg Config, maxSleep time.Duration, src Sources) *Loop {
+	if cfg.MaxSleep == 0 {
+		cfg.MaxSleep = maxSleep
+	}
 	l := &Loop{cfg: cfg, base: time.Now(), src: src}
 	l.iter, l.serve = hist(), hist()
 	for i := range l.stage {
