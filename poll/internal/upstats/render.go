@@ -55,9 +55,6 @@ func gauge(e *promtext.Encoder, name, help string, v uint64) {
 	e.Uint(v)
 }
 
-// zero renders a family this design cannot move; why is in its HELP.
-func zero(e *promtext.Encoder, name, help string) { counter(e, name, help, 0) }
-
 // Render appends the loop's families, the upstream families of its
 // Sources and the Go runtime's counters.
 func (l *Loop) Render(e *promtext.Encoder) {
@@ -92,12 +89,12 @@ func renderTracker(e *promtext.Encoder, s *Sources, window int) {
 	t := s.Tracker
 	counter(e, "varta_frame_rejected_pid_above_max_total", "Frames dropped because their pid is at or above the kernel's pid_max.", t.PidAboveMax())
 	gauge(e, "varta_pid_max_current", "The kernel's pid_max as last read from /proc/sys/kernel/pid_max (reread every 60 s).", uint64(t.PidMax()))
-	zero(e, "varta_tracker_eviction_scan_truncated_total", "Always 0: eviction takes the oldest silent pid off an ordered list in O(1), so no scan can run out of window.")
+	counter(e, "varta_tracker_eviction_scan_truncated_total", "Always 0: eviction takes the oldest silent pid off an ordered list in O(1), so no scan can run out of window.", 0)
 	gauge(e, "varta_tracker_eviction_scan_window_max", "--eviction-scan-window as configured (eviction here never scans; see varta_tracker_eviction_scan_truncated_total).", uint64(window))
-	zero(e, "varta_tracker_namespace_conflict_total", "Always 0: slots are keyed by the pid the observer sees; a frame from another pid namespace is refused at receive (varta_frame_namespace_mismatch_total) or re-keyed to that pid, so no slot is pinned to a namespace.")
-	zero(e, "varta_tracker_invariant_violations_total", "Always 0: the pid table has no defensive fall-through; its index and slots are one fixed structure checked by the model test.")
-	zero(e, "varta_tracker_removed_pid_drops_total", "Always 0: per-pid rows are rendered from the pid table itself; there is no exporter-cleanup queue to fill.")
-	zero(e, "varta_tracker_pid_index_probe_exhausted_total", "Always 0: the pid index probes to an empty bucket and is never more than half full; there is no probe budget.")
+	counter(e, "varta_tracker_namespace_conflict_total", "Always 0: slots are keyed by the pid the observer sees; a frame from another pid namespace is refused at receive (varta_frame_namespace_mismatch_total) or re-keyed to that pid, so no slot is pinned to a namespace.", 0)
+	counter(e, "varta_tracker_invariant_violations_total", "Always 0: the pid table has no defensive fall-through; its index and slots are one fixed structure checked by the model test.", 0)
+	counter(e, "varta_tracker_removed_pid_drops_total", "Always 0: per-pid rows are rendered from the pid table itself; there is no exporter-cleanup queue to fill.", 0)
+	counter(e, "varta_tracker_pid_index_probe_exhausted_total", "Always 0: the pid index probes to an empty bucket and is never more than half full; there is no probe budget.", 0)
 }
 
 func renderRecovery(e *promtext.Encoder, m *recovery.Manager) {
@@ -127,13 +124,13 @@ func renderRecovery(e *promtext.Encoder, m *recovery.Manager) {
 	st := m.Stats()
 	counter(e, "varta_recovery_last_fired_evictions_total", "Recovery-table entries (debounce state) forgotten to make room for a new pid; the least recently idle goes, whether or not its debounce window has passed.", st.LastFiredEvictions)
 	counter(e, "varta_recovery_debounce_recycle_resets_total", "Debounce windows dropped because the stalled pid now names another process (start time changed).", st.DebounceRecycleResets)
-	zero(e, "varta_recovery_outstanding_recycle_resets_total", "Always 0: an outstanding entry is a running child, freed only when wait4 reaps it; it cannot go stale.")
+	counter(e, "varta_recovery_outstanding_recycle_resets_total", "Always 0: an outstanding entry is a running child, freed only when wait4 reaps it; it cannot go stale.", 0)
 	counter(e, "varta_recovery_spawn_budget_exceeded_total", "Loop iterations in which a stall was deferred because the per-iteration spawn budget was spent.", st.SpawnBudgetExceeded)
 	counter(e, "varta_recovery_invariant_violations_total", "Recovery-table inserts that found no idle entry, which the table's sizing rules out (should stay 0).", st.InvariantViolations)
-	zero(e, "varta_recovery_outstanding_probe_exhausted_total", "Always 0: the recovery table's index probes to an empty bucket and is never more than half full; there is no probe budget.")
+	counter(e, "varta_recovery_outstanding_probe_exhausted_total", "Always 0: the recovery table's index probes to an empty bucket and is never more than half full; there is no probe budget.", 0)
 	counter(e, "varta_recovery_reap_truncated_total", "Loop iterations whose reap budget ran out before every recovery child was polled.", st.ReapTruncated)
-	zero(e, "varta_recovery_audit_dropped_total", "Always 0: audit records are written synchronously, there is no ring to overflow (failed writes count in varta_io_errors_total).")
-	zero(e, "varta_recovery_audit_flush_budget_exceeded_total", "Always 0: audit records are written synchronously, there is no ring to flush.")
+	counter(e, "varta_recovery_audit_dropped_total", "Always 0: audit records are written synchronously, there is no ring to overflow (failed writes count in varta_io_errors_total).", 0)
+	counter(e, "varta_recovery_audit_flush_budget_exceeded_total", "Always 0: audit records are written synchronously, there is no ring to flush.", 0)
 	e.Family("varta_audit_fsync_seconds", "Wall time of each fdatasync(2) of the recovery audit log.", promtext.TypeHistogram)
 	h := st.Fsync
 	if h == nil {
@@ -186,9 +183,9 @@ func renderIO(e *promtext.Encoder, s *Sources) {
 		e.Uint(dropped[i])
 	}
 	counter(e, "varta_scrape_budget_exhausted_total", "Listener wakes that took the per-iteration budget of 8 metrics connections (more wait for the next wake).", exhausted)
-	zero(e, "varta_scrape_skipped_total", "Always 0: every scrape renders afresh (rendering is bounded and allocation-free); none is served from a cache.")
-	zero(e, "varta_prom_ip_state_probe_exhausted_total", "Always 0: the per-IP table of the metrics rate limit is scanned whole (256 entries); there is no probe budget.")
-	zero(e, "varta_prom_pid_row_refused_total", "Always 0: per-pid rows are rendered from the pid table itself; there is no separate row table to refuse one.")
+	counter(e, "varta_scrape_skipped_total", "Always 0: every scrape renders afresh (rendering is bounded and allocation-free); none is served from a cache.", 0)
+	counter(e, "varta_prom_ip_state_probe_exhausted_total", "Always 0: the per-IP table of the metrics rate limit is scanned whole (256 entries); there is no probe budget.", 0)
+	counter(e, "varta_prom_pid_row_refused_total", "Always 0: per-pid rows are rendered from the pid table itself; there is no separate row table to refuse one.", 0)
 }
 
 var logKindLabels = [3]string{"file_export_io", "audit_io", "prom_serve"}
