@@ -254,7 +254,7 @@ func flagTable(s *settings) []flagDef {
 			help: "kill the child's group after MS,\n{min}..{max} (absent: no timeout)"},
 		{name: "recovery-max-concurrent", arg: "N", grp: grpRecovery,
 			v:    s.maxConcNum,
-			help: "recovery children running at once,\n{min}..{max} (default {def}); more wait in\na queue, refused_capacity when it is full"},
+			help: "recovery children running at once,\n{min}..{max} (default {def}); more wait in\na queue, refused_outstanding_capacity\nwhen it is full"},
 		{name: "recovery-user", arg: "USER[:GROUP]", grp: grpRecovery, v: strDef(&s.recoveryUser, ""),
 			help: "run the command as this user (name or\nuid) and group (default: the user's)"},
 		{name: "recovery-env", arg: "K=V", grp: grpRecovery, v: &s.recoveryEnv,
