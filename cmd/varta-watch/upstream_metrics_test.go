@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -259,4 +260,128 @@ func normBounds(t *testing.T, bs []string) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// getStatus is one GET of path on addr: its status, or 0 when the
+// connection was closed unanswered.
+func getStatus(addr, path string) int {
+	c := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + addr + path)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestPromRateLimit: with a bucket of 2 and 1 token a second per source
+// IP, of 5 requests at once 2 are answered and the others closed unserved,
+// counted as rate_limit; a token later, one more is answered. A request
+// with a wrong token is a 401 counted in varta_prom_auth_failures_total.
+func TestPromRateLimit(t *testing.T) {
+	w := startWatch(t, "--threshold-ms", "1000", "--prom-addr", "127.0.0.1:0",
+		"--prom-rate-limit-per-sec", "1", "--prom-rate-limit-burst", "2")
+	served := 0
+	for range 5 {
+		if getStatus(w.metrics, "/healthz") == 200 {
+			served++
+		}
+	}
+	if served != 2 {
+		t.Errorf("%d of 5 requests at once answered, want the burst of 2", served)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	body := scrapeBody(t, w.metrics, "")
+	m := samples(t, body)
+	if got := m[`varta_prom_connections_dropped_total{reason="rate_limit"}`]; got != 3 {
+		t.Errorf("rate_limit drops = %v, want 3", got)
+	}
+}
+
+// TestPromAuthFailures: requests without the right bearer token are 401s,
+// counted.
+func TestPromAuthFailures(t *testing.T) {
+	tok := writeToken(t, promTestToken)
+	w := startWatch(t, "--threshold-ms", "1000", "--prom-addr", "127.0.0.1:0", "--prom-token-file", tok)
+	for _, tk := range []string{"", "wrong"} {
+		if r := rawHTTP(t, w.metrics, httpRequest("GET", "/metrics", tk)); r.status != 401 {
+			t.Fatalf("token %q: status %d, want 401", tk, r.status)
+		}
+	}
+	if got := samples(t, scrapeBody(t, w.metrics, promTestToken))["varta_prom_auth_failures_total"]; got != 2 {
+		t.Errorf("varta_prom_auth_failures_total = %v, want 2", got)
+	}
+}
+
+// TestUDSRcvBufFlag: --uds-rcvbuf-bytes reaches the socket, and the
+// metric shows what the kernel granted (twice the request).
+func TestUDSRcvBufFlag(t *testing.T) {
+	w := startWatch(t, "--threshold-ms", "1000", "--prom-addr", "127.0.0.1:0", "--uds-rcvbuf-bytes", "65536")
+	if got := w.scrape()["varta_observer_uds_rcvbuf_bytes"]; got != 2*65536 {
+		t.Errorf("varta_observer_uds_rcvbuf_bytes = %v, want %d", got, 2*65536)
+	}
+}
+
+// TestUpstreamLoopFlagsRefused: out-of-range values and contradictions of
+// the flags that feed upstream's metrics are usage errors naming the flag.
+func TestUpstreamLoopFlagsRefused(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"--socket", dir + "/s", "--threshold-ms", "100"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--iteration-budget-ms", "49"}, "--iteration-budget-ms"},
+		{[]string{"--scrape-budget-ms", "60001"}, "--scrape-budget-ms"},
+		{[]string{"--eviction-scan-window", "0"}, "--eviction-scan-window"},
+		{[]string{"--eviction-scan-window", "4097"}, "--eviction-scan-window"},
+		{[]string{"--audit-rotation-budget-ms", "251"}, "--audit-rotation-budget-ms"},
+		{[]string{"--audit-fsync-budget-ms", "0"}, "--audit-fsync-budget-ms"},
+		{[]string{"--prom-rate-limit-burst", "0"}, "--prom-rate-limit-burst"},
+		{[]string{"--uds-rcvbuf-bytes", "-1"}, "--uds-rcvbuf-bytes"},
+		{[]string{"--audit-sync-interval-ms", "10"}, "--audit-sync-interval-ms: needs --recovery-audit-file"},
+		{[]string{"--strict-namespace-check", "--allow-cross-namespace-agents"}, "--strict-namespace-check: contradicts --allow-cross-namespace-agents"},
+	} {
+		code, out, errOut := runWatch(t, append(append([]string{}, base...), tc.args...)...)
+		if code != 2 || out != "" || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q: exit %d, stderr %q; want 2 and %q", tc.args, code, errOut, tc.want)
+		}
+	}
+}
+
+// TestStrictNamespaceCheck: an agent in its own pid namespace (unshare,
+// as root) is refused and counted by default; with
+// --strict-namespace-check its first frame stops the observer, exit 1,
+// naming the pid it claimed.
+func TestStrictNamespaceCheck(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root for a new pid namespace")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("no unshare(1)")
+	}
+	beatInNS := func(socket string) error {
+		// sh is pid 1 there (which no frame may name); the agent, forked, is 2.
+		return exec.Command(unshare, "--pid", "--fork", "/bin/sh", "-c", `"$0" --socket "$1" --count 1; true`,
+			beatBin(t), socket).Run()
+	}
+	w := startWatch(t, "--threshold-ms", "1000", "--prom-addr", "127.0.0.1:0")
+	if err := beatInNS(w.socket); err != nil {
+		t.Skipf("cannot run an agent in a new pid namespace: %v", err)
+	}
+	if got := w.waitMetric("varta_frame_namespace_mismatch_total", 1, 5*time.Second); got != 1 {
+		t.Fatalf("varta_frame_namespace_mismatch_total = %v, want 1", got)
+	}
+	s := startWatch(t, "--threshold-ms", "1000", "--strict-namespace-check")
+	if err := beatInNS(s.socket); err != nil {
+		t.Fatal(err)
+	}
+	if code := s.wait(5 * time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, s.logText())
+	}
+	if !strings.Contains(s.logText(), "came from another pid namespace (--strict-namespace-check)") {
+		t.Errorf("the log does not say why:\n%s", s.logText())
+	}
 }
