@@ -61,6 +61,8 @@ func (o *observer) handle(i int, now int64) {
 	if e != 0 {
 		o.decodeError(now, e, o.rx.Data(i), "uds")
 		return
+	} else if o.tr.AbovePidMax(f.Pid) { // no process here can have it: counted there
+		return
 	}
 	pid, uid, _, ok := o.rx.Cred(i)
 	switch {

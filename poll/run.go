@@ -1,6 +1,7 @@
 package poll
 
 import (
+	"cmp"
 	"net/netip"
 	"os"
 	"strconv"
@@ -45,10 +46,7 @@ func (o *observer) loop() error {
 	if o.cfg.ShutdownAfter > 0 {
 		o.stopAt = o.start + int64(o.cfg.ShutdownAfter)
 	}
-	if err := o.fds.Run(o); err != nil {
-		return err
-	}
-	return o.fatal
+	return cmp.Or(o.fds.Run(o), o.fatal)
 }
 
 // Prepare runs before every look at the fds (wait.Body): it stops the

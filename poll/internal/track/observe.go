@@ -29,10 +29,6 @@ func (t *Tracker) advance(now int64) int64 {
 // VerdictCapacityExceeded.
 func (t *Tracker) Observe(f vlp.Frame, origin Origin, now int64) Observation {
 	now = t.advance(now)
-	if t.pidMax != 0 && f.Pid >= t.pidMax {
-		t.aboveMax++
-		return refused(VerdictPidAboveMax)
-	}
 	i, ok := t.index.Get(f.Pid)
 	if !ok {
 		return t.admit(f, origin, now)

@@ -81,9 +81,6 @@ const (
 	VerdictTerminalReplay
 	// VerdictCapacityExceeded: a new pid and no slot free or evictable.
 	VerdictCapacityExceeded
-	// VerdictPidAboveMax: the frame's pid is at or above the kernel's
-	// pid_max (SetPidMax), so no process has it; counted in PidAboveMax.
-	VerdictPidAboveMax
 	// VerdictOriginConflict: the pid is tracked from a more trusted origin.
 	VerdictOriginConflict
 	// VerdictPidRateLimited: over --max-beat-rate for this pid.
@@ -249,7 +246,7 @@ type StallEvent struct {
 // slots, which is why Slot pointers are short-lived.
 type Tracker struct {
 	pidMax    uint32 // SetPidMax; 0 checks nothing
-	aboveMax  uint64 // frames refused by the pid_max check
+	aboveMax  uint64 // frames refused by AbovePidMax
 	slots     []Slot
 	index     ring.Index
 	links     ring.Links // threads every slot through armed or stalled
@@ -367,12 +364,23 @@ func (t *Tracker) AppendSorted(dst []SlotID) []SlotID {
 func (t *Tracker) GlobalBucket() *TokenBucket { return &t.global }
 
 // SetPidMax sets the kernel's pid_max (/proc/sys/kernel/pid_max, read by
-// the caller): a frame with a pid at or above it is refused
-// (VerdictPidAboveMax). 0 turns the check off.
+// the caller) for AbovePidMax. 0 turns the check off.
 func (t *Tracker) SetPidMax(n uint32) { t.pidMax = n }
+
+// AbovePidMax reports, and counts, a frame pid at or above pid_max: no
+// process on this host can have it. The observer asks it for socket
+// frames before their credentials are checked; a UDP frame's pid may be
+// another host's, which this host's pid_max says nothing about.
+func (t *Tracker) AbovePidMax(pid uint32) bool {
+	if t.pidMax != 0 && pid >= t.pidMax {
+		t.aboveMax++
+		return true
+	}
+	return false
+}
 
 // PidMax is the value SetPidMax set.
 func (t *Tracker) PidMax() uint32 { return t.pidMax }
 
-// PidAboveMax counts the frames refused with VerdictPidAboveMax.
+// PidAboveMax counts the frames AbovePidMax refused.
 func (t *Tracker) PidAboveMax() uint64 { return t.aboveMax }

@@ -87,7 +87,7 @@ func (l *Loop) renderLoop(e *promtext.Encoder) {
 
 func renderTracker(e *promtext.Encoder, s *Sources, window int) {
 	t := s.Tracker
-	counter(e, "varta_frame_rejected_pid_above_max_total", "Frames dropped because their pid is at or above the kernel's pid_max.", t.PidAboveMax())
+	counter(e, "varta_frame_rejected_pid_above_max_total", "Socket frames dropped because their pid is at or above the kernel's pid_max (UDP frames are not checked: their pid may be another host's).", t.PidAboveMax())
 	gauge(e, "varta_pid_max_current", "The kernel's pid_max as last read from /proc/sys/kernel/pid_max (reread every 60 s).", uint64(t.PidMax()))
 	counter(e, "varta_tracker_eviction_scan_truncated_total", "Always 0: eviction takes the oldest silent pid off an ordered list in O(1), so no scan can run out of window.", 0)
 	gauge(e, "varta_tracker_eviction_scan_window_max", "--eviction-scan-window as configured (eviction here never scans; see varta_tracker_eviction_scan_truncated_total).", uint64(window))
