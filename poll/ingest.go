@@ -61,7 +61,7 @@ func (o *observer) handle(i int, now int64) {
 	if e != 0 {
 		o.decodeError(now, e, o.rx.Data(i), "uds")
 		return
-	} else if o.tr.AbovePidMax(f.Pid) { // no process here can have it: counted there
+	} else if o.tr.AbovePidMax(f.Pid) { // at or above pid_max no process has it (the tracker counts it)
 		return
 	}
 	pid, uid, _, ok := o.rx.Cred(i)
