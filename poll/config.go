@@ -8,9 +8,11 @@ import (
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/ops"
+	"github.com/varta-go/varta/poll/internal/scrape"
 	"github.com/varta-go/varta/poll/internal/sink"
 	"github.com/varta-go/varta/poll/internal/sysfile"
 	"github.com/varta-go/varta/poll/internal/track"
+	"github.com/varta-go/varta/poll/internal/upstats"
 	"github.com/varta-go/varta/recovery"
 	"github.com/varta-go/varta/vlp"
 )
@@ -45,7 +47,10 @@ type Config struct {
 	GlobalBeatBurst int
 	AllowUIDs       []uint32 // senders' kernel uids that may beat
 	AllowCrossNS    bool     // admit agents from another pid namespace
+	StrictNS        bool     // --strict-namespace-check: such a frame stops the observer with an error instead
 	Clock           Clock
+	Loop            LoopConfig // --iteration-budget-ms, --scrape-budget-ms, --eviction-scan-window
+	UDSRcvBuf       int        // SO_RCVBUF asked for (--uds-rcvbuf-bytes); 0 keeps 1 MiB, < 0 the kernel default
 
 	ExportFile     string // event file; empty disables
 	ExportMaxBytes int64  // rotate above this size; 0 = unbounded
@@ -74,8 +79,9 @@ type Config struct {
 
 // MetricsConfig is the /metrics endpoint.
 type MetricsConfig struct {
-	Addr  string // IP:PORT, IPv4 or [IPv6]
-	Token []byte // bearer token; nil means none
+	Addr  string    // IP:PORT, IPv4 or [IPv6]
+	Token []byte    // bearer token; nil means none
+	Limit RateLimit // per-source-IP token bucket; PerSec 0 off
 }
 
 // UDPConfig is the observer's UDP listener (vlp/PROTOCOL.md §6). One
@@ -131,6 +137,8 @@ type OpsConfig struct {
 // them, so that nothing outside poll imports poll/internal.
 type (
 	Policy     = track.Policy     // --tracker-eviction-policy
+	LoopConfig = upstats.Config   // the loop's budgets
+	RateLimit  = scrape.RateLimit // --prom-rate-limit-*
 	ExitPolicy = exitwatch.Policy // --on-exit
 	FileError  = sysfile.Error    // a file, socket or device the observer owns
 	UDS        = listen.UDS       // the bound Unix datagram socket

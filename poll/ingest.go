@@ -61,6 +61,8 @@ func (o *observer) handle(i int, now int64) {
 	if e != 0 {
 		o.decodeError(now, e, o.rx.Data(i), "uds")
 		return
+	} else if o.tr.AbovePidMax(f.Pid) { // at or above pid_max no process has it (the tracker counts it)
+		return
 	}
 	pid, uid, _, ok := o.rx.Cred(i)
 	switch {
@@ -135,6 +137,9 @@ func (o *observer) crossNamespace(now int64, f *vlp.Frame, kernelPid uint32) boo
 		return false
 	case !o.cfg.AllowCrossNS || kernelPid == 0:
 		// pid 0: the sender lives where we cannot see or signal it.
+		if o.cfg.StrictNS && o.fatal == nil {
+			o.fatal = listen.ForeignNamespaceError(f.Pid)
+		}
 		o.refuse(now, f.Pid, sink.MismatchNamespaceConflict, &o.c.NSRefused, "agent in another pid namespace (see --allow-cross-namespace-agents)")
 		return false
 	}
@@ -242,7 +247,7 @@ func (o *observer) raiseStalls(now int64) {
 			return
 		}
 		if ev.Retired {
-			o.c.Retired++
+			o.c.Retired, o.c.PidRecycled = o.c.Retired+1, o.c.PidRecycled+1
 			o.log.Info("pid now belongs to another process; stopped tracking it", num("pid", int64(ev.Pid)))
 			continue
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/varta-go/varta/poll/internal/sink"
 	"github.com/varta-go/varta/poll/internal/statefile"
 	"github.com/varta-go/varta/poll/internal/track"
+	"github.com/varta-go/varta/poll/internal/upstats"
 	"github.com/varta-go/varta/poll/internal/wait"
 	"github.com/varta-go/varta/promtext"
 	"github.com/varta-go/varta/recovery"
@@ -66,24 +67,24 @@ type observer struct {
 	sig          *signals
 	fds          wait.Waiter
 	stopAt       int64     // --shutdown-after-secs on the observer clock; 0 never
+	fatal        error     // stops the loop; Run returns it (--strict-namespace-check)
 	nextBatch    int64     // the next --batch-ms tick
 	exitsReady   bool      // the exit watch's epoll fd was ready in this wake
 	startWall    time.Time // the wall time at which the observer clock read start: event lines' observer_ns 0
 	c            Counters
-	ns           listen.NSCache // cross-namespace check, cached for one tick
-	iterHist     *promtext.Histogram
+	ns           listen.NSCache      // cross-namespace check, cached for one tick
+	st           *upstats.Loop       // loop timing and upstream's families beyond metrics.go's
 	recHist      *promtext.Histogram // recovery child run times
 	lastLoop     int64               // observer time of the last completed iteration
 	lastLoopWall int64               // wall-clock ns of the same, for the metrics timestamp
 	render       []byte              // metrics exposition buffer, reused
 	enc          promtext.Encoder
-	sorted       []track.SlotID  // scratch for per-pid metrics in pid order
-	dead         []track.SlotID  // scratch for the exit watch's reports
-	exe          [256]byte       // scratch for an agent's program path
-	paths        *track.Paths    // the agents' program paths, interned
-	exited       track.Slot      // the slot --on-exit recover removed last, for agentEnv
-	mem          runtimeMemStats // Go runtime counters for /metrics
-	ctl          control.Server  // the control socket: status, pause, resume
+	sorted       []track.SlotID // scratch for per-pid metrics in pid order
+	dead         []track.SlotID // scratch for the exit watch's reports
+	exe          [256]byte      // scratch for an agent's program path
+	paths        *track.Paths   // the agents' program paths, interned
+	exited       track.Slot     // the slot --on-exit recover removed last, for agentEnv
+	ctl          control.Server // the control socket: status, pause, resume
 }
 
 func newObserver(cfg Config) (_ *observer, err error) {
@@ -112,9 +113,6 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	o.sorted = make([]track.SlotID, 0, cfg.TrackerCapacity)
 	o.paths = track.NewPaths(maxPrograms, maxProgramBytes)
 	o.dead = make([]track.SlotID, 0, exitwatch.EventsPerWait)
-	if o.iterHist, err = promtext.NewHistogram(iterationBounds); err != nil {
-		return nil, err
-	}
 	if o.recHist, err = promtext.NewHistogram(recovery.DurationBounds[:]); err != nil {
 		return nil, err
 	}
@@ -148,7 +146,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		o.log.Info("recovery children contained", fs...)
 	}
 	if cfg.Metrics != nil {
-		if o.prom, err = scrape.New(scrape.Config{Addr: cfg.Metrics.Addr, Token: cfg.Metrics.Token,
+		if o.prom, err = scrape.New(scrape.Config{Addr: cfg.Metrics.Addr, Token: cfg.Metrics.Token, Limit: cfg.Metrics.Limit,
 			Render: o.renderMetrics, Alive: o.alive, MaxBody: maxExposition(cfg.TrackerCapacity)}); err != nil {
 			return nil, err
 		}
@@ -184,6 +182,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	if o.uds, err = listen.ListenUDS(cfg.SocketPath, cfg.SocketMode); err != nil {
 		return nil, err
 	}
+	o.uds.SetRcvBuf(cfg.UDSRcvBuf)
 	o.rx = listen.NewReceiver(o.uds.Fd(), recvBatch)
 	if o.sdn, err = sdnotify.Listen(sdnotify.Config{Path: cfg.NotifySocket, Mode: cfg.SocketMode, Tracker: o.tr, Log: o.log,
 		LogKind: logNotify, Track: o.track, Other: o.otherPid, Allowed: o.uidAllowed}); err != nil {
@@ -192,6 +191,8 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	if err = o.ctl.Listen(control.Config{Path: cfg.ControlSocket, Tracker: o.tr, Exits: o.exits, Exited: &o.exited, Rec: o.rec, Eligible: o.recoveryEligible, Clock: o.clock.now, Start: o.start, Version: cfg.Version, Log: o.log, Reset: o.esc.LastReset}); err != nil {
 		return nil, err // after the socket: a second observer was refused there, before touching ours
 	}
+	o.st = upstats.New(cfg.Loop, cfg.ReadTimeout, upstats.Sources{Tracker: o.tr, Rec: o.rec, Prom: o.prom, Rx: o.rx, UDS: o.uds, Ops: o.ops,
+		Log: o.log, LogKinds: [3]sink.LogKind{logEvents, logAudit, logMetrics}})
 	if cfg.Batch > 0 {
 		o.nextBatch = o.start + int64(cfg.Batch)
 		o.checkQueueLength()
@@ -285,19 +286,28 @@ func (o *observer) recoveryFailed(agent int32, err error) {
 
 // recheck tells recovery whether a deferred stall still stands: the pid is
 // still tracked, still stalled, and still the same process.
-func (o *observer) recheck(pid int32, startTime uint64) bool {
+func (o *observer) recheck(pid int32, startTime uint64) recovery.Stale {
 	if o.exits != nil && o.exits.Recheck(uint32(pid), startTime) {
-		return true
+		return recovery.Stands
 	}
 	s := o.tr.Lookup(uint32(pid))
-	if s == nil || !s.Stalled || s.StartTime != startTime {
-		return false
+	switch {
+	case s == nil:
+		return recovery.Untracked
+	case s.StartTime != startTime:
+		return recovery.Recycled
+	case !s.Stalled:
+		return recovery.Resumed
+	case s.Origin != track.OriginUDS:
+		return recovery.Stands // a UDP agent's pid may be another host's: /proc here says nothing
 	}
-	if s.Origin != track.OriginUDS {
-		return true // a UDP agent's pid may be another host's: /proc here says nothing
+	switch st, proc := procStart(uint32(pid)); {
+	case proc == track.ProcAlive && st != startTime:
+		return recovery.Recycled
+	case proc == track.ProcUnknown:
+		return recovery.Untracked // /proc cannot tell: not recovered, as a lost pid
 	}
-	st, proc := procStart(uint32(pid))
-	return proc == track.ProcGone || proc == track.ProcAlive && st == startTime
+	return recovery.Stands
 }
 
 // procStart is the tracker's view of /proc: only "no such file" or "no

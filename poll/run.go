@@ -1,12 +1,14 @@
 package poll
 
 import (
+	"cmp"
 	"net/netip"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/poll/internal/upstats"
 	"github.com/varta-go/varta/poll/internal/wait"
 )
 
@@ -44,7 +46,7 @@ func (o *observer) loop() error {
 	if o.cfg.ShutdownAfter > 0 {
 		o.stopAt = o.start + int64(o.cfg.ShutdownAfter)
 	}
-	return o.fds.Run(o)
+	return cmp.Or(o.fds.Run(o), o.fatal)
 }
 
 // Prepare runs before every look at the fds (wait.Body): it stops the
@@ -52,7 +54,7 @@ func (o *observer) loop() error {
 // says until when the loop may sleep.
 func (o *observer) Prepare() (int64, bool) {
 	now := o.clock.now()
-	if o.sig.stop.Load() || (o.stopAt != 0 && now >= o.stopAt) {
+	if o.sig.stop.Load() || (o.stopAt != 0 && now >= o.stopAt) || o.fatal != nil {
 		return 0, true
 	}
 	if o.sig.reopen.Swap(false) {
@@ -65,8 +67,9 @@ func (o *observer) Prepare() (int64, bool) {
 // Finish is one iteration's work once the fds were looked at (wait.Body).
 func (o *observer) Finish() {
 	now := o.clock.now()
+	o.st.Begin(now, o.clock.regressions)
 	o.tick(now)
-	o.iterHist.Observe(float64(o.clock.now()-now) / 1e9)
+	o.st.End()
 }
 
 // The handlers of the loop's own fds: each a view of the observer.
@@ -128,6 +131,7 @@ func (o *observer) tick(now int64) {
 			o.nextBatch += (now-o.nextBatch)/period*period + period
 		}
 	}
+	o.st.Mark(upstats.StagePoll)
 	o.udp.expire(now)
 	if o.exitsReady {
 		o.exitsReady = false
@@ -135,11 +139,14 @@ func (o *observer) tick(now int64) {
 	}
 	o.reportDead(now)
 	o.raiseStalls(now)
+	o.st.Mark(upstats.StageDrainPending) // with the replay table's expiry, a few compares
 	if o.state != nil && o.state.Due(now) {
 		o.saveState(now)
 	}
 	if o.rec != nil {
+		o.st.Mark(upstats.StageMaintenance)
 		o.rec.Tick(now)
+		o.st.Mark(upstats.StageRecoveryReap)
 		o.checkAudit(now)
 	}
 	if o.prom != nil {
@@ -148,6 +155,7 @@ func (o *observer) tick(now int64) {
 				"raise the open-file limit (ulimit -n, LimitNOFILE=) or scrape less often", sink.Err(err))
 		}
 	}
+	o.st.Mark(upstats.StageMaintenance)
 	if o.events.Due(now) {
 		o.flushEvents(now)
 	}

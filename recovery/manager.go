@@ -95,14 +95,26 @@ type Config struct {
 	// reaches this size, keeping AuditGenerations old files; 0 never.
 	AuditMaxBytes int64
 
+	// AuditFsyncBudget (--audit-fsync-budget-ms) and AuditRotationBudget
+	// (--audit-rotation-budget-ms) are soft budgets: an fdatasync of the
+	// audit log, or a rotation (by size, or SIGHUP's reopen), that takes
+	// longer is counted (Stats), never cut short. 0 counts nothing.
+	AuditFsyncBudget    time.Duration
+	AuditRotationBudget time.Duration
+	// AuditSyncInterval (--audit-sync-interval-ms) also fdatasyncs the
+	// audit log once a record has waited this long unsynced, whatever
+	// AuditSyncEvery says; 0: the record cadence only.
+	AuditSyncInterval time.Duration
+
 	// ClockOrigin is subtracted from the clock in the observer_ns column
 	// of audit records, so they share the event file's timeline.
 	ClockOrigin int64
 
 	// Recheck is asked, just before a deferred stall fires, whether the
-	// agent is still stalled and still the same process; false counts the
-	// stall as skipped_stale. Nil means always true.
-	Recheck func(pid int32, startTime uint64) bool
+	// agent is still stalled and still the same process; anything but
+	// Stands skips the stall, counted by why (see Stale). Nil means
+	// always Stands.
+	Recheck func(pid int32, startTime uint64) Stale
 
 	// OnComplete, if set, is called from Tick or Shutdown for each child
 	// reaped. The Completion and its Captured bytes are valid only during
@@ -197,7 +209,7 @@ type Manager struct {
 	maxRun     int // MaxConcurrent
 	reapBudget int
 	capture    int
-	recheck    func(int32, uint64) bool
+	recheck    func(int32, uint64) Stale
 	onComplete func(*Completion)
 	onFailed   func(agent int32, err error)
 	clock      func() int64
@@ -212,12 +224,14 @@ type Manager struct {
 	pids      pidTable
 	queue     ring.FIFO[pending]
 	spawnLeft int
+	budgetHit bool  // a stall was deferred for want of spawn budget since the last Tick
 	reapMore  bool  // the last Tick's reap budget ran out before every child was polled
 	nextDue   int64 // earliest timeout of a child not yet killed
 	lastTick  int64
 
 	counts    [NumOutcomes]uint64
 	durations Durations
+	stats     Stats // the upstream catalogue's recovery counters (upstream.go)
 	comp      Completion
 	sigFailed uint64       // signals to children's groups not delivered
 	sigLast   *SignalError // the last of them
@@ -232,13 +246,15 @@ type Manager struct {
 	files   [3]uintptr
 	scratch []byte // drain target once a child's kept bytes are full
 
-	audit     *auditLog // nil without AuditFile
-	auditPath string
-	auditOpts auditOpts
-	origin    int64  // Config.ClockOrigin
-	head      string // AuditHead's prefix, for record headSeq
-	headSeq   uint64
-	shutdown  bool
+	audit         *auditLog // nil without AuditFile
+	auditPath     string
+	auditOpts     auditOpts
+	syncInterval  int64  // AuditSyncInterval in ns; 0 off
+	unsyncedSince int64  // clock of the first Tick that saw unsynced records; 0 none
+	origin        int64  // Config.ClockOrigin
+	head          string // AuditHead's prefix, for record headSeq
+	headSeq       uint64
+	shutdown      bool
 
 	closeRange bool // close_range(CLOSE_RANGE_CLOEXEC) works: repeat it before each spawn
 
@@ -383,7 +399,9 @@ func New(cfg Config) (*Manager, error) {
 	if m.auditPath != "" {
 		// Room for the longest record: the fixed columns, the program path
 		// and the source.
-		m.auditOpts = auditOpts{syncEvery: max(cfg.AuditSyncEvery, 1), maxBytes: cfg.AuditMaxBytes,
+		m.stats.fsyncBudget, m.stats.rotationBudget = cfg.AuditFsyncBudget, cfg.AuditRotationBudget
+		m.syncInterval = int64(cfg.AuditSyncInterval)
+		m.auditOpts = auditOpts{syncEvery: max(cfg.AuditSyncEvery, 1), maxBytes: cfg.AuditMaxBytes, stats: &m.stats,
 			bufCap: 512 + m.cmdLen(), pid: uint32(os.Getpid())}
 		a, err := openAudit(m.auditPath, m.auditOpts, nil)
 		if err != nil {
@@ -463,6 +481,9 @@ func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64)
 	e := m.pids.lookup(pid)
 	if e != none {
 		en := &m.pids.entries[e]
+		if en.hasRun && en.startTime != startTime {
+			m.stats.DebounceRecycleResets++ // the window below belongs to the pid's previous process
+		}
 		if m.debounce > 0 && en.hasRun && en.startTime == startTime && now-en.lastRun < m.debounce {
 			return m.refuse(pid, OutcomeDebounced, RefusedDebounced)
 		}
@@ -474,13 +495,20 @@ func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64)
 		return m.refuse(pid, OutcomeRefusedCapacity, RefusedCapacity)
 	}
 	if e == none {
-		e = m.pids.insert(pid)
+		if e = m.pids.insert(pid); e == none {
+			m.stats.InvariantViolations++ // cannot be: busy entries never fill the table (see insert)
+			return m.refuse(pid, OutcomeRefusedCapacity, RefusedCapacity)
+		}
 	}
 	en := &m.pids.entries[e]
 	if en.startTime != startTime {
 		en.startTime, en.hasRun = startTime, false
 	}
 	if m.spawnLeft <= 0 || m.queue.Len() > 0 || m.full() {
+		if m.spawnLeft <= 0 && !m.budgetHit {
+			m.budgetHit = true
+			m.stats.SpawnBudgetExceeded++
+		}
 		m.pids.unlink(e)
 		en.queued = true
 		m.queue.Push(pending{pid: pid, entry: e, startTime: startTime}) // room: reserved by the capacity check
@@ -501,7 +529,7 @@ func (m *Manager) Tick(now int64) {
 	m.lastTick = now
 	next := NoDeadline
 	reapLeft := m.reapBudget
-	m.reapMore = false
+	m.reapMore, m.budgetHit = false, false
 	for i := 0; i < len(m.active); {
 		slot := m.active[i]
 		c := &m.children[slot]
@@ -525,15 +553,19 @@ func (m *Manager) Tick(now int64) {
 		}
 		i++
 	}
+	if m.reapMore {
+		m.stats.ReapTruncated++
+	}
 	m.nextDue = next
+	m.auditTimedSync(now)
 	m.containTick(now)
 	m.spawnLeft = m.budget
 	for m.queue.Len() > 0 && m.spawnLeft > 0 && !m.full() && !m.shutdown {
 		p, _ := m.queue.Pop()
 		m.pids.entries[p.entry].queued = false
-		if m.recheck != nil && !m.recheck(p.pid, p.startTime) {
+		if st := m.rechecked(p.pid, p.startTime); st != Stands {
 			m.pids.idle(p.entry)
-			m.refuse(p.pid, OutcomeSkippedStale, RefusedStale)
+			m.refuse(p.pid, st.outcome(), RefusedStale)
 			continue
 		}
 		if m.held != nil && m.held(p.pid) { // paused while it waited
@@ -554,6 +586,9 @@ func (m *Manager) NextDeadline() int64 {
 	d := m.nextDue
 	if (m.queue.Len() > 0 || m.reapMore) && m.lastTick+deferRetry < d {
 		d = m.lastTick + deferRetry
+	}
+	if t, ok := m.auditSyncDue(); ok && t < d {
+		d = t
 	}
 	return min(d, m.containDeadline())
 }
@@ -633,6 +668,8 @@ func (m *Manager) ReopenAudit() error {
 		return nil
 	}
 	cerr := old.close()
+	t0 := time.Now()
+	defer func() { m.stats.rotated(time.Since(t0)) }() // a SIGHUP reopen is this design's rotation step
 	a, err := openAudit(m.auditPath, m.auditOpts, old)
 	if err != nil {
 		old.disabled = true

@@ -17,9 +17,11 @@ const (
 	OutcomeRefusedCapacity                    // the outstanding-child table (with the deferred queue) was full
 	OutcomeSkippedUnattested                  // the stall was not kernel-attested
 	OutcomeSkippedInFlight                    // a child for this pid is running or queued
-	OutcomeSkippedStale                       // a deferred stall failed Recheck when its turn came
+	OutcomeSkippedStale                       // a deferred stall's pid was no longer tracked when its turn came
 	OutcomeRefusedShutdown                    // the stall came after shutdown had begun
 	OutcomeSkippedUnverifiable                // whether the pid still names the agent could not be told
+	OutcomeSkippedResumed                     // a deferred stall's agent beat again before its turn came
+	OutcomeSkippedRecycled                    // a deferred stall's pid named another process when its turn came
 	OutcomeSkippedPaused                      // the agent's recovery is paused (varta-watch pause): held, not run
 	OutcomeDryRun                             // --recovery-dry-run: logged what would run, ran nothing
 	NumOutcomes                               // number of labelled outcomes
@@ -45,6 +47,8 @@ var OutcomeLabels = [NumOutcomes]string{
 	"skipped_stale",
 	"refused_shutdown",
 	"skipped_stall_unverifiable",
+	"skipped_agent_resumed",
+	"skipped_pid_recycled",
 	"skipped_paused",
 	"dry_run",
 }
@@ -87,6 +91,7 @@ type Durations struct {
 	Counts [len(DurationBounds) + 1]uint64
 	Count  uint64  // all runs
 	Sum    float64 // seconds
+	SumNs  uint64  // nanoseconds, exact (varta_recovery_duration_ns_sum)
 }
 
 // observe records one run of d nanoseconds. It never allocates.
@@ -101,4 +106,5 @@ func (h *Durations) observe(d int64) {
 	h.Counts[i]++
 	h.Count++
 	h.Sum += float64(d) / 1e9
+	h.SumNs += uint64(d)
 }

@@ -148,7 +148,8 @@ func (s *settings) load() error {
 			MaxConcurrent: min(s.maxConcurrent, s.cfg.TrackerCapacity),
 			Debounce:      s.debounce, Timeout: s.recTimeout, Env: s.recoveryEnv,
 			InheritEnv: s.inheritEnv, CaptureBytes: s.captureBytes, AuditFile: s.auditFile,
-			AuditSyncEvery: s.auditSyncEvery, AuditMaxBytes: s.auditMaxBytes, DryRun: s.dryRun}
+			AuditSyncEvery: s.auditSyncEvery, AuditMaxBytes: s.auditMaxBytes, AuditSyncInterval: s.auditSyncInterval,
+			AuditFsyncBudget: s.auditFsyncBudget, AuditRotationBudget: s.auditRotationBudget, DryRun: s.dryRun}
 		if s.recoveryUser != "" {
 			cred, err := lookupUser(s.recoveryUser)
 			if err != nil {
@@ -161,7 +162,7 @@ func (s *settings) load() error {
 		return err
 	}
 	if s.promAddr != "" {
-		m := &poll.MetricsConfig{Addr: s.promAddr}
+		m := &poll.MetricsConfig{Addr: s.promAddr, Limit: s.promLimit}
 		if s.promToken != "" {
 			tok, err := vlp.ReadSecretFile("token file", s.promToken, 4096)
 			if err != nil {

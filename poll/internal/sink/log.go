@@ -24,8 +24,9 @@ type Logger struct {
 	buf        []byte
 	next       [MaxLogKinds]int64 // earliest time the kind may log again
 	suppressed [MaxLogKinds]uint64
-	gap        [MaxLogKinds]int64 // Backoff: the kind's current interval
-	last       [MaxLogKinds]int64 // Backoff: the kind's last call
+	total      [MaxLogKinds]uint64 // suppressed ever, for varta_log_suppressed_total
+	gap        [MaxLogKinds]int64  // Backoff: the kind's current interval
+	last       [MaxLogKinds]int64  // Backoff: the kind's last call
 }
 
 // Backoff bounds, in ns: the first interval, and the longest.
@@ -160,6 +161,7 @@ func (l *Logger) Error(msg string, fs ...Field) { l.line("error", msg, fs...) }
 func (l *Logger) Limited(k LogKind, now int64, msg string, fs ...Field) bool {
 	if now < l.next[k] {
 		l.suppressed[k]++
+		l.total[k]++
 		return false
 	}
 	l.next[k] = now + 1e9
@@ -170,6 +172,10 @@ func (l *Logger) Limited(k LogKind, now int64, msg string, fs ...Field) bool {
 	l.Warn(msg, fs...)
 	return true
 }
+
+// Suppressed counts the lines of kind k that Limited or Backoff left out
+// since the start.
+func (l *Logger) Suppressed(k LogKind) uint64 { return l.total[k] }
 
 // Backoff logs a line of kind k at level info or warn for a condition
 // that may persist (a reader of standard output that is gone, a storm of
@@ -185,6 +191,7 @@ func (l *Logger) Backoff(k LogKind, now int64, warn bool, msg string, fs ...Fiel
 		l.gap[k] = backoffFirst
 	} else if now < l.next[k] {
 		l.suppressed[k]++
+		l.total[k]++
 		return false
 	} else {
 		l.gap[k] = min(2*l.gap[k], backoffMax)
