@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/varta-go/varta/poll/internal/agents"
 	"github.com/varta-go/varta/poll/internal/escalate"
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
@@ -50,6 +51,9 @@ type Config struct {
 	ExportFile     string // event file; empty disables
 	ExportMaxBytes int64  // rotate above this size; 0 = unbounded
 	ControlSocket  string // varta-watch status, pause, resume (package control); "" none
+	// Agents is the declared agents file (--agents-file, package
+	// declared); nil none.
+	Agents *agents.File
 	// ExportSyncEvery fdatasyncs the event file every N lines; 0 only at
 	// rotation and exit.
 	ExportSyncEvery int

@@ -37,6 +37,7 @@ func (o *observer) renderMetrics(dst []byte) []byte {
 	o.renderOps(e)
 	o.esc.Render(e)
 	o.ctl.RenderMetrics(e)
+	o.decl.Render(e)
 	return e.Bytes()
 }
 

@@ -19,8 +19,8 @@ const (
 	StateCritical = "critical" // its last frame said critical (a dying gasp too)
 	StateStalled  = "stalled"  // silent beyond the threshold
 	StateExited   = "exited"   // its process was seen to die (--on-exit report keeps it until evicted)
-	// StateMissing is for agents declared to the observer that never beat;
-	// declared agents do not exist yet, so no row shows it today.
+	// StateMissing is a declared agent (--agents-file) not beating within
+	// its expect-within-ms: a row without a pid, after the tracked ones.
 	StateMissing = "missing"
 )
 
@@ -38,7 +38,7 @@ const (
 )
 
 // textHeader names the text columns.
-const textHeader = "PID        NAME             ORIGIN      STATE     LAST_BEAT   BEATS       STALLS    RECOVERIES  LAST_RECOVERY               PAUSED  HELD\n"
+const textHeader = "PID        NAME             ORIGIN      STATE     LAST_BEAT   BEATS       STALLS    RECOVERIES  LAST_RECOVERY               PAUSED  HELD    AGENT\n"
 
 // fill renders the next part of c's response into c.out (empty on entry):
 // the header, rows in pid order above c.cursor while room is left, and at
@@ -81,6 +81,29 @@ func (s *Server) fill(c *conn, now int64) {
 		c.rows++
 		if sl.Paused {
 			c.paused++
+		}
+	}
+	if d := s.cfg.Declared; d != nil {
+		for ; c.mcur < d.Len(); c.mcur++ {
+			if cap(c.out)-len(c.out) < maxRow {
+				return
+			}
+			name, missing := d.Missing(c.mcur)
+			if !missing {
+				continue
+			}
+			if c.resp == respText {
+				row := len(c.out)
+				c.out = append(c.out, "-          -                -           "+StateMissing...)
+				c.out = append(pad(c.out, row, 132), "-       "+name+"\n"...)
+			} else {
+				if c.rows > 0 {
+					c.out = append(c.out, ',')
+				}
+				c.out = append(c.out, `{"pid":null,"name":null,"origin":null,"state":"`+StateMissing+`","agent":`...)
+				c.out = append(appendJSONString(c.out, []byte(name)), '}')
+			}
+			c.rows++
 		}
 	}
 	if cap(c.out)-len(c.out) >= maxRow {
@@ -154,7 +177,11 @@ func (s *Server) textRow(b []byte, sl *track.Slot, now int64) []byte {
 	}
 	b = pad(b, start, 132)
 	b = appendUint(b, uint64(sl.Held))
-	return append(b, '\n')
+	b = pad(b, start, 140)
+	if sl.Agent == "" {
+		return append(b, "-\n"...)
+	}
+	return append(append(b, sl.Agent...), '\n')
 }
 
 func (s *Server) jsonRow(b []byte, sl *track.Slot, now int64) []byte {
@@ -186,7 +213,11 @@ func (s *Server) jsonRow(b []byte, sl *track.Slot, now int64) []byte {
 	b = strconv.AppendBool(b, sl.Paused)
 	b = append(b, `,"held":`...)
 	b = appendUint(b, uint64(sl.Held))
-	return append(b, '}')
+	b = append(b, `,"agent":`...)
+	if sl.Agent == "" {
+		return append(b, "null}"...)
+	}
+	return append(appendJSONString(b, []byte(sl.Agent)), '}')
 }
 
 // summary ends a status response: version, uptime, agents shown (and
