@@ -16,6 +16,13 @@ import (
 	"github.com/varta-go/varta/vlp"
 )
 
+// AgentsFile is a parsed --agents-file (package agents), LoadAgents's.
+type AgentsFile = agents.File
+
+// LoadAgents reads and checks an agents file: its error names the file
+// and the line.
+func LoadAgents(path string) (*AgentsFile, error) { return agents.Load(path) }
+
 // Clock selects the observer's time base for silence.
 type Clock uint8
 
