@@ -8,7 +8,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // beatExe is varta-beat's program path as /proc/PID/exe shows it.
