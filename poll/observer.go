@@ -143,7 +143,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		if o.rec, err = recovery.New(rc); err != nil {
 			return nil, err
 		}
-		o.decl.Rec = o.rec
+		o.decl.SetRecovery(o.rec)
 		recoverylog.AuditOpened(o.log, cfg.Recovery.AuditFile, o.rec.AuditOpened())
 		mode, why := o.rec.Containment()
 		fs := []sink.Field{str("containment", mode.String()), num("max_concurrent", int64(o.rec.MaxConcurrent()))}

@@ -92,6 +92,14 @@ func (s *Set) take(f *agents.File, exp *agents.Expect) {
 	}
 }
 
+// SetRecovery gives the Set the recovery manager the observer made after
+// it (nil-safe on both sides).
+func (s *Set) SetRecovery(m *recovery.Manager) {
+	if s != nil {
+		s.Rec = m
+	}
+}
+
 // Len is the number of declared agents.
 func (s *Set) Len() int {
 	if s == nil {
