@@ -4,6 +4,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/varta-go/varta/poll/internal/agents"
 	"github.com/varta-go/varta/poll/internal/escalate"
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
@@ -16,6 +17,13 @@ import (
 	"github.com/varta-go/varta/recovery"
 	"github.com/varta-go/varta/vlp"
 )
+
+// AgentsFile is a parsed --agents-file (package agents), LoadAgents's.
+type AgentsFile = agents.File
+
+// LoadAgents reads and checks an agents file: its error names the file
+// and the line.
+func LoadAgents(path string) (*AgentsFile, error) { return agents.Load(path) }
 
 // Clock selects the observer's time base for silence.
 type Clock uint8
@@ -55,6 +63,9 @@ type Config struct {
 	ExportFile     string // event file; empty disables
 	ExportMaxBytes int64  // rotate above this size; 0 = unbounded
 	ControlSocket  string // varta-watch status, pause, resume (package control); "" none
+	// Agents is the declared agents file (--agents-file, package
+	// declared); nil none.
+	Agents *agents.File
 	// ExportSyncEvery fdatasyncs the event file every N lines; 0 only at
 	// rotation and exit.
 	ExportSyncEvery int

@@ -33,6 +33,7 @@ func (o *observer) renderMetrics(dst []byte) []byte {
 	o.esc.Render(e)
 	o.ctl.RenderMetrics(e)
 	o.st.Render(e) // upstream's catalogue beyond the families above (package upstats)
+	o.decl.Render(e)
 	return e.Bytes()
 }
 

@@ -139,6 +139,7 @@ func (o *observer) tick(now int64) {
 	}
 	o.reportDead(now)
 	o.raiseStalls(now)
+	o.decl.Tick(now)                     // declared agents not beating within their expect-within-ms
 	o.st.Mark(upstats.StageDrainPending) // with the replay table's expiry, a few compares
 	if o.state != nil && o.state.Due(now) {
 		o.saveState(now)
@@ -196,7 +197,7 @@ func (o *observer) deadline(now int64) int64 {
 		// lone line from costing a wake of its own.
 		d = min(d, t+eventFlushSlack)
 	}
-	d = min(d, o.esc.Deadline())
+	d = min(d, o.esc.Deadline(), o.decl.Deadline())
 	return min(d, o.ops.Deadline(now))
 }
 
@@ -245,6 +246,7 @@ func (o *observer) reopen() {
 		}
 	}
 	o.log.Backoff(logReopen, o.clock.now(), false, "reopened output files after SIGHUP")
+	o.decl.Reload(o.clock.now()) // --agents-file: a bad file keeps the old one
 }
 
 // shutdown is cmd/varta-watch/README.md §8's clean exit: STOPPING=1, queued events

@@ -155,6 +155,14 @@ type Config struct {
 	// the stall is counted dry_run and audited refused with reason dry_run.
 	DryRun   bool
 	OnDryRun func(agent int32, argv []string)
+
+	// CommandFor, if set, gives an agent's own command (a declared
+	// agent's recovery-exec=, --agents-file), consulted when its child
+	// starts; nil means Command. With CommandFor set Command may be empty
+	// (no --recovery-exec): an agent without its own command then gets no
+	// recovery at all, and OnStall returns OutcomeNoCommand, neither
+	// counted nor audited, as when no command is configured.
+	CommandFor func(agent int32) *Command
 }
 
 // Completion describes a reaped recovery child.
@@ -173,6 +181,10 @@ type Completion struct {
 	// Escalation says the child ran Config.Escalate, not the recovery
 	// command; it is not counted in Counts or Durations.
 	Escalation bool
+	// Missing says the child ran for a declared agent found missing
+	// (RunMissing); like Escalation it is not counted in Counts or
+	// Durations.
+	Missing bool
 
 	// SignalErr is the last signal to the child's process group that
 	// could not be delivered (a *SignalError wrapping the errno, EPERM
@@ -196,6 +208,8 @@ type child struct {
 	keptN     [2]uint32 // of kept, the bytes from stdout and from stderr
 	kept      []byte    // capacity CaptureBytes, allocated at the slot's first use
 	esc       bool      // runs Config.Escalate (escalate.go)
+	missing   bool      // runs for a missing declared agent (missing.go)
+	cmd       *Command  // the command it runs, for its audit record
 }
 
 // Manager runs recovery children for stalled agents. All methods must be
@@ -217,6 +231,8 @@ type Manager struct {
 	onOutcome  func(int32, Outcome)
 	dryRun     bool
 	onDryRun   func(int32, []string)
+	cmdFor     func(int32) *Command // Config.CommandFor
+	missEnv    []string             // the environment of the missing child being started (missing.go)
 
 	children  []child
 	freeKids  ring.Stack // unused child slots
@@ -291,8 +307,10 @@ type Manager struct {
 // /dev/null and the audit log (writing a boot record), and returns the
 // Manager. Close releases what it opened.
 func New(cfg Config) (*Manager, error) {
-	if err := cfg.Command.validate(); err != nil {
-		return nil, err
+	if cfg.Command.Path != "" || cfg.CommandFor == nil {
+		if err := cfg.Command.validate(); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case cfg.Capacity < 1 || cfg.Capacity > MaxCapacity:
@@ -346,6 +364,7 @@ func New(cfg Config) (*Manager, error) {
 		onOutcome:  cfg.OnOutcome,
 		dryRun:     cfg.DryRun,
 		onDryRun:   cfg.OnDryRun,
+		cmdFor:     cfg.CommandFor,
 		children:   make([]child, slots),
 		freeKids:   ring.NewStack(maxRun),
 		active:     make([]int32, 0, slots),
@@ -474,6 +493,9 @@ func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64)
 		// Not a process anyone can vouch for, and "kill $1" with 0 or -1
 		// would signal far more than one agent.
 		return m.refuse(pid, OutcomeSkippedUnattested, RefusedInvalidPid)
+	}
+	if m.commandFor(pid) == nil {
+		return OutcomeNoCommand
 	}
 	if m.held != nil && m.held(pid) {
 		return m.refuse(pid, OutcomeSkippedPaused, RefusedPaused)

@@ -30,6 +30,11 @@ const (
 	// budget is spent: the stall waits in the deferred queue and its real
 	// outcome is counted when it fires. It is not a counter label.
 	OutcomeDeferred = NumOutcomes
+
+	// OutcomeNoCommand is returned by OnStall for an agent with no command
+	// to run (Config.CommandFor gave none and Command is empty): nothing
+	// happened, as without a recovery command. Not a counter label.
+	OutcomeNoCommand = NumOutcomes + 1
 )
 
 // OutcomeLabels are the label values of varta_recovery_outcomes_total, in
@@ -60,6 +65,9 @@ func (o Outcome) String() string {
 	}
 	if o == OutcomeDeferred {
 		return "deferred"
+	}
+	if o == OutcomeNoCommand {
+		return "no_command"
 	}
 	return "unknown"
 }

@@ -116,6 +116,7 @@ type settings struct {
 	control     string
 	checkConfig bool
 	dryRun      bool
+	agentsFile  string // --agents-file (agents.go)
 }
 
 func checkRemoved(args []string) error {
@@ -322,7 +323,7 @@ func (s *settings) checkRecovery() error {
 	case s.captureStdio || s.captureNum.given:
 		s.captureBytes = s.captureCap
 	}
-	if s.recoveryExec == "" && s.recoveryFile == "" {
+	if s.recoveryExec == "" && s.recoveryFile == "" && s.agentsFile == "" { // the file's own commands: loadAgents
 		if name := s.recoveryOption(); name != "" {
 			return bad(name, "needs a recovery command: --recovery-exec or --recovery-exec-file")
 		}

@@ -264,6 +264,8 @@ func flagTable(s *settings) []flagDef {
 			help: "program and arguments, no shell ('' and \"\"\nquote, \\ escapes); {pid} is replaced by\nthe stalled pid, else appended"},
 		{name: "recovery-exec-file", arg: "PATH", grp: grpRecovery, v: strDef(&s.recoveryFile, ""),
 			help: "the same read from a 0600 file we own"},
+		{name: "agents-file", arg: "PATH", grp: grpRecovery, v: strDef(&s.agentsFile, ""),
+			help: "declared agents, one a line: how each is\nrecognised, its own threshold, recovery\ncommand, escalate-after and expect-within-ms\n(reloaded at SIGHUP)"},
 		{name: "recovery-debounce-ms", arg: "MS", grp: grpRecovery, v: msNum(&s.debounce, defDebounceMs, 0, maxDebounceMs),
 			help: "per-pid minimum interval, {min}..{max}\n(default {def})"},
 		{name: "recovery-timeout-ms", arg: "MS", grp: grpRecovery,

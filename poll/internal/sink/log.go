@@ -51,6 +51,7 @@ type Field struct {
 	num   int64
 	isN   bool
 	isB   bool
+	agent string // NameAgent: a declared agent's name, written as a field of its own
 }
 
 // Str is a text field.
@@ -59,6 +60,13 @@ func Str(k, v string) Field { return Field{key: k, str: v} }
 // Bytes is a text field from bytes the caller owns (a process name): it is
 // quoted and escaped like any text, and not kept after the line is written.
 func Bytes(k string, v []byte) Field { return Field{key: k, bytes: v, isB: true} }
+
+// NameAgent is the name field of an agent, Bytes("name", comm), followed
+// by agent=AGENT when the agent is a declared one (agent not ""), so that
+// every line about an agent can show both without a second argument.
+func NameAgent(comm []byte, agent string) Field {
+	return Field{key: "name", bytes: comm, isB: true, agent: agent}
+}
 
 // Num is a number field.
 func Num(k string, v int64) Field { return Field{key: k, num: v, isN: true} }
@@ -94,6 +102,10 @@ func (l *Logger) line(level, msg string, fs ...Field) {
 			b = strconv.AppendQuote(b, f.str)
 		default:
 			b = append(b, f.str...)
+		}
+		if f.agent != "" {
+			b = append(b, " agent="...)
+			b = strconv.AppendQuote(b, f.agent)
 		}
 	}
 	b = append(b, '\n')

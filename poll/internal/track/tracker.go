@@ -190,6 +190,10 @@ type Slot struct {
 	// Exe is the id of the agent's program path in the caller's Paths
 	// table, 0 when unknown.
 	Exe uint16
+	// Agent is the declared name (--agents-file) the caller matched the
+	// session to, "" for none: a string of the caller's parsed file,
+	// never built per beat.
+	Agent string
 	// Class is the slot's threshold class (SetThreshold): 0, the
 	// tracker's own threshold, until the agent asks for another.
 	Class uint8
