@@ -235,7 +235,7 @@ func renderSection(r *Report, _ *Env, root string, quick bool) error {
 	d := time.Duration(ns)
 	r.Rows = append(r.Rows, Row{"/metrics render, 4096 pids", "≤ 2 ms", ms(d), verdict(d <= targetRender)})
 	r.Notes = append(r.Notes, "Render: `go test -run '^$' -bench BenchmarkRenderMetrics4096Pids ./poll/`, the observer's own renderMetrics "+
-		"(the streamed exposition's 32 KiB pieces, appended into one buffer) over a full 4096-pid table (5 per-pid families "+
+		"(the streamed exposition's 64 KiB pieces, appended into one buffer) over a full 4096-pid table (5 per-pid families "+
 		"plus health, recovery and runtime families), 0 allocs/op.")
 	return nil
 }
