@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestProcCmdlineAndCgroup reads a real child's arguments and cgroup.
@@ -17,8 +18,17 @@ func TestProcCmdlineAndCgroup(t *testing.T) {
 	defer func() { cmd.Process.Kill(); cmd.Wait() }()
 	pid := uint32(cmd.Process.Pid)
 	var buf [256]byte
-	n, ok := ProcCmdline(pid, buf[:])
-	if !ok || !bytes.Equal(bytes.Split(buf[:n], []byte{0})[1], []byte("30")) {
+	// Start returns once execve has closed the child's close-on-exec
+	// fds, a moment before the new program's arguments are in place: the
+	// command line reads empty until then.
+	var n int
+	var ok bool
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if n, ok = ProcCmdline(pid, buf[:]); ok && n > 0 {
+			break
+		}
+	}
+	if args := bytes.Split(buf[:n], []byte{0}); !ok || len(args) < 2 || !bytes.Equal(args[1], []byte("30")) {
 		t.Errorf("ProcCmdline = %q, %v", buf[:n], ok)
 	}
 	want, err := os.ReadFile("/proc/self/cgroup")
