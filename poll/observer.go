@@ -189,7 +189,7 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		LogKind: logNotify, Track: o.track, Other: o.otherPid, Allowed: o.uidAllowed}); err != nil {
 		return nil, err
 	}
-	if err = o.ctl.Listen(control.Config{Path: cfg.ControlSocket, Tracker: o.tr, Exits: o.exits, Exited: &o.exited, Rec: o.rec, Eligible: o.recoveryEligible, Clock: o.clock.now, Start: o.start, Version: cfg.Version, Log: o.log}); err != nil {
+	if err = o.ctl.Listen(control.Config{Path: cfg.ControlSocket, Tracker: o.tr, Exits: o.exits, Exited: &o.exited, Rec: o.rec, Eligible: o.recoveryEligible, Clock: o.clock.now, Start: o.start, Version: cfg.Version, Log: o.log, Reset: o.esc.LastReset}); err != nil {
 		return nil, err // after the socket: a second observer was refused there, before touching ours
 	}
 	if cfg.Batch > 0 {

@@ -188,6 +188,10 @@ func TestEscalateResetReason(t *testing.T) {
 	}
 	w3.waitMetric("varta_reset_total", 1, patience(5*time.Second))
 	w3.waitMetric(`varta_last_reset_info{reason="escalation",agent="varta-beat"}`, 1, patience(5*time.Second))
+	if out, _, code := ctl(t, "status", "--socket", w3.socket); code != 0 ||
+		!strings.Contains(out, "; 1 resets on record, the last controlled: escalation (agent varta-beat)") {
+		t.Errorf("status summary %q (exit %d): want the reset on record", out, code)
+	}
 	stopCleanly(t, w3)
 	code, out, errOut := runWatch(t, "reset-reason", "--reset-reason-file", reason)
 	if code != 0 || !strings.Contains(out, `agent="varta-beat" pid=`+itoa(pid)) || !strings.Contains(out, "resets=1 kind=controlled") {

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -266,5 +267,24 @@ func TestNotifySocketMustDiffer(t *testing.T) {
 	code, _, stderr := runWatch(t, "--socket", p, "--notify-socket", p, "--threshold-ms", "100")
 	if code == 0 || !strings.Contains(stderr, "--notify-socket") {
 		t.Fatalf("exit %d, stderr %q: want a refusal naming --notify-socket", code, stderr)
+	}
+}
+
+// TestNotifyStatusShown: an agent's STATUS= text is shown by varta-watch
+// status, escaped in the table and as a JSON string.
+func TestNotifyStatusShown(t *testing.T) {
+	w, sock := startNotifyWatch(t, "--threshold-ms", "5000")
+	pid := notifyAgent(t, sock, "", "WATCHDOG=1\nSTATUS=warming up")
+	var out string
+	waitFor(t, 5*time.Second, func() bool {
+		out, _, _ = ctl(t, "status", "--socket", w.socket)
+		return strings.Contains(out, `warming\x20up`)
+	}, "the agent's STATUS= text in status")
+	if !regexp.MustCompile(`(?m)^` + strconv.Itoa(pid) + ` .* warming\\x20up$`).MatchString(out) {
+		t.Errorf("status %q: want the text at the end of the agent's row", out)
+	}
+	js, _, code := ctl(t, "status", "--json", "--socket", w.socket)
+	if code != 0 || !strings.Contains(js, `"status_text":"warming up"`) {
+		t.Errorf("status --json %q (exit %d): want status_text", js, code)
 	}
 }

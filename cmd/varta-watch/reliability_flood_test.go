@@ -424,4 +424,4 @@ func checkEventLines(t *testing.T, data []byte) map[string]int {
 }
 
 // eventLine is the shape of every event line (cmd/varta-watch/README.md §5).
-var eventLine = regexp.MustCompile(`^\d+\t(beat|stall|decode|io|ctrunc|mismatch|eviction|exit)\t(\d+|-)\t(\d+|-)\t(ok|degraded|critical|stall|-)\t[^\t]+$`)
+var eventLine = regexp.MustCompile(`^\d+\t(beat|stall|decode|io|ctrunc|mismatch|eviction|exit|recovered)\t(\d+|-)\t(\d+|-)\t(ok|degraded|critical|stall|-)\t[^\t]+$`)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/recovery"
+	"github.com/varta-go/varta/recovery/resetreason"
 	"github.com/varta-go/varta/vlp"
 )
 
@@ -38,7 +39,7 @@ const (
 )
 
 // textHeader names the text columns.
-const textHeader = "PID        NAME             ORIGIN      STATE     LAST_BEAT   BEATS       STALLS    RECOVERIES  LAST_RECOVERY               PAUSED  HELD\n"
+const textHeader = "PID        NAME             ORIGIN      STATE     LAST_BEAT   BEATS       STALLS    RECOVERIES  LAST_RECOVERY               PAUSED  HELD    STATUS\n"
 
 // fill renders the next part of c's response into c.out (empty on entry):
 // the header, rows in pid order above c.cursor while room is left, and at
@@ -154,6 +155,12 @@ func (s *Server) textRow(b []byte, sl *track.Slot, now int64) []byte {
 	}
 	b = pad(b, start, 132)
 	b = appendUint(b, uint64(sl.Held))
+	b = pad(b, start, 140)
+	if sl.TextLen == 0 {
+		b = append(b, '-')
+	} else {
+		b = appendTextName(b, sl.TextBytes())
+	}
 	return append(b, '\n')
 }
 
@@ -186,6 +193,12 @@ func (s *Server) jsonRow(b []byte, sl *track.Slot, now int64) []byte {
 	b = strconv.AppendBool(b, sl.Paused)
 	b = append(b, `,"held":`...)
 	b = appendUint(b, uint64(sl.Held))
+	b = append(b, `,"status_text":`...)
+	if sl.TextLen == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, sl.TextBytes())
+	}
 	return append(b, '}')
 }
 
@@ -211,7 +224,24 @@ func (s *Server) summary(c *conn, now int64) {
 		b = appendUint(b, uint64(s.cfg.Tracker.Capacity()))
 		b = append(b, ", "...)
 		b = appendUint(b, uint64(running))
-		b = append(b, " recovery children running\n"...)
+		b = append(b, " recovery children running"...)
+		if r, ok := s.reset(); ok {
+			b = append(b, "; "...)
+			b = appendUint(b, r.Resets)
+			b = append(b, " resets on record"...)
+			if r.Kind != "" {
+				b = append(b, ", the last "...)
+				b = appendTextName(b, []byte(r.Kind))
+				b = append(b, ": "...)
+				b = appendTextName(b, []byte(r.Reason))
+				if r.Agent != "" {
+					b = append(b, " (agent "...)
+					b = appendTextName(b, []byte(r.Agent))
+					b = append(b, ')')
+				}
+			}
+		}
+		b = append(b, '\n')
 	} else {
 		b = append(b, `],"version":`...)
 		b = appendJSONString(b, []byte(s.cfg.Version))
@@ -225,9 +255,33 @@ func (s *Server) summary(c *conn, now int64) {
 		b = appendUint(b, uint64(s.cfg.Tracker.Capacity()))
 		b = append(b, `,"recovery_running":`...)
 		b = appendUint(b, uint64(running))
+		if r, ok := s.reset(); ok {
+			b = append(b, `,"resets":`...)
+			b = appendUint(b, r.Resets)
+			b = append(b, `,"last_reset":`...)
+			if r.Kind == "" {
+				b = append(b, "null"...)
+			} else {
+				b = append(b, `{"kind":`...)
+				b = appendJSONString(b, []byte(r.Kind))
+				b = append(b, `,"reason":`...)
+				b = appendJSONString(b, []byte(r.Reason))
+				b = append(b, `,"agent":`...)
+				b = appendJSONString(b, []byte(r.Agent))
+				b = append(b, '}')
+			}
+		}
 		b = append(b, "}\n"...)
 	}
 	c.out = b
+}
+
+// reset is the reset record for the summary (Config.Reset).
+func (s *Server) reset() (resetreason.File, bool) {
+	if s.cfg.Reset == nil {
+		return resetreason.File{}, false
+	}
+	return s.cfg.Reset()
 }
 
 // pad appends spaces until the row (from start) is col bytes wide, or

@@ -12,6 +12,7 @@ import (
 	"github.com/varta-go/varta/poll/internal/track"
 	"github.com/varta-go/varta/poll/internal/wait"
 	"github.com/varta-go/varta/recovery"
+	"github.com/varta-go/varta/recovery/resetreason"
 )
 
 // Limits of the control socket.
@@ -57,6 +58,9 @@ type Config struct {
 	Start    int64        // the observer clock at start
 	Version  string
 	Log      *sink.Logger
+	// Reset, if set, is the reset-reason file's record for the summary
+	// (--reset-reason-file); ok false without one.
+	Reset func() (resetreason.File, bool)
 }
 
 type phase uint8
