@@ -17,11 +17,12 @@ import (
 // rather than jump to the monotonic clock's own, smaller, value; and no
 // reading is ever returned below the previous one.
 type clock struct {
-	kind   Clock
-	base   time.Time
-	ts     unix.Timespec // reused so the syscall's argument never escapes
-	last   int64         // the latest value returned
-	offset int64         // boottime - monotonic at the last good boottime read
+	kind        Clock
+	base        time.Time
+	ts          unix.Timespec // reused so the syscall's argument never escapes
+	last        int64         // the latest value returned
+	offset      int64         // boottime - monotonic at the last good boottime read
+	regressions uint64        // readings held at last because the clock went back (varta_observer_clock_regression_total)
 	// gettime is clock_gettime(2); tests substitute a failing one.
 	gettime func(clockid int32, ts *unix.Timespec) error
 }
@@ -42,7 +43,7 @@ func (c *clock) now() int64 {
 		}
 	}
 	if v < c.last {
-		v = c.last
+		v, c.regressions = c.last, c.regressions+1
 	}
 	c.last = v
 	return v

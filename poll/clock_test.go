@@ -53,3 +53,22 @@ func TestMonotonicClockIgnoresBoottime(t *testing.T) {
 		t.Fatalf("monotonic clock went back from %d to %d", a, b)
 	}
 }
+
+// TestClockRegressionCounted: a boottime reading below the last one is
+// held at the last, and counted (varta_observer_clock_regression_total);
+// readings that rise count nothing.
+func TestClockRegressionCounted(t *testing.T) {
+	c := newClock(ClockBoottime)
+	v := int64(5 * time.Second)
+	c.gettime = func(_ int32, ts *unix.Timespec) error { *ts = unix.NsecToTimespec(v); return nil }
+	c.now()
+	v += int64(time.Millisecond)
+	c.now()
+	if c.regressions != 0 {
+		t.Fatalf("%d regressions counted for rising readings", c.regressions)
+	}
+	v -= int64(time.Second) // the clock steps back
+	if got := c.now(); got != int64(5*time.Second+time.Millisecond) || c.regressions != 1 {
+		t.Fatalf("after a step back: reading %d, %d regressions; want the last reading held and 1", got, c.regressions)
+	}
+}

@@ -4,16 +4,26 @@ import (
 	"io"
 	"time"
 
+	"github.com/varta-go/varta/poll/internal/agents"
 	"github.com/varta-go/varta/poll/internal/escalate"
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
 	"github.com/varta-go/varta/poll/internal/ops"
+	"github.com/varta-go/varta/poll/internal/scrape"
 	"github.com/varta-go/varta/poll/internal/sink"
 	"github.com/varta-go/varta/poll/internal/sysfile"
 	"github.com/varta-go/varta/poll/internal/track"
+	"github.com/varta-go/varta/poll/internal/upstats"
 	"github.com/varta-go/varta/recovery"
 	"github.com/varta-go/varta/vlp"
 )
+
+// AgentsFile is a parsed --agents-file (package agents), LoadAgents's.
+type AgentsFile = agents.File
+
+// LoadAgents reads and checks an agents file: its error names the file
+// and the line.
+func LoadAgents(path string) (*AgentsFile, error) { return agents.Load(path) }
 
 // Clock selects the observer's time base for silence.
 type Clock uint8
@@ -45,11 +55,17 @@ type Config struct {
 	GlobalBeatBurst int
 	AllowUIDs       []uint32 // senders' kernel uids that may beat
 	AllowCrossNS    bool     // admit agents from another pid namespace
+	StrictNS        bool     // --strict-namespace-check: such a frame stops the observer with an error instead
 	Clock           Clock
+	Loop            LoopConfig // --iteration-budget-ms, --scrape-budget-ms, --eviction-scan-window
+	UDSRcvBuf       int        // SO_RCVBUF asked for (--uds-rcvbuf-bytes); 0 keeps 1 MiB, < 0 the kernel default
 
 	ExportFile     string // event file; empty disables
 	ExportMaxBytes int64  // rotate above this size; 0 = unbounded
 	ControlSocket  string // varta-watch status, pause, resume (package control); "" none
+	// Agents is the declared agents file (--agents-file, package
+	// declared); nil none.
+	Agents *agents.File
 	// ExportSyncEvery fdatasyncs the event file every N lines; 0 only at
 	// rotation and exit.
 	ExportSyncEvery int
@@ -74,8 +90,9 @@ type Config struct {
 
 // MetricsConfig is the /metrics endpoint.
 type MetricsConfig struct {
-	Addr  string // IP:PORT, IPv4 or [IPv6]
-	Token []byte // bearer token; nil means none
+	Addr  string    // IP:PORT, IPv4 or [IPv6]
+	Token []byte    // bearer token; nil means none
+	Limit RateLimit // per-source-IP token bucket; PerSec 0 off
 }
 
 // UDPConfig is the observer's UDP listener (vlp/PROTOCOL.md §6). One
@@ -131,6 +148,8 @@ type OpsConfig struct {
 // them, so that nothing outside poll imports poll/internal.
 type (
 	Policy     = track.Policy     // --tracker-eviction-policy
+	LoopConfig = upstats.Config   // the loop's budgets
+	RateLimit  = scrape.RateLimit // --prom-rate-limit-*
 	ExitPolicy = exitwatch.Policy // --on-exit
 	FileError  = sysfile.Error    // a file, socket or device the observer owns
 	UDS        = listen.UDS       // the bound Unix datagram socket

@@ -27,6 +27,7 @@ type Counters struct {
 	Evictions    uint64
 	CapExceeded  uint64                   // new pids refused because the table was full
 	Retired      uint64                   // pids found recycled at stall time
+	PidRecycled  uint64                   // pids found naming a new process (retired, or restarted by a beat)
 	ClosedFds    uint64                   // unsolicited SCM_RIGHTS fds closed
 	Iterations   uint64                   // loop iterations
 	Parent       [numParentResults]uint64 // --allow-parent-beats frames, by result

@@ -112,6 +112,7 @@ func (o *observer) agentExited(id track.SlotID, now int64, atStall bool) {
 		o.events.Exit(now, s.Pid, nonce, s.Status, s.Payload)
 		o.log.Warn("agent exited", num("pid", int64(s.Pid)), name(s), num("last_nonce", int64(s.LastNonce)),
 			str("dying_gasp", yesNo(gasp)), num("silent_ms", (now-s.LastArrival)/1e6))
+		o.decl.Exited(s, now) // a declared agent's expect-within-ms clock starts again
 	}
 	if o.cfg.Ops.OnExit != ExitRecover {
 		return
@@ -152,7 +153,10 @@ func (o *observer) restoreState() {
 	}
 	now := o.clock.now()
 	statefile.Replay(st, statefile.Env{Tracker: o.tr, Paths: o.paths, Events: o.events, Log: o.log, Now: now, Proc: procStart,
-		Tracked: func(ob *track.Observation, f *vlp.Frame) { o.exitObserved(ob, f, track.OriginUDS, now) },
+		Tracked: func(ob *track.Observation, f *vlp.Frame) {
+			o.exitObserved(ob, f, track.OriginUDS, now)
+			o.decl.Match(ob.ID, o.tr.Get(ob.ID), o.tr.Get(ob.ID).NameBytes(), o.paths.Get(o.tr.Get(ob.ID).Exe), now)
+		},
 		Exited: func(a *statefile.Agent, gone bool) {
 			// --on-exit recover, as for an exit seen live; never against a
 			// pid another process holds now, nor again after a stall.

@@ -61,6 +61,8 @@ func (o *observer) handle(i int, now int64) {
 	if e != 0 {
 		o.decodeError(now, e, o.rx.Data(i), "uds")
 		return
+	} else if o.tr.AbovePidMax(f.Pid) { // at or above pid_max no process has it (the tracker counts it)
+		return
 	}
 	pid, uid, _, ok := o.rx.Cred(i)
 	switch {
@@ -135,6 +137,9 @@ func (o *observer) crossNamespace(now int64, f *vlp.Frame, kernelPid uint32) boo
 		return false
 	case !o.cfg.AllowCrossNS || kernelPid == 0:
 		// pid 0: the sender lives where we cannot see or signal it.
+		if o.cfg.StrictNS && o.fatal == nil {
+			o.fatal = listen.ForeignNamespaceError(f.Pid)
+		}
 		o.refuse(now, f.Pid, sink.MismatchNamespaceConflict, &o.c.NSRefused, "agent in another pid namespace (see --allow-cross-namespace-agents)")
 		return false
 	}
@@ -176,7 +181,7 @@ func (o *observer) track(f vlp.Frame, origin track.Origin, now int64) bool {
 		s := o.tr.Get(ob.ID)
 		if ob.NewSession {
 			if origin == track.OriginUDS {
-				o.readName(s)
+				o.readName(ob.ID, s, now)
 			}
 			o.log.Info("tracking a new agent", num("pid", int64(f.Pid)), name(s), str("origin", origin.String()))
 		}
@@ -206,24 +211,28 @@ func (o *observer) track(f vlp.Frame, origin track.Origin, now int64) bool {
 }
 
 // readName keeps a kernel-attested agent's process name and program path
-// in its slot, read once per session (two /proc reads, never per beat).
-func (o *observer) readName(s *track.Slot) {
+// in its slot, read once per session (two /proc reads, never per beat),
+// and ties it to its declared agent (package declared).
+func (o *observer) readName(id track.SlotID, s *track.Slot, now int64) {
 	var comm [listen.CommMax]byte
 	if n, ok := listen.ProcComm(s.Pid, &comm); ok {
 		s.SetName(comm[:n])
 	}
+	exe := o.exe[:0]
 	if n, ok := listen.ProcExe(s.Pid, o.exe[:]); ok {
-		s.Exe = o.paths.Intern(o.exe[:n])
+		s.Exe, exe = o.paths.Intern(o.exe[:n]), o.exe[:n]
 	}
+	o.decl.Match(id, s, s.NameBytes(), exe, now)
 }
 
 // name is the log field of an agent's name: bytes the agent chose,
-// escaped by the logger; "-" when unknown.
+// escaped by the logger; "-" when unknown; with agent=NAME after it for a
+// declared agent.
 func name(s *track.Slot) sink.Field {
 	if s == nil || s.NameLen == 0 {
 		return str("name", "-")
 	}
-	return sink.Bytes("name", s.NameBytes())
+	return sink.NameAgent(s.NameBytes(), s.Agent)
 }
 
 // raiseStalls pops every due stall (bounded per tick) and hands it to
@@ -242,7 +251,7 @@ func (o *observer) raiseStalls(now int64) {
 			return
 		}
 		if ev.Retired {
-			o.c.Retired++
+			o.c.Retired, o.c.PidRecycled = o.c.Retired+1, o.c.PidRecycled+1
 			o.log.Info("pid now belongs to another process; stopped tracking it", num("pid", int64(ev.Pid)))
 			continue
 		}

@@ -4,13 +4,8 @@ import (
 	"runtime"
 
 	"github.com/varta-go/varta/promtext"
-	"github.com/varta-go/varta/recovery"
 	"github.com/varta-go/varta/vlp"
 )
-
-// iterationBounds are the loop-iteration histogram's buckets, in seconds:
-// an iteration normally takes microseconds; tens of ms means trouble.
-var iterationBounds = []float64{0.00001, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5}
 
 // maxExposition bounds the /metrics body for a table of capacity pids:
 // the four per-pid rows at their widest (a 10-digit pid, 20-digit counts,
@@ -37,6 +32,8 @@ func (o *observer) renderMetrics(dst []byte) []byte {
 	o.renderOps(e)
 	o.esc.Render(e)
 	o.ctl.RenderMetrics(e)
+	o.st.Render(e) // upstream's catalogue beyond the families above (package upstats)
+	o.decl.Render(e)
 	return e.Bytes()
 }
 
@@ -105,7 +102,7 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 	counter(e, "varta_truncated_datagrams_total", "Datagrams whose length was not 32 bytes.", c.Truncated)
 	counter(e, "varta_frame_auth_failures_total", "Frames refused because the frame pid did not match the kernel's sender pid, or credentials were missing.", c.AuthFailures)
 	counter(e, "varta_uid_refused_total", "Frames refused because the sender's uid is not allowed.", c.UIDRefused)
-	counter(e, "varta_namespace_refused_total", "Frames refused because the sender is in another pid namespace.", c.NSRefused)
+	counter(e, "varta_frame_namespace_mismatch_total", "Frames refused because the sender is in another pid namespace.", c.NSRefused)
 	counter(e, "varta_io_errors_total", "Failed socket receives, event-file writes and recovery audit-log writes.", c.IOErrors)
 	e.Family("varta_rate_limited_total", "Beats dropped by rate limits, by reason.", promtext.TypeCounter)
 	for r, label := range rateReasonLabels {
@@ -114,7 +111,7 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 	}
 	counter(e, "varta_out_of_order_total", "Frames dropped because their nonce was not above the last accepted one.", c.OutOfOrder)
 	counter(e, "varta_terminal_replays_total", "Repeated terminal frames dropped.", c.TermReplays)
-	counter(e, "varta_origin_conflicts_total", "Frames for a pid tracked from a more trusted transport.", c.OriginClash)
+	counter(e, "varta_origin_conflict_total", "Frames for a pid tracked from a more trusted transport.", c.OriginClash)
 	counter(e, "varta_nonce_wrap_total", "Accepted nonce wrap-arounds.", c.NonceWraps)
 	gauge(e, "varta_tracker_capacity", "Size of the fixed pid table.", float64(o.tr.Capacity()))
 	gauge(e, "varta_watch_pids_tracked", "Pids in the table now.", float64(o.tr.Len()))
@@ -122,8 +119,8 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 	counter(e, "varta_tracker_evicted_total", "Pids evicted to make room for new ones.", c.Evictions)
 	counter(e, "varta_stalls_unverifiable_total", "Stalls raised while /proc could not say whether the pid still names the agent (out of file descriptors, say); no recovery runs for them.", c.Unverifiable)
 	counter(e, "varta_agents_recovered_total", "Stalled agents that beat again (each ends one stall).", c.Recovered)
-	counter(e, "varta_pids_retired_total", "Pids dropped because their process was replaced (pid recycled).", c.Retired)
-	counter(e, "varta_tracker_pid_recycle_total", "Frames dropped because they were queued before their pid's current process started: the sender exited and its pid was reused before the frame was read.", o.guard.Recycled())
+	counter(e, "varta_pids_retired_total", "Pids dropped at stall time because their process was replaced (pid recycled).", c.Retired)
+	counter(e, "varta_tracker_pid_recycle_total", "Pid recycling caught: frames dropped because they were queued before their pid's current process started (the sender exited and its pid was reused before the frame was read), and tracked pids found to name a new process (start time changed) at stall time or at a beat.", c.PidRecycled+o.guard.Recycled())
 	counter(e, "varta_tracker_pid_unverifiable_total", "Frames whose sender could not be told from their pid's current process (queued within a clock tick of its start, or across a wall-clock step); a session they open is never recovered until a later frame verifies it.", o.guard.Unverifiable())
 	counter(e, "varta_datagrams_received_total", "Datagrams read from the observer's sockets.", c.Received)
 	counter(e, "varta_unsolicited_fds_closed_total", "File descriptors sent to the observer and closed unread.", c.ClosedFds)
@@ -138,8 +135,7 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 		counter(e, "varta_event_file_dropped_total", "Event lines lost because the event file could not be written.", o.events.Dropped())
 	}
 	if o.prom != nil {
-		refused, expired, acceptFailed, evicted := o.prom.Counts()
-		counter(e, "varta_metrics_connections_refused_total", "Metrics connections closed because every slot was busy.", refused)
+		expired, acceptFailed, evicted := o.prom.Counts()
 		counter(e, "varta_metrics_connections_expired_total", "Metrics connections closed at a read or write deadline.", expired)
 		counter(e, "varta_metrics_accept_failures_total", "Metrics connections that could not be accepted for want of file descriptors or memory.", acceptFailed)
 		counter(e, "varta_metrics_connections_evicted_total", "Metrics connections closed before completing a request, to make room for a new one when every slot was busy.", evicted)
@@ -147,16 +143,10 @@ func (o *observer) renderHealth(e *promtext.Encoder) {
 }
 
 func (o *observer) renderRecovery(e *promtext.Encoder) {
-	var counts [recovery.NumOutcomes]uint64
 	outstanding, sigFailed := 0, uint64(0)
 	if o.rec != nil {
-		counts, outstanding = o.rec.Counts(), o.rec.Outstanding()
+		outstanding = o.rec.Outstanding()
 		sigFailed, _ = o.rec.SignalFailures()
-	}
-	e.Family("varta_recovery_outcomes_total", "Recovery decisions and child outcomes, by outcome.", promtext.TypeCounter)
-	for i, label := range recovery.OutcomeLabels {
-		e.Label("outcome", label)
-		e.Uint(counts[i])
 	}
 	gauge(e, "varta_recovery_outstanding", "Recovery children running now.", float64(outstanding))
 	counter(e, "varta_recovery_signal_failures_total", "Signals to a recovery command's process group that the kernel refused (EPERM: the command changed its credentials).", sigFailed)
@@ -172,8 +162,6 @@ func (o *observer) renderRecovery(e *promtext.Encoder) {
 }
 
 func (o *observer) renderSelf(e *promtext.Encoder) {
-	e.Family("varta_observer_iteration_seconds", "Work time of one observer loop iteration (excluding the wait).", promtext.TypeHistogram)
-	e.Histogram(o.iterHist)
 	var wakes uint64
 	if o.fds != nil {
 		wakes = o.fds.Wakes()
@@ -185,22 +173,24 @@ func (o *observer) renderSelf(e *promtext.Encoder) {
 	e.Label("version", o.cfg.Version)
 	e.Label("goarch", runtime.GOARCH)
 	e.Uint(1)
-	o.mem.render(e)
 }
 
-// renderUDP emits the UDP families; all of them from the first scrape
-// when a listener is configured, none without one.
+// renderUDP emits the UDP families: upstream's always (at 0 without a
+// listener), ours from the first scrape when a listener is configured.
 func (o *observer) renderUDP(e *promtext.Encoder) {
-	u := o.udp
+	u, c, attempts := o.udp, udpCounters{}, uint64(0) // upstream's families at 0 without a listener
+	if u != nil {
+		c, attempts = u.c, u.sec.Attempts()
+	}
+	counter(e, "varta_frame_decrypt_failures_total", "Secure UDP frames that no accepted key authenticates.", c.Decrypt)
+	counter(e, "varta_secure_replay_refused_total", "Secure UDP frames dropped as replays by the replay table.", c.Replays)
+	counter(e, "varta_sender_state_full_total", "Secure UDP frames from new senders refused because the replay table was full of live senders.", c.TableFull)
+	counter(e, "varta_secure_aead_attempts_total", "ChaCha20-Poly1305 openings tried (one per key tried on a shared-key frame, the first that authenticates ends the trial; one per master-key frame).", attempts)
 	if u == nil {
 		return
 	}
-	c := &u.c
 	counter(e, "varta_udp_plaintext_refused_total", "Plain 32-byte UDP frames refused because --i-accept-plaintext-udp is not set.", c.PlainRefused)
-	counter(e, "varta_frame_decrypt_failures_total", "Secure UDP frames that no accepted key authenticates.", c.Decrypt)
 	counter(e, "varta_udp_agent_pid_mismatch_total", "Master-key UDP frames whose inner pid differs from agent_pid (also counted in varta_frame_auth_failures_total).", c.AgentPid)
-	counter(e, "varta_udp_replays_total", "Secure UDP frames dropped as replays by the replay table.", c.Replays)
-	counter(e, "varta_sender_state_full_total", "Secure UDP frames from new senders refused because the replay table was full of live senders.", c.TableFull)
 	var senders, capacity int
 	if u.replay != nil {
 		senders, capacity = u.replay.Len(), u.replay.Cap()
@@ -224,28 +214,4 @@ func (o *observer) renderOps(e *promtext.Encoder) {
 	kicks, kickErrs := o.ops.HWKicks()
 	counter(e, "varta_hw_watchdog_kicks_total", "Keep-alive writes to the hardware watchdog.", kicks)
 	counter(e, "varta_hw_watchdog_errors_total", "Failed keep-alive writes to the hardware watchdog.", kickErrs)
-}
-
-// runtimeMemStats exports the Go runtime's allocation counters, so that
-// an outside harness can check the no-allocation invariant on the running
-// binary: Δ allocations over Δ beats in steady state (bench/ does).
-//
-// runtime.ReadMemStats rather than runtime/metrics: it fills a struct the
-// observer owns without allocating, and costs a stop-the-world of a few
-// microseconds per scrape on the loop's single goroutine, while importing
-// runtime/metrics (its metric table) grows the static binary by about
-// 20 KB, a 64 KiB page step on arm64, against a 2.5 MiB budget.
-//
-// The runtime folds a P's allocation counts into these totals when it
-// hands a cached span back, so they can lag by a span's worth of objects
-// per size class: noise for a delta over many beats.
-type runtimeMemStats struct{ ms runtime.MemStats }
-
-// render appends the varta_go_* families.
-func (r *runtimeMemStats) render(e *promtext.Encoder) {
-	runtime.ReadMemStats(&r.ms)
-	counter(e, "varta_go_heap_allocs_objects_total",
-		"Heap objects allocated by the observer process since start, tiny ones included (Go runtime MemStats.Mallocs).", r.ms.Mallocs)
-	counter(e, "varta_go_heap_allocs_bytes_total", "Bytes allocated on the heap since start (Go runtime MemStats.TotalAlloc).", r.ms.TotalAlloc)
-	counter(e, "varta_go_gc_cycles_total", "Completed garbage collection cycles (Go runtime MemStats.NumGC).", uint64(r.ms.NumGC))
 }

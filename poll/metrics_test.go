@@ -157,7 +157,8 @@ func metricsTestFull(t testing.TB) *observer {
 	if o.tr.Len() != n || o.c.Stalls == 0 {
 		t.Fatalf("tracked %d pids with %d stalls, want %d and some", o.tr.Len(), o.c.Stalls, n)
 	}
-	o.iterHist.Observe(0.0003)
+	o.st.Begin(now, 0)
+	o.st.End()
 	o.recHist.Observe(0.2)
 	o.render = o.renderMetrics(o.render) // warm-up: buffers grow once
 	return o

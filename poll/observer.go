@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/varta-go/varta/poll/internal/control"
+	"github.com/varta-go/varta/poll/internal/declared"
 	"github.com/varta-go/varta/poll/internal/escalate"
 	"github.com/varta-go/varta/poll/internal/exitwatch"
 	"github.com/varta-go/varta/poll/internal/listen"
@@ -18,6 +19,7 @@ import (
 	"github.com/varta-go/varta/poll/internal/sink"
 	"github.com/varta-go/varta/poll/internal/statefile"
 	"github.com/varta-go/varta/poll/internal/track"
+	"github.com/varta-go/varta/poll/internal/upstats"
 	"github.com/varta-go/varta/poll/internal/wait"
 	"github.com/varta-go/varta/promtext"
 	"github.com/varta-go/varta/recovery"
@@ -66,24 +68,25 @@ type observer struct {
 	sig          *signals
 	fds          wait.Waiter
 	stopAt       int64     // --shutdown-after-secs on the observer clock; 0 never
+	fatal        error     // stops the loop; Run returns it (--strict-namespace-check)
 	nextBatch    int64     // the next --batch-ms tick
 	exitsReady   bool      // the exit watch's epoll fd was ready in this wake
 	startWall    time.Time // the wall time at which the observer clock read start: event lines' observer_ns 0
 	c            Counters
-	ns           listen.NSCache // cross-namespace check, cached for one tick
-	iterHist     *promtext.Histogram
+	ns           listen.NSCache      // cross-namespace check, cached for one tick
+	st           *upstats.Loop       // loop timing and upstream's families beyond metrics.go's
 	recHist      *promtext.Histogram // recovery child run times
 	lastLoop     int64               // observer time of the last completed iteration
 	lastLoopWall int64               // wall-clock ns of the same, for the metrics timestamp
 	render       []byte              // metrics exposition buffer, reused
 	enc          promtext.Encoder
-	sorted       []track.SlotID  // scratch for per-pid metrics in pid order
-	dead         []track.SlotID  // scratch for the exit watch's reports
-	exe          [256]byte       // scratch for an agent's program path
-	paths        *track.Paths    // the agents' program paths, interned
-	exited       track.Slot      // the slot --on-exit recover removed last, for agentEnv
-	mem          runtimeMemStats // Go runtime counters for /metrics
-	ctl          control.Server  // the control socket: status, pause, resume
+	sorted       []track.SlotID // scratch for per-pid metrics in pid order
+	dead         []track.SlotID // scratch for the exit watch's reports
+	exe          [256]byte      // scratch for an agent's program path
+	paths        *track.Paths   // the agents' program paths, interned
+	exited       track.Slot     // the slot --on-exit recover removed last, for agentEnv
+	ctl          control.Server // the control socket: status, pause, resume
+	decl         *declared.Set  // --agents-file; nil without
 }
 
 func newObserver(cfg Config) (_ *observer, err error) {
@@ -112,9 +115,6 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	o.sorted = make([]track.SlotID, 0, cfg.TrackerCapacity)
 	o.paths = track.NewPaths(maxPrograms, maxProgramBytes)
 	o.dead = make([]track.SlotID, 0, exitwatch.EventsPerWait)
-	if o.iterHist, err = promtext.NewHistogram(iterationBounds); err != nil {
-		return nil, err
-	}
 	if o.recHist, err = promtext.NewHistogram(recovery.DurationBounds[:]); err != nil {
 		return nil, err
 	}
@@ -131,14 +131,17 @@ func newObserver(cfg Config) (_ *observer, err error) {
 			o.events.SetWallTime(o.startWall.UnixNano())
 		}
 	}
+	o.decl = declared.New(cfg.Agents, declared.Deps{Log: o.log, Events: o.events, Tracker: o.tr, Paths: o.paths, Threshold: int64(cfg.Threshold), Ladder: cfg.Escalate.After > 0}, o.start)
 	if cfg.Recovery != nil {
 		rc := *cfg.Recovery
+		rc.CommandFor = func(pid int32) *recovery.Command { return o.decl.CommandFor(o.slotOf(pid)) }
 		rc.Recheck, rc.Clock, rc.ClockOrigin = o.recheck, o.clock.now, o.start
 		rc.OnComplete, rc.OnSpawnFailed, rc.AgentEnv = o.recoveryDone, o.recoveryFailed, o.agentEnv
 		o.ctl.Hook(&rc)
 		if o.rec, err = recovery.New(rc); err != nil {
 			return nil, err
 		}
+		o.decl.SetRecovery(o.rec)
 		recoverylog.AuditOpened(o.log, cfg.Recovery.AuditFile, o.rec.AuditOpened())
 		mode, why := o.rec.Containment()
 		fs := []sink.Field{str("containment", mode.String()), num("max_concurrent", int64(o.rec.MaxConcurrent()))}
@@ -148,8 +151,8 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		o.log.Info("recovery children contained", fs...)
 	}
 	if cfg.Metrics != nil {
-		if o.prom, err = scrape.New(scrape.Config{Addr: cfg.Metrics.Addr, Token: cfg.Metrics.Token,
-			Render: o.renderMetrics, Alive: o.alive, MaxBody: maxExposition(cfg.TrackerCapacity)}); err != nil {
+		if o.prom, err = scrape.New(scrape.Config{Addr: cfg.Metrics.Addr, Token: cfg.Metrics.Token, Limit: cfg.Metrics.Limit,
+			Render: o.renderMetrics, Alive: o.alive, MaxBody: maxExposition(cfg.TrackerCapacity) + declared.MaxExposition}); err != nil {
 			return nil, err
 		}
 	}
@@ -169,7 +172,8 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		Log: cfg.Log, LogTimestamps: cfg.LogTimestamps}, o.log, o.notify, o.start); err != nil {
 		return nil, err
 	}
-	if o.esc, err = escalate.New(cfg.Escalate, escalate.Deps{Log: o.log, Rec: o.rec, Ops: o.ops, Tracker: o.tr, AgentEnv: o.agentEnv, Now: o.clock.now, Threshold: int64(cfg.Threshold)}); err != nil {
+	if o.esc, err = escalate.New(cfg.Escalate, escalate.Deps{Log: o.log, Rec: o.rec, Ops: o.ops, Tracker: o.tr, AgentEnv: o.agentEnv, Now: o.clock.now, Threshold: int64(cfg.Threshold),
+		Declared: func(pid int32) (string, int, bool) { return o.decl.Escalation(o.slotOf(pid)) }}); err != nil {
 		return nil, err
 	}
 	// The sockets come last: once they exist agents may beat, and a
@@ -184,17 +188,20 @@ func newObserver(cfg Config) (_ *observer, err error) {
 	if o.uds, err = listen.ListenUDS(cfg.SocketPath, cfg.SocketMode); err != nil {
 		return nil, err
 	}
+	o.uds.SetRcvBuf(cfg.UDSRcvBuf)
 	o.rx = listen.NewReceiver(o.uds.Fd(), recvBatch)
 	if o.sdn, err = sdnotify.Listen(sdnotify.Config{Path: cfg.NotifySocket, Mode: cfg.SocketMode, Tracker: o.tr, Log: o.log,
 		LogKind: logNotify, Track: o.track, Other: o.otherPid, Allowed: o.uidAllowed}); err != nil {
 		return nil, err
 	}
-	if err = o.ctl.Listen(control.Config{Path: cfg.ControlSocket, Tracker: o.tr, Exits: o.exits, Exited: &o.exited, Rec: o.rec, Eligible: o.recoveryEligible, Clock: o.clock.now, Start: o.start, Version: cfg.Version, Log: o.log, Reset: o.esc.LastReset}); err != nil {
+	if err = o.ctl.Listen(control.Config{Path: cfg.ControlSocket, Tracker: o.tr, Exits: o.exits, Exited: &o.exited, Rec: o.rec, Eligible: o.recoveryEligible, Clock: o.clock.now, Start: o.start, Version: cfg.Version, Log: o.log, Reset: o.esc.LastReset, Declared: o.decl}); err != nil {
 		return nil, err // after the socket: a second observer was refused there, before touching ours
 	}
+	o.st = upstats.New(cfg.Loop, cfg.ReadTimeout, upstats.Sources{Tracker: o.tr, Rec: o.rec, Prom: o.prom, Rx: o.rx, UDS: o.uds, Ops: o.ops,
+		Log: o.log, LogKinds: [3]sink.LogKind{logEvents, logAudit, logMetrics}})
 	if cfg.Batch > 0 {
 		o.nextBatch = o.start + int64(cfg.Batch)
-		o.checkQueueLength()
+		ops.CheckQueueLength(o.log, cfg.TrackerCapacity, cfg.Batch)
 	}
 	// Every fd the wait can hold at once: the socket, the signal pipe,
 	// the notify socket, the UDP socket, the exit watch's epoll fd, the
@@ -214,34 +221,6 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		return nil, err
 	}
 	return o, nil
-}
-
-// checkQueueLength warns when the kernel's datagram queue limit is too
-// small for --batch-ms: between two ticks every agent's beats wait in the
-// socket's queue, and a beat that finds it full is lost (the agent sees
-// EAGAIN). The queue's length limit, net.unix.max_dgram_qlen, is taken when
-// the socket is created; a larger SO_RCVBUF does not raise it.
-func (o *observer) checkQueueLength() {
-	qlen, ok := listen.MaxDgramQlen()
-	if !ok {
-		return
-	}
-	need := QueueLengthFor(o.cfg.TrackerCapacity, o.cfg.Batch)
-	if qlen < need {
-		o.log.Warn("--batch-ms needs a longer socket queue: beats beyond the queue limit between two ticks are lost; "+
-			"raise it before the observer starts (sysctl -w net.unix.max_dgram_qlen=N)",
-			num("max_dgram_qlen", int64(qlen)), num("need", int64(need)), num("capacity", int64(o.cfg.TrackerCapacity)),
-			num("batch_ms", o.cfg.Batch.Milliseconds()))
-	}
-}
-
-// QueueLengthFor is the net.unix.max_dgram_qlen --batch-ms needs for
-// agents beating once a second: twice the beats one tick collects on
-// average (agents × period), so that bursts fit, and at least 10 (the
-// kernel's default).
-func QueueLengthFor(agents int, batch time.Duration) int {
-	perTick := (int64(agents)*batch.Milliseconds() + 999) / 1000
-	return int(max(2*perTick, 10))
 }
 
 // str and num are log fields.
@@ -265,16 +244,21 @@ func (o *observer) recoveryDone(c *recovery.Completion) {
 // start of the command, which allocates anyway.
 func (o *observer) agentEnv(pid int32) []string {
 	a := recoverylog.Agent{Pid: pid}
-	s := o.tr.Lookup(uint32(pid))
-	if s == nil && o.exited.Pid == uint32(pid) {
-		s = &o.exited // --on-exit recover forgot the slot just before
-	}
-	if s != nil {
-		a.Known, a.Name, a.Exe, a.SilentNs = true, s.NameBytes(), o.paths.Get(s.Exe), o.clock.now()-s.LastArrival
+	if s := o.slotOf(pid); s != nil {
+		a.Known, a.Name, a.Exe, a.SilentNs, a.Declared = true, s.NameBytes(), o.paths.Get(s.Exe), o.clock.now()-s.LastArrival, s.Agent
 	}
 	_, proc := procStart(uint32(pid))
 	a.Gone = proc == track.ProcGone
 	return recoverylog.Env(a)
+}
+
+// slotOf is pid's slot, or the one --on-exit recover forgot just before;
+// nil when neither.
+func (o *observer) slotOf(pid int32) *track.Slot {
+	if s := o.tr.Lookup(uint32(pid)); s != nil || o.exited.Pid != uint32(pid) {
+		return s
+	}
+	return &o.exited
 }
 
 // recoveryFailed is called when the recovery command could not be started.
@@ -285,19 +269,28 @@ func (o *observer) recoveryFailed(agent int32, err error) {
 
 // recheck tells recovery whether a deferred stall still stands: the pid is
 // still tracked, still stalled, and still the same process.
-func (o *observer) recheck(pid int32, startTime uint64) bool {
+func (o *observer) recheck(pid int32, startTime uint64) recovery.Stale {
 	if o.exits != nil && o.exits.Recheck(uint32(pid), startTime) {
-		return true
+		return recovery.Stands
 	}
 	s := o.tr.Lookup(uint32(pid))
-	if s == nil || !s.Stalled || s.StartTime != startTime {
-		return false
+	switch {
+	case s == nil:
+		return recovery.Untracked
+	case s.StartTime != startTime:
+		return recovery.Recycled
+	case !s.Stalled:
+		return recovery.Resumed
+	case s.Origin != track.OriginUDS:
+		return recovery.Stands // a UDP agent's pid may be another host's: /proc here says nothing
 	}
-	if s.Origin != track.OriginUDS {
-		return true // a UDP agent's pid may be another host's: /proc here says nothing
+	switch st, proc := procStart(uint32(pid)); {
+	case proc == track.ProcAlive && st != startTime:
+		return recovery.Recycled
+	case proc == track.ProcUnknown:
+		return recovery.Untracked // /proc cannot tell: not recovered, as a lost pid
 	}
-	st, proc := procStart(uint32(pid))
-	return proc == track.ProcGone || proc == track.ProcAlive && st == startTime
+	return recovery.Stands
 }
 
 // procStart is the tracker's view of /proc: only "no such file" or "no

@@ -1,12 +1,14 @@
 package poll
 
 import (
+	"cmp"
 	"net/netip"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/varta-go/varta/poll/internal/sink"
+	"github.com/varta-go/varta/poll/internal/upstats"
 	"github.com/varta-go/varta/poll/internal/wait"
 )
 
@@ -44,7 +46,7 @@ func (o *observer) loop() error {
 	if o.cfg.ShutdownAfter > 0 {
 		o.stopAt = o.start + int64(o.cfg.ShutdownAfter)
 	}
-	return o.fds.Run(o)
+	return cmp.Or(o.fds.Run(o), o.fatal)
 }
 
 // Prepare runs before every look at the fds (wait.Body): it stops the
@@ -52,7 +54,7 @@ func (o *observer) loop() error {
 // says until when the loop may sleep.
 func (o *observer) Prepare() (int64, bool) {
 	now := o.clock.now()
-	if o.sig.stop.Load() || (o.stopAt != 0 && now >= o.stopAt) {
+	if o.sig.stop.Load() || (o.stopAt != 0 && now >= o.stopAt) || o.fatal != nil {
 		return 0, true
 	}
 	if o.sig.reopen.Swap(false) {
@@ -65,8 +67,9 @@ func (o *observer) Prepare() (int64, bool) {
 // Finish is one iteration's work once the fds were looked at (wait.Body).
 func (o *observer) Finish() {
 	now := o.clock.now()
+	o.st.Begin(now, o.clock.regressions)
 	o.tick(now)
-	o.iterHist.Observe(float64(o.clock.now()-now) / 1e9)
+	o.st.End()
 }
 
 // The handlers of the loop's own fds: each a view of the observer.
@@ -128,6 +131,7 @@ func (o *observer) tick(now int64) {
 			o.nextBatch += (now-o.nextBatch)/period*period + period
 		}
 	}
+	o.st.Mark(upstats.StagePoll)
 	o.udp.expire(now)
 	if o.exitsReady {
 		o.exitsReady = false
@@ -135,11 +139,15 @@ func (o *observer) tick(now int64) {
 	}
 	o.reportDead(now)
 	o.raiseStalls(now)
+	o.decl.Tick(now)                     // declared agents not beating within their expect-within-ms
+	o.st.Mark(upstats.StageDrainPending) // with the replay table's expiry, a few compares
 	if o.state != nil && o.state.Due(now) {
 		o.saveState(now)
 	}
 	if o.rec != nil {
+		o.st.Mark(upstats.StageMaintenance)
 		o.rec.Tick(now)
+		o.st.Mark(upstats.StageRecoveryReap)
 		o.checkAudit(now)
 	}
 	if o.prom != nil {
@@ -148,6 +156,7 @@ func (o *observer) tick(now int64) {
 				"raise the open-file limit (ulimit -n, LimitNOFILE=) or scrape less often", sink.Err(err))
 		}
 	}
+	o.st.Mark(upstats.StageMaintenance)
 	if o.events.Due(now) {
 		o.flushEvents(now)
 	}
@@ -188,7 +197,7 @@ func (o *observer) deadline(now int64) int64 {
 		// lone line from costing a wake of its own.
 		d = min(d, t+eventFlushSlack)
 	}
-	d = min(d, o.esc.Deadline())
+	d = min(d, o.esc.Deadline(), o.decl.Deadline())
 	return min(d, o.ops.Deadline(now))
 }
 
@@ -237,6 +246,7 @@ func (o *observer) reopen() {
 		}
 	}
 	o.log.Backoff(logReopen, o.clock.now(), false, "reopened output files after SIGHUP")
+	o.decl.Reload(o.clock.now()) // --agents-file: a bad file keeps the old one
 }
 
 // shutdown is cmd/varta-watch/README.md §8's clean exit: STOPPING=1, queued events

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/varta-go/varta/poll/internal/sink"
 	"github.com/varta-go/varta/poll/internal/track"
+	"github.com/varta-go/varta/poll/internal/upstats"
 	"github.com/varta-go/varta/promtext"
 	"github.com/varta-go/varta/recovery"
 	"github.com/varta-go/varta/vlp"
@@ -25,9 +27,7 @@ func renderObserver(tb testing.TB, n int) *observer {
 	o.tr = track.NewTracker(track.TrackerConfig{Capacity: n, Threshold: int64(time.Hour)})
 	o.sorted = make([]track.SlotID, 0, n)
 	var err error
-	if o.iterHist, err = promtext.NewHistogram(iterationBounds); err != nil {
-		tb.Fatal(err)
-	}
+	o.st = upstats.New(upstats.Config{}, 0, upstats.Sources{Tracker: o.tr, Log: sink.NewLogger(nil)})
 	if o.recHist, err = promtext.NewHistogram(recovery.DurationBounds[:]); err != nil {
 		tb.Fatal(err)
 	}

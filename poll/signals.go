@@ -7,6 +7,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/varta-go/varta/poll/internal/upstats"
 )
 
 // signals turns SIGINT/SIGTERM/SIGHUP into flags the loop reads, and wakes
@@ -33,6 +35,7 @@ func newSignals() (*signals, error) {
 	// (or was killed at its timeout) is reaped at once: the loop sleeps
 	// until its next deadline, and a child's exit is not one.
 	signal.Notify(s.ch, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGCHLD)
+	upstats.SignalInstalls.Add(1)
 	go s.forward()
 	return s, nil
 }

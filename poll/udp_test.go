@@ -15,6 +15,7 @@ import (
 
 	"github.com/varta-go/varta/poll/internal/testutil"
 	"github.com/varta-go/varta/poll/internal/track"
+	"github.com/varta-go/varta/recovery"
 	"github.com/varta-go/varta/vlp"
 )
 
@@ -279,7 +280,7 @@ func TestUDPRecheck(t *testing.T) {
 	if s == nil || !s.Stalled {
 		t.Fatalf("no stall for the UDP agent: %+v", s)
 	}
-	if !r.o.recheck(int32(self), s.StartTime) {
+	if r.o.recheck(int32(self), s.StartTime) != recovery.Stands {
 		t.Errorf("recheck refused a UDP agent's stall over a local process")
 	}
 }
@@ -295,7 +296,7 @@ func TestUDPRenderMetrics(t *testing.T) {
 	}
 	body := string(r.o.render)
 	for _, fam := range []string{"varta_udp_plaintext_refused_total", "varta_frame_decrypt_failures_total",
-		"varta_udp_agent_pid_mismatch_total", "varta_udp_replays_total", "varta_sender_state_full_total",
+		"varta_udp_agent_pid_mismatch_total", "varta_secure_replay_refused_total", "varta_sender_state_full_total",
 		"varta_udp_senders", "varta_udp_senders_capacity", "varta_udp_agent_key_derivations_total"} {
 		if n := strings.Count(body, "\n"+fam+" "); n != 1 {
 			t.Errorf("%s: %d samples, want 1", fam, n)

@@ -144,6 +144,7 @@ func (s *Server) status(r *request) int {
 	case r.method == methodOther:
 		return 405
 	case s.hasToken && !s.authorized(r):
+		s.unauthorized++
 		return 401
 	case r.route == routeMetrics:
 		return 200

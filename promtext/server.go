@@ -109,7 +109,13 @@ type Server struct {
 	conns    []Conn
 	free     []int32 // free slots, a stack so the warmest response buffer is reused first
 	hdr      [headerRoom]byte
+
+	unauthorized uint64 // requests answered 401
 }
+
+// Unauthorized counts the requests answered 401: the bearer token was
+// missing or wrong.
+func (s *Server) Unauthorized() uint64 { return s.unauthorized }
 
 // NewServer allocates every slot and request buffer of cfg.
 func NewServer(cfg Config) (*Server, error) {

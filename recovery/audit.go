@@ -73,6 +73,7 @@ type auditOpts struct {
 	maxBytes  int64 // rotate once the file reaches this size; 0: never
 	bufCap    int   // room for the longest record
 	pid       uint32
+	stats     *Stats // fdatasync and rotation timings, kept across reopens
 }
 
 // auditLog appends hash-chained records to the audit file and keeps its
@@ -636,7 +637,10 @@ func (a *auditLog) commit(kind string) error {
 // in the checkpoint: the checkpoint never names a record that is not on
 // disk.
 func (a *auditLog) sync() error {
-	if err := fdatasync(a.fd); err != nil {
+	t0 := time.Now()
+	err := fdatasync(a.fd)
+	a.opts.stats.fsynced(time.Since(t0))
+	if err != nil {
 		a.failed++
 		a.lastErr = err
 		return err
@@ -692,7 +696,8 @@ func (a *auditLog) generation(g int) string {
 // file, and the next record tries again.
 func (a *auditLog) rotate() error {
 	a.rotating = true
-	defer func() { a.rotating = false }()
+	t0 := time.Now()
+	defer func() { a.rotating = false; a.opts.stats.rotated(time.Since(t0)) }()
 	if a.unsynced > 0 {
 		if err := a.sync(); err != nil {
 			return err

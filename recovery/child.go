@@ -25,8 +25,13 @@ func (m *Manager) spawn(e int32, now int64) Outcome {
 	if m.dryRun {
 		return m.dryRunFor(e)
 	}
+	cmd := m.commandFor(en.pid)
+	if cmd == nil { // a reload took the agent's own command away while the stall waited
+		m.pids.idle(e)
+		return m.refuse(en.pid, OutcomeSkippedStale, RefusedStale)
+	}
 	slot, _ := m.freeKids.Pop() // admitted: fewer than MaxConcurrent slots are in use
-	if err := m.launch(slot, &m.cmd, en.pid, en.startTime, e, now); err != nil {
+	if err := m.launch(slot, cmd, en.pid, en.startTime, e, now); err != nil {
 		m.freeKids.Push(slot)
 		return m.spawnFailed(e, err)
 	}
@@ -103,6 +108,8 @@ func (m *Manager) launch(slot int32, cmd *Command, agent int32, startTime uint64
 		fds:       rfd,
 		kept:      kept,
 		esc:       slot == m.escSlot,
+		cmd:       cmd,
+		missing:   m.missEnv != nil,
 	}
 	if m.timeout > 0 {
 		c.deadline = now + m.timeout
@@ -122,8 +129,8 @@ func (m *Manager) launch(slot int32, cmd *Command, agent int32, startTime uint64
 // dry_run, so the audit log still shows every stall's fate.
 func (m *Manager) dryRunFor(e int32) Outcome {
 	en := &m.pids.entries[e]
-	if m.onDryRun != nil {
-		m.onDryRun(en.pid, m.cmd.argv(en.pid))
+	if cmd := m.commandFor(en.pid); m.onDryRun != nil && cmd != nil {
+		m.onDryRun(en.pid, cmd.argv(en.pid))
 	}
 	m.pids.idle(e)
 	return m.refuse(en.pid, OutcomeDryRun, RefusedDryRun)
@@ -255,7 +262,7 @@ func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig sysca
 	m.drain(c)
 	closeFds(c.fds[:])
 	dur := now - c.spawned
-	if !c.esc {
+	if !c.esc && !c.missing {
 		m.countFor(c.agent, o)
 		m.durations.observe(dur)
 	}
@@ -273,6 +280,7 @@ func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig sysca
 			StderrBytes: c.nbytes[1],
 			Captured:    c.kept,
 			Escalation:  c.esc,
+			Missing:     c.missing,
 		}
 		if c.sigErr != nil {
 			m.comp.SignalErr = c.sigErr
@@ -289,7 +297,7 @@ func (m *Manager) complete(slot int32, now int64, o Outcome, code int, sig sysca
 	m.children[last].pos = c.pos
 	m.active = m.active[:len(m.active)-1]
 	killed := c.killed
-	c.pid, c.nbytes, c.keptN, c.sigErr, c.esc = 0, [2]uint64{}, [2]uint32{}, nil, false
+	c.pid, c.nbytes, c.keptN, c.sigErr, c.esc, c.missing, c.cmd = 0, [2]uint64{}, [2]uint32{}, nil, false, false, nil
 	c.kept = c.kept[:0]
 	m.releaseSlot(slot, killed)
 }
@@ -341,12 +349,12 @@ func (m *Manager) auditSpawn(c *child, argv []string) {
 	a.uint(uint64(uint32(c.agent)))
 	a.uint(uint64(c.pid))
 	a.text("exec")
-	cmd := &m.cmd
-	if c.esc {
-		cmd = m.esc
+	a.text(c.cmd.Path)
+	if c.missing {
+		a.text(SourceMissing)
+	} else {
+		a.text(c.cmd.source())
 	}
-	a.text(cmd.Path)
-	a.text(cmd.source())
 	a.uint(uint64(uint32(n)))
 	_ = a.commit("spawn")
 }

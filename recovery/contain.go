@@ -517,11 +517,12 @@ func (m *Manager) attribute(pid int) {
 // for agent: the command's own, the agent's (Config.AgentEnv) and, in
 // subreaper mode, the slot's mark. It allocates, as a spawn does anyway.
 func (m *Manager) startEnv(slot, agent int32) {
-	if m.marks == nil && m.agentEnv == nil {
-		return // the environment never changes: m.attr.Env is the base
+	if m.marks == nil && m.agentEnv == nil && m.missEnv == nil {
+		m.attr.Env = m.baseEnv // the environment never changes but after a missing agent's child
+		return
 	}
-	var extra []string
-	if m.agentEnv != nil {
+	extra := m.missEnv // a missing agent's child: no process to describe
+	if m.agentEnv != nil && extra == nil {
 		extra = m.agentEnv(agent)
 	}
 	env := make([]string, len(m.baseEnv), len(m.baseEnv)+len(extra)+1)

@@ -53,7 +53,7 @@ func (m *Manager) freeSlot(slot int32) {
 // cmdLen is the longest program path plus source of the commands, for the
 // audit record buffer.
 func (m *Manager) cmdLen() int {
-	n := len(m.cmd.Path) + len(m.cmd.source())
+	n := len(m.cmd.Path) + max(len(m.cmd.source()), len(SourceMissing))
 	if m.esc != nil {
 		n = max(n, len(m.esc.Path)+len(m.esc.source()))
 	}

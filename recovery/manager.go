@@ -95,14 +95,26 @@ type Config struct {
 	// reaches this size, keeping AuditGenerations old files; 0 never.
 	AuditMaxBytes int64
 
+	// AuditFsyncBudget (--audit-fsync-budget-ms) and AuditRotationBudget
+	// (--audit-rotation-budget-ms) are soft budgets: an fdatasync of the
+	// audit log, or a rotation (by size, or SIGHUP's reopen), that takes
+	// longer is counted (Stats), never cut short. 0 counts nothing.
+	AuditFsyncBudget    time.Duration
+	AuditRotationBudget time.Duration
+	// AuditSyncInterval (--audit-sync-interval-ms) also fdatasyncs the
+	// audit log once a record has waited this long unsynced, whatever
+	// AuditSyncEvery says; 0: the record cadence only.
+	AuditSyncInterval time.Duration
+
 	// ClockOrigin is subtracted from the clock in the observer_ns column
 	// of audit records, so they share the event file's timeline.
 	ClockOrigin int64
 
 	// Recheck is asked, just before a deferred stall fires, whether the
-	// agent is still stalled and still the same process; false counts the
-	// stall as skipped_stale. Nil means always true.
-	Recheck func(pid int32, startTime uint64) bool
+	// agent is still stalled and still the same process; anything but
+	// Stands skips the stall, counted by why (see Stale). Nil means
+	// always Stands.
+	Recheck func(pid int32, startTime uint64) Stale
 
 	// OnComplete, if set, is called from Tick or Shutdown for each child
 	// reaped. The Completion and its Captured bytes are valid only during
@@ -143,6 +155,14 @@ type Config struct {
 	// the stall is counted dry_run and audited refused with reason dry_run.
 	DryRun   bool
 	OnDryRun func(agent int32, argv []string)
+
+	// CommandFor, if set, gives an agent's own command (a declared
+	// agent's recovery-exec=, --agents-file), consulted when its child
+	// starts; nil means Command. With CommandFor set Command may be empty
+	// (no --recovery-exec): an agent without its own command then gets no
+	// recovery at all, and OnStall returns OutcomeNoCommand, neither
+	// counted nor audited, as when no command is configured.
+	CommandFor func(agent int32) *Command
 }
 
 // Completion describes a reaped recovery child.
@@ -161,6 +181,10 @@ type Completion struct {
 	// Escalation says the child ran Config.Escalate, not the recovery
 	// command; it is not counted in Counts or Durations.
 	Escalation bool
+	// Missing says the child ran for a declared agent found missing
+	// (RunMissing); like Escalation it is not counted in Counts or
+	// Durations.
+	Missing bool
 
 	// SignalErr is the last signal to the child's process group that
 	// could not be delivered (a *SignalError wrapping the errno, EPERM
@@ -184,6 +208,8 @@ type child struct {
 	keptN     [2]uint32 // of kept, the bytes from stdout and from stderr
 	kept      []byte    // capacity CaptureBytes, allocated at the slot's first use
 	esc       bool      // runs Config.Escalate (escalate.go)
+	missing   bool      // runs for a missing declared agent (missing.go)
+	cmd       *Command  // the command it runs, for its audit record
 }
 
 // Manager runs recovery children for stalled agents. All methods must be
@@ -197,7 +223,7 @@ type Manager struct {
 	maxRun     int // MaxConcurrent
 	reapBudget int
 	capture    int
-	recheck    func(int32, uint64) bool
+	recheck    func(int32, uint64) Stale
 	onComplete func(*Completion)
 	onFailed   func(agent int32, err error)
 	clock      func() int64
@@ -205,6 +231,8 @@ type Manager struct {
 	onOutcome  func(int32, Outcome)
 	dryRun     bool
 	onDryRun   func(int32, []string)
+	cmdFor     func(int32) *Command // Config.CommandFor
+	missEnv    []string             // the environment of the missing child being started (missing.go)
 
 	children  []child
 	freeKids  ring.Stack // unused child slots
@@ -212,12 +240,14 @@ type Manager struct {
 	pids      pidTable
 	queue     ring.FIFO[pending]
 	spawnLeft int
+	budgetHit bool  // a stall was deferred for want of spawn budget since the last Tick
 	reapMore  bool  // the last Tick's reap budget ran out before every child was polled
 	nextDue   int64 // earliest timeout of a child not yet killed
 	lastTick  int64
 
 	counts    [NumOutcomes]uint64
 	durations Durations
+	stats     Stats // the upstream catalogue's recovery counters (upstream.go)
 	comp      Completion
 	sigFailed uint64       // signals to children's groups not delivered
 	sigLast   *SignalError // the last of them
@@ -232,13 +262,15 @@ type Manager struct {
 	files   [3]uintptr
 	scratch []byte // drain target once a child's kept bytes are full
 
-	audit     *auditLog // nil without AuditFile
-	auditPath string
-	auditOpts auditOpts
-	origin    int64  // Config.ClockOrigin
-	head      string // AuditHead's prefix, for record headSeq
-	headSeq   uint64
-	shutdown  bool
+	audit         *auditLog // nil without AuditFile
+	auditPath     string
+	auditOpts     auditOpts
+	syncInterval  int64  // AuditSyncInterval in ns; 0 off
+	unsyncedSince int64  // clock of the first Tick that saw unsynced records; 0 none
+	origin        int64  // Config.ClockOrigin
+	head          string // AuditHead's prefix, for record headSeq
+	headSeq       uint64
+	shutdown      bool
 
 	closeRange bool // close_range(CLOSE_RANGE_CLOEXEC) works: repeat it before each spawn
 
@@ -275,8 +307,10 @@ type Manager struct {
 // /dev/null and the audit log (writing a boot record), and returns the
 // Manager. Close releases what it opened.
 func New(cfg Config) (*Manager, error) {
-	if err := cfg.Command.validate(); err != nil {
-		return nil, err
+	if cfg.Command.Path != "" || cfg.CommandFor == nil {
+		if err := cfg.Command.validate(); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case cfg.Capacity < 1 || cfg.Capacity > MaxCapacity:
@@ -330,6 +364,7 @@ func New(cfg Config) (*Manager, error) {
 		onOutcome:  cfg.OnOutcome,
 		dryRun:     cfg.DryRun,
 		onDryRun:   cfg.OnDryRun,
+		cmdFor:     cfg.CommandFor,
 		children:   make([]child, slots),
 		freeKids:   ring.NewStack(maxRun),
 		active:     make([]int32, 0, slots),
@@ -383,7 +418,9 @@ func New(cfg Config) (*Manager, error) {
 	if m.auditPath != "" {
 		// Room for the longest record: the fixed columns, the program path
 		// and the source.
-		m.auditOpts = auditOpts{syncEvery: max(cfg.AuditSyncEvery, 1), maxBytes: cfg.AuditMaxBytes,
+		m.stats.fsyncBudget, m.stats.rotationBudget = cfg.AuditFsyncBudget, cfg.AuditRotationBudget
+		m.syncInterval = int64(cfg.AuditSyncInterval)
+		m.auditOpts = auditOpts{syncEvery: max(cfg.AuditSyncEvery, 1), maxBytes: cfg.AuditMaxBytes, stats: &m.stats,
 			bufCap: 512 + m.cmdLen(), pid: uint32(os.Getpid())}
 		a, err := openAudit(m.auditPath, m.auditOpts, nil)
 		if err != nil {
@@ -457,12 +494,18 @@ func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64)
 		// would signal far more than one agent.
 		return m.refuse(pid, OutcomeSkippedUnattested, RefusedInvalidPid)
 	}
+	if m.commandFor(pid) == nil {
+		return OutcomeNoCommand
+	}
 	if m.held != nil && m.held(pid) {
 		return m.refuse(pid, OutcomeSkippedPaused, RefusedPaused)
 	}
 	e := m.pids.lookup(pid)
 	if e != none {
 		en := &m.pids.entries[e]
+		if en.hasRun && en.startTime != startTime {
+			m.stats.DebounceRecycleResets++ // the window below belongs to the pid's previous process
+		}
 		if m.debounce > 0 && en.hasRun && en.startTime == startTime && now-en.lastRun < m.debounce {
 			return m.refuse(pid, OutcomeDebounced, RefusedDebounced)
 		}
@@ -474,13 +517,20 @@ func (m *Manager) OnStall(pid int32, startTime uint64, attested bool, now int64)
 		return m.refuse(pid, OutcomeRefusedCapacity, RefusedCapacity)
 	}
 	if e == none {
-		e = m.pids.insert(pid)
+		if e = m.pids.insert(pid); e == none {
+			m.stats.InvariantViolations++ // cannot be: busy entries never fill the table (see insert)
+			return m.refuse(pid, OutcomeRefusedCapacity, RefusedCapacity)
+		}
 	}
 	en := &m.pids.entries[e]
 	if en.startTime != startTime {
 		en.startTime, en.hasRun = startTime, false
 	}
 	if m.spawnLeft <= 0 || m.queue.Len() > 0 || m.full() {
+		if m.spawnLeft <= 0 && !m.budgetHit {
+			m.budgetHit = true
+			m.stats.SpawnBudgetExceeded++
+		}
 		m.pids.unlink(e)
 		en.queued = true
 		m.queue.Push(pending{pid: pid, entry: e, startTime: startTime}) // room: reserved by the capacity check
@@ -501,7 +551,7 @@ func (m *Manager) Tick(now int64) {
 	m.lastTick = now
 	next := NoDeadline
 	reapLeft := m.reapBudget
-	m.reapMore = false
+	m.reapMore, m.budgetHit = false, false
 	for i := 0; i < len(m.active); {
 		slot := m.active[i]
 		c := &m.children[slot]
@@ -525,15 +575,19 @@ func (m *Manager) Tick(now int64) {
 		}
 		i++
 	}
+	if m.reapMore {
+		m.stats.ReapTruncated++
+	}
 	m.nextDue = next
+	m.auditTimedSync(now)
 	m.containTick(now)
 	m.spawnLeft = m.budget
 	for m.queue.Len() > 0 && m.spawnLeft > 0 && !m.full() && !m.shutdown {
 		p, _ := m.queue.Pop()
 		m.pids.entries[p.entry].queued = false
-		if m.recheck != nil && !m.recheck(p.pid, p.startTime) {
+		if st := m.rechecked(p.pid, p.startTime); st != Stands {
 			m.pids.idle(p.entry)
-			m.refuse(p.pid, OutcomeSkippedStale, RefusedStale)
+			m.refuse(p.pid, st.outcome(), RefusedStale)
 			continue
 		}
 		if m.held != nil && m.held(p.pid) { // paused while it waited
@@ -554,6 +608,9 @@ func (m *Manager) NextDeadline() int64 {
 	d := m.nextDue
 	if (m.queue.Len() > 0 || m.reapMore) && m.lastTick+deferRetry < d {
 		d = m.lastTick + deferRetry
+	}
+	if t, ok := m.auditSyncDue(); ok && t < d {
+		d = t
 	}
 	return min(d, m.containDeadline())
 }
@@ -633,6 +690,8 @@ func (m *Manager) ReopenAudit() error {
 		return nil
 	}
 	cerr := old.close()
+	t0 := time.Now()
+	defer func() { m.stats.rotated(time.Since(t0)) }() // a SIGHUP reopen is this design's rotation step
 	a, err := openAudit(m.auditPath, m.auditOpts, old)
 	if err != nil {
 		old.disabled = true

@@ -439,9 +439,12 @@ func TestDeferredRecheck(t *testing.T) {
 	m := newTestManager(t, Config{
 		Command:       shCmd("sleep 10"),
 		SpawnsPerTick: 1,
-		Recheck: func(pid int32, start uint64) bool {
+		Recheck: func(pid int32, start uint64) Stale {
 			asked = append(asked, pid)
-			return !stale[pid]
+			if stale[pid] {
+				return Untracked
+			}
+			return Stands
 		},
 	})
 	t0 := now()
@@ -610,6 +613,7 @@ func TestOutcomeLabels(t *testing.T) {
 		OutcomeSkippedInFlight: "skipped_in_flight", OutcomeSkippedStale: "skipped_stale",
 		OutcomeRefusedShutdown: "refused_shutdown", OutcomeSkippedUnverifiable: "skipped_stall_unverifiable",
 		OutcomeSkippedPaused: "skipped_paused", OutcomeDryRun: "dry_run",
+		OutcomeSkippedResumed: "skipped_agent_resumed", OutcomeSkippedRecycled: "skipped_pid_recycled",
 	}
 	if len(want) != int(NumOutcomes) {
 		t.Fatalf("NumOutcomes = %d, the test knows %d labels", NumOutcomes, len(want))

@@ -17,9 +17,11 @@ const (
 	OutcomeRefusedCapacity                    // the outstanding-child table (with the deferred queue) was full
 	OutcomeSkippedUnattested                  // the stall was not kernel-attested
 	OutcomeSkippedInFlight                    // a child for this pid is running or queued
-	OutcomeSkippedStale                       // a deferred stall failed Recheck when its turn came
+	OutcomeSkippedStale                       // a deferred stall's pid was no longer tracked when its turn came
 	OutcomeRefusedShutdown                    // the stall came after shutdown had begun
 	OutcomeSkippedUnverifiable                // whether the pid still names the agent could not be told
+	OutcomeSkippedResumed                     // a deferred stall's agent beat again before its turn came
+	OutcomeSkippedRecycled                    // a deferred stall's pid named another process when its turn came
 	OutcomeSkippedPaused                      // the agent's recovery is paused (varta-watch pause): held, not run
 	OutcomeDryRun                             // --recovery-dry-run: logged what would run, ran nothing
 	NumOutcomes                               // number of labelled outcomes
@@ -28,6 +30,11 @@ const (
 	// budget is spent: the stall waits in the deferred queue and its real
 	// outcome is counted when it fires. It is not a counter label.
 	OutcomeDeferred = NumOutcomes
+
+	// OutcomeNoCommand is returned by OnStall for an agent with no command
+	// to run (Config.CommandFor gave none and Command is empty): nothing
+	// happened, as without a recovery command. Not a counter label.
+	OutcomeNoCommand = NumOutcomes + 1
 )
 
 // OutcomeLabels are the label values of varta_recovery_outcomes_total, in
@@ -45,6 +52,8 @@ var OutcomeLabels = [NumOutcomes]string{
 	"skipped_stale",
 	"refused_shutdown",
 	"skipped_stall_unverifiable",
+	"skipped_agent_resumed",
+	"skipped_pid_recycled",
 	"skipped_paused",
 	"dry_run",
 }
@@ -56,6 +65,9 @@ func (o Outcome) String() string {
 	}
 	if o == OutcomeDeferred {
 		return "deferred"
+	}
+	if o == OutcomeNoCommand {
+		return "no_command"
 	}
 	return "unknown"
 }
@@ -87,6 +99,7 @@ type Durations struct {
 	Counts [len(DurationBounds) + 1]uint64
 	Count  uint64  // all runs
 	Sum    float64 // seconds
+	SumNs  uint64  // nanoseconds, exact (varta_recovery_duration_ns_sum)
 }
 
 // observe records one run of d nanoseconds. It never allocates.
@@ -101,4 +114,5 @@ func (h *Durations) observe(d int64) {
 	h.Counts[i]++
 	h.Count++
 	h.Sum += float64(d) / 1e9
+	h.SumNs += uint64(d)
 }

@@ -28,6 +28,7 @@ type pidTable struct {
 	index   ring.Index
 	links   ring.Links
 	lru     ring.List // idle entries, least recently idle first
+	evicted uint64    // idle entries reused for another pid (their debounce state forgotten)
 }
 
 func newPidTable(n int) pidTable {
@@ -49,11 +50,15 @@ func (t *pidTable) lookup(pid int32) int32 {
 // insert adds pid, which must be absent, and returns its entry, fresh and
 // unlinked. When every entry is in use the least recently idle one is
 // reused; the caller guarantees one is idle (busy entries never exceed the
-// outstanding capacity, which is below the entry count).
+// outstanding capacity, which is below the entry count), and insert
+// returns none rather than fail if that ever broke.
 func (t *pidTable) insert(pid int32) int32 {
 	e, ok := t.free.Pop()
 	if !ok {
-		e = t.lru.Front()
+		if e = t.lru.Front(); e == none {
+			return none // every entry busy: the caller counts the broken guarantee
+		}
+		t.evicted++
 		t.lru.Remove(&t.links, e)
 		t.index.Delete(uint32(t.entries[e].pid))
 	}

@@ -52,6 +52,7 @@ type Opener struct {
 	hasMaster bool
 	agents    agentCache
 	derived   uint64
+	attempts  uint64 // AEAD openings tried (Attempts)
 	plain     [Size]byte
 }
 
@@ -94,6 +95,11 @@ func NewOpener(c OpenerConfig) (*Opener, error) {
 // made-up agent_pid also derive (and then fail to open).
 func (o *Opener) Derivations() uint64 { return o.derived }
 
+// Attempts counts AEAD openings tried: one per accepted key tried on a
+// shared-key frame (the first that authenticates ends the trial), one per
+// master-key frame.
+func (o *Opener) Attempts() uint64 { return o.attempts }
+
 // Open authenticates a secure datagram and decodes the frame inside. The
 // length alone picks the envelope: 60 bytes shared-key, 64 master-key,
 // anything else ErrLength (a transport rejection, as in Parse). A frame no
@@ -119,6 +125,7 @@ const nonceSize = chacha20poly1305.NonceSize // iv_random | iv_counter
 func (o *Opener) openShared(b []byte) (Frame, SecureHeader, Error) {
 	nonce, sealed := b[:nonceSize], b[nonceSize:]
 	for i, a := range o.shared {
+		o.attempts++
 		if _, err := a.Open(o.plain[:0], nonce, sealed, nil); err != nil {
 			continue
 		}
@@ -146,6 +153,7 @@ func (o *Opener) openMaster(b []byte) (Frame, SecureHeader, Error) {
 		}
 		o.derived++
 	}
+	o.attempts++
 	if _, err := a.Open(o.plain[:0], nonce, sealed, aad); err != nil {
 		return Frame{}, SecureHeader{}, ErrDecrypt
 	}

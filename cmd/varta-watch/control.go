@@ -220,9 +220,12 @@ func checkConfig(s *settings, loadErr error, stdout, stderr io.Writer) int {
 		if s.recoveryFile != "" {
 			flag = "recovery-exec-file"
 		}
-		if msg := executableProblem(c.Recovery.Command.Path); msg != "" {
+		if msg := executableProblem(c.Recovery.Command.Path); c.Recovery.Command.Path != "" && msg != "" {
 			add(flag, msg)
 		}
+	}
+	if c.Agents != nil {
+		problems = append(problems, agentsProblem(c.Agents)...)
 	}
 	if c.ExportFile != "" && c.ExportFile != "-" {
 		if msg := writableProblem(c.ExportFile); msg != "" {

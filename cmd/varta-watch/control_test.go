@@ -81,7 +81,7 @@ func TestStatusShowsVartaBeat(t *testing.T) {
 	w := startWatch(t, "--threshold-ms", "2000")
 	agent := startBeat(t, w, 1000, 50*time.Millisecond)
 	pid := agent.Process.Pid
-	row := regexp.MustCompile(`(?m)^` + strconv.Itoa(pid) + ` +varta-beat +uds +ok +[0-9.]+s +[1-9][0-9]* +0 +0 +- +- +0 +-$`)
+	row := regexp.MustCompile(`(?m)^` + strconv.Itoa(pid) + ` +varta-beat +uds +ok +[0-9.]+s +[1-9][0-9]* +0 +0 +- +- +0 +- +-$`)
 	var out string
 	waitFor(t, 5*time.Second, func() bool {
 		var code int

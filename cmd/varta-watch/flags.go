@@ -89,12 +89,18 @@ type settings struct {
 	auditMaxBytes  int64
 	auditSyncEvery int
 	auditSyncNum   *num
-	exportSyncNum  *num
-	exportKinds    string
-	exportTime     string
-	promAddr       string
-	promToken      string
-	version        bool
+	// The audit log's time cadence and soft budgets (upstream's flags).
+	auditSyncInterval   time.Duration
+	auditIntervalNum    *num
+	auditFsyncBudget    time.Duration
+	auditRotationBudget time.Duration
+	promLimit           poll.RateLimit // --prom-rate-limit-*
+	exportSyncNum       *num
+	exportKinds         string
+	exportTime          string
+	promAddr            string
+	promToken           string
+	version             bool
 	// Kept as given; check reads them.
 	socketMode string
 	policy     string
@@ -110,6 +116,7 @@ type settings struct {
 	control     string
 	checkConfig bool
 	dryRun      bool
+	agentsFile  string // --agents-file (agents.go)
 }
 
 func checkRemoved(args []string) error {
@@ -193,6 +200,10 @@ func (s *settings) check() error {
 		return bad("recovery-audit-max-bytes", "needs --recovery-audit-file: it rotates the audit log")
 	case s.auditFile == "" && s.auditSyncNum.given:
 		return bad("recovery-audit-sync-every", "needs --recovery-audit-file: it syncs the audit log")
+	case s.auditFile == "" && s.auditIntervalNum.given:
+		return bad("audit-sync-interval-ms", "needs --recovery-audit-file: it syncs the audit log")
+	case c.StrictNS && c.AllowCrossNS:
+		return bad("strict-namespace-check", "contradicts --allow-cross-namespace-agents (one stops at such an agent, the other admits it); choose one")
 	case s.recoveryExec != "" && s.recoveryFile != "":
 		return bad("recovery-exec-file", "cannot be combined with --recovery-exec; choose one")
 	case s.promToken != "" && s.promAddr == "":
@@ -312,7 +323,7 @@ func (s *settings) checkRecovery() error {
 	case s.captureStdio || s.captureNum.given:
 		s.captureBytes = s.captureCap
 	}
-	if s.recoveryExec == "" && s.recoveryFile == "" {
+	if s.recoveryExec == "" && s.recoveryFile == "" && s.agentsFile == "" { // the file's own commands: loadAgents
 		if name := s.recoveryOption(); name != "" {
 			return bad(name, "needs a recovery command: --recovery-exec or --recovery-exec-file")
 		}

@@ -65,7 +65,7 @@ func (f *escFlags) check(s *settings) error {
 		return nil
 	}
 	switch {
-	case s.recoveryExec == "" && s.recoveryFile == "":
+	case s.recoveryExec == "" && s.recoveryFile == "" && s.agentsFile == "": // the file's own commands: loadAgents
 		return bad("escalate-after", "needs a recovery command: --recovery-exec or --recovery-exec-file (it counts their failures)")
 	case f.grace.given && !e.Reboot:
 		return bad("escalate-reboot-grace-ms", "needs --escalate-reboot")

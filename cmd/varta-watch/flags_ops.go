@@ -35,7 +35,7 @@ func (f *opsFlags) check(s *settings) error {
 	switch {
 	case !ok:
 		return bad("on-exit", "want report, recover or ignore, got "+strconv.Quote(f.onExit))
-	case p == poll.ExitRecover && s.recoveryExec == "" && s.recoveryFile == "":
+	case p == poll.ExitRecover && s.recoveryExec == "" && s.recoveryFile == "" && s.agentsFile == "": // see loadAgents
 		return bad("on-exit", "recover needs a recovery command: --recovery-exec or --recovery-exec-file")
 	}
 	c.OnExit = p

@@ -54,6 +54,21 @@ const (
 	// u32; beyond 2^31-1 records between syncs means never).
 	maxSyncEvery = recovery.MaxAuditSyncEvery
 	maxPort      = 65535
+	// The loop's and the audit log's soft budgets, with upstream's
+	// defaults and bounds (flags_table.go's upstream rows).
+	defLoopBudgetMs      = 250
+	minLoopBudgetMs      = 50
+	maxLoopBudgetMs      = 60000
+	defAuditBudgetMs     = 50
+	maxAuditFsyncMs      = 60000
+	maxAuditRotationMs   = 250
+	maxAuditSyncInterval = 3600 * 1000 // an hour
+	defEvictionWindow    = 256
+	maxEvictionWindow    = 4096
+	defUDSRcvBuf         = 1 << 20
+	maxUDSRcvBuf         = 1<<31 - 1 // setsockopt takes an int
+	defPromRate          = 5
+	defPromBurst         = 10
 )
 
 // group is a heading of --help.
@@ -152,6 +167,7 @@ func flagTable(s *settings) []flagDef {
 	u.portNum = newNum(0, 0, maxPort, "", func(int64) {})
 	o.selfWatchdogNum = secsNum(&o.selfWatchdog, 0, 0, maxSelfWatchdogSecs)
 	s.auditSyncNum = newNum(1, 1, maxSyncEvery, "records", func(v int64) { s.auditSyncEvery = int(v) })
+	s.auditIntervalNum = msNum(&s.auditSyncInterval, 0, 0, maxAuditSyncInterval)
 	s.exportSyncNum = newNum(0, 0, maxSyncEvery, "lines", func(v int64) { c.ExportSyncEvery = int(v) })
 	evict := strconv.Itoa(poll.EvictionFactor)
 	s.maxConcNum = intNum(&s.maxConcurrent, recovery.DefaultMaxConcurrent, 1, recovery.MaxCapacity)
@@ -185,6 +201,22 @@ func flagTable(s *settings) []flagDef {
 			help: "accept frames for the sender's parent pid\n(varta-beat --parent in a shell loop)"},
 		{name: "notify-socket", arg: "PATH", grp: grpSocket, v: strDef(&c.NotifySocket, ""),
 			help: "also bind an sd_notify socket here: a daemon\nbuilt for systemd's watchdog beats when\nstarted with NOTIFY_SOCKET=PATH"},
+		{name: "strict-namespace-check", grp: grpSocket, b: &c.StrictNS,
+			help: "stop with an error at the first frame\nfrom another pid namespace, instead of\nrefusing it (not with --allow-cross-\nnamespace-agents)"},
+		{name: "uds-rcvbuf-bytes", arg: "N", grp: grpSocket,
+			v: newNum(defUDSRcvBuf, 0, maxUDSRcvBuf, "bytes", func(v int64) {
+				c.UDSRcvBuf = int(v)
+				if v == 0 {
+					c.UDSRcvBuf = -1 // poll's spelling of the kernel default
+				}
+			}),
+			help: "SO_RCVBUF of the socket, {min}..{max};\n0 = the kernel default (default {def})"},
+		{name: "iteration-budget-ms", arg: "MS", grp: grpSocket,
+			v:    msNum(&c.Loop.IterationBudget, defLoopBudgetMs, minLoopBudgetMs, maxLoopBudgetMs),
+			help: "count loop iterations longer than MS,\n{min}..{max} (default {def})"},
+		{name: "scrape-budget-ms", arg: "MS", grp: grpSocket,
+			v:    msNum(&c.Loop.ScrapeBudget, defLoopBudgetMs, minLoopBudgetMs, maxLoopBudgetMs),
+			help: "count iterations whose metrics serving\ntook longer than MS, {min}..{max}\n(default {def})"},
 
 		{name: "tracker-capacity", arg: "N", grp: grpTracking,
 			v:    intNum(&c.TrackerCapacity, defTrackerCapacity, 1, poll.MaxTrackerCapacity),
@@ -197,6 +229,9 @@ func flagTable(s *settings) []flagDef {
 			help: "beats/s in all, {min}..{max}, 0 = off\n(default {def})"},
 		{name: "global-beat-burst", arg: "N", grp: grpTracking, v: intNum(&c.GlobalBeatBurst, defGlobalBeatBurst, 0, maxBeatRate),
 			help: "global burst, {min}..{max}, 0 = the rate\n(default {def})"},
+		{name: "eviction-scan-window", arg: "N", grp: grpTracking,
+			v:    intNum(&c.Loop.EvictionWindow, defEvictionWindow, 1, maxEvictionWindow),
+			help: "upstream's eviction scan bound, {min}..{max};\naccepted and served, eviction here never\nscans (default {def})"},
 		{name: "on-exit", arg: "report|recover|ignore", grp: grpTracking, v: strDef(&o.onExit, "report"),
 			help: "when a kernel-attested agent dies (pidfd,\nelse /proc at stall): report writes an\nexit event; recover also runs recovery\nat once and forgets the pid (default {def})"},
 
@@ -229,6 +264,8 @@ func flagTable(s *settings) []flagDef {
 			help: "program and arguments, no shell ('' and \"\"\nquote, \\ escapes); {pid} is replaced by\nthe stalled pid, else appended"},
 		{name: "recovery-exec-file", arg: "PATH", grp: grpRecovery, v: strDef(&s.recoveryFile, ""),
 			help: "the same read from a 0600 file we own"},
+		{name: "agents-file", arg: "PATH", grp: grpRecovery, v: strDef(&s.agentsFile, ""),
+			help: "declared agents, one a line: how each is\nrecognised, its own threshold, recovery\ncommand, escalate-after and expect-within-ms\n(reloaded at SIGHUP)"},
 		{name: "recovery-debounce-ms", arg: "MS", grp: grpRecovery, v: msNum(&s.debounce, defDebounceMs, 0, maxDebounceMs),
 			help: "per-pid minimum interval, {min}..{max}\n(default {def})"},
 		{name: "recovery-timeout-ms", arg: "MS", grp: grpRecovery,
@@ -236,7 +273,7 @@ func flagTable(s *settings) []flagDef {
 			help: "kill the child's group after MS,\n{min}..{max} (absent: no timeout)"},
 		{name: "recovery-max-concurrent", arg: "N", grp: grpRecovery,
 			v:    s.maxConcNum,
-			help: "recovery children running at once,\n{min}..{max} (default {def}); more wait in\na queue, refused_capacity when it is full"},
+			help: "recovery children running at once,\n{min}..{max} (default {def}); more wait in\na queue, refused_outstanding_capacity\nwhen it is full"},
 		{name: "recovery-user", arg: "USER[:GROUP]", grp: grpRecovery, v: strDef(&s.recoveryUser, ""),
 			help: "run the command as this user (name or\nuid) and group (default: the user's)"},
 		{name: "recovery-env", arg: "K=V", grp: grpRecovery, v: &s.recoveryEnv,
@@ -267,6 +304,14 @@ func flagTable(s *settings) []flagDef {
 			help: "on escalation write the reset reason, sync,\nask init to reboot, reboot(2) after the grace"},
 		{name: "escalate-reboot-grace-ms", arg: "MS", grp: grpRecovery, v: s.esc.graceNum(&s.cfg),
 			help: "how long init has to reboot before\nreboot(2), {min}..{max} (default {def})"},
+		{name: "audit-sync-interval-ms", arg: "MS", grp: grpRecovery, v: s.auditIntervalNum,
+			help: "also fdatasync once a record has waited\nMS unsynced, {min}..{max} (default {def}:\nthe record cadence only)"},
+		{name: "audit-fsync-budget-ms", arg: "MS", grp: grpRecovery,
+			v:    msNum(&s.auditFsyncBudget, defAuditBudgetMs, 1, maxAuditFsyncMs),
+			help: "count audit fdatasyncs longer than MS,\n{min}..{max} (default {def})"},
+		{name: "audit-rotation-budget-ms", arg: "MS", grp: grpRecovery,
+			v:    msNum(&s.auditRotationBudget, defAuditBudgetMs, 1, maxAuditRotationMs),
+			help: "count audit rotations (and SIGHUP\nreopens) longer than MS, {min}..{max}\n(default {def})"},
 
 		{name: "export-file", arg: "PATH", grp: grpOutput, v: strDef(&c.ExportFile, ""),
 			help: "append one tab-separated line per event\n(- for standard output)"},
@@ -284,6 +329,12 @@ func flagTable(s *settings) []flagDef {
 			help: "serve /metrics and /healthz; :PORT is\n0.0.0.0:PORT, localhost:PORT 127.0.0.1:PORT"},
 		{name: "prom-token-file", arg: "PATH", grp: grpOutput, v: strDef(&s.promToken, ""),
 			help: "require Authorization: Bearer <token>;\nneeded when --prom-addr is not loopback"},
+		{name: "prom-rate-limit-per-sec", arg: "N", grp: grpOutput,
+			v:    intNum(&s.promLimit.PerSec, defPromRate, 0, maxBeatRate),
+			help: "metrics connections per second per source\nIP, {min}..{max}, 0 = off (default {def})"},
+		{name: "prom-rate-limit-burst", arg: "N", grp: grpOutput,
+			v:    intNum(&s.promLimit.Burst, defPromBurst, 1, maxBeatRate),
+			help: "per-source-IP burst, {min}..{max} (default {def})"},
 
 		{name: "shutdown-grace-ms", arg: "MS", grp: grpLife,
 			v:    msNum(&c.ShutdownGrace, defShutdownGraceMs, 0, maxShutdownGraceMs),

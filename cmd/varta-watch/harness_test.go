@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,6 +85,11 @@ var metricsAddr = regexp.MustCompile(`msg="serving metrics" addr=(\S+)`)
 func (w *watcher) launch(args []string, files ...*os.File) {
 	t := w.t
 	t.Helper()
+	if slices.Contains(args, "--prom-addr") && !slices.Contains(args, "--prom-rate-limit-per-sec") {
+		// Tests poll /metrics every few ms, far above any scraper's rate:
+		// the per-source-IP limit (default 5/s) is off unless a test sets it.
+		args = append(args[:len(args):len(args)], "--prom-rate-limit-per-sec", "0")
+	}
 	w.cmd = testbin.Command(watchBin(t), args...)
 	w.cmd.ExtraFiles = files
 	w.cmd.Stdout = w.stdout

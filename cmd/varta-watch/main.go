@@ -144,24 +144,18 @@ func (s *settings) load() error {
 		if err != nil {
 			return err
 		}
-		s.cfg.Recovery = &recovery.Config{Command: cmd, Capacity: s.cfg.TrackerCapacity,
-			MaxConcurrent: min(s.maxConcurrent, s.cfg.TrackerCapacity),
-			Debounce:      s.debounce, Timeout: s.recTimeout, Env: s.recoveryEnv,
-			InheritEnv: s.inheritEnv, CaptureBytes: s.captureBytes, AuditFile: s.auditFile,
-			AuditSyncEvery: s.auditSyncEvery, AuditMaxBytes: s.auditMaxBytes, DryRun: s.dryRun}
-		if s.recoveryUser != "" {
-			cred, err := lookupUser(s.recoveryUser)
-			if err != nil {
-				return &loadError{"recovery-user", err}
-			}
-			s.cfg.Recovery.Credential = cred
+		if err := s.recoveryConfig(cmd); err != nil {
+			return err
 		}
+	}
+	if err := s.loadAgents(); err != nil { // agents.go
+		return err
 	}
 	if err := s.esc.load(&s.cfg); err != nil {
 		return err
 	}
 	if s.promAddr != "" {
-		m := &poll.MetricsConfig{Addr: s.promAddr}
+		m := &poll.MetricsConfig{Addr: s.promAddr, Limit: s.promLimit}
 		if s.promToken != "" {
 			tok, err := vlp.ReadSecretFile("token file", s.promToken, 4096)
 			if err != nil {
@@ -174,6 +168,26 @@ func (s *settings) load() error {
 		s.cfg.Metrics = m
 	}
 	return s.loadUDP()
+}
+
+// recoveryConfig is the recovery configuration the --recovery-* flags
+// give, with cmd as the command of every agent without its own (empty:
+// none, when only the agents file declares commands).
+func (s *settings) recoveryConfig(cmd recovery.Command) error {
+	s.cfg.Recovery = &recovery.Config{Command: cmd, Capacity: s.cfg.TrackerCapacity,
+		MaxConcurrent: min(s.maxConcurrent, s.cfg.TrackerCapacity),
+		Debounce:      s.debounce, Timeout: s.recTimeout, Env: s.recoveryEnv,
+		InheritEnv: s.inheritEnv, CaptureBytes: s.captureBytes, AuditFile: s.auditFile,
+		AuditSyncEvery: s.auditSyncEvery, AuditMaxBytes: s.auditMaxBytes, AuditSyncInterval: s.auditSyncInterval,
+		AuditFsyncBudget: s.auditFsyncBudget, AuditRotationBudget: s.auditRotationBudget, DryRun: s.dryRun}
+	if s.recoveryUser != "" {
+		cred, err := lookupUser(s.recoveryUser)
+		if err != nil {
+			return &loadError{"recovery-user", err}
+		}
+		s.cfg.Recovery.Credential = cred
+	}
+	return nil
 }
 
 // trimToken drops surrounding white space and a trailing newline.

@@ -362,7 +362,7 @@ func TestMetricsAbuseHoldsNoFds(t *testing.T) {
 	m := samples(t, scrapeBody(t, w.metrics, ""))
 	t.Logf("%d abusive connections in %v (%d dials failed), %d held open: refused %v, expired %v; observer fds %d, %v after the abuse",
 		total, abused.Sub(begin).Round(time.Millisecond), dialFailures.Load(), len(kept),
-		m["varta_metrics_connections_refused_total"], m["varta_metrics_connections_expired_total"],
+		m[`varta_prom_connections_dropped_total{reason="drain"}`], m["varta_metrics_connections_expired_total"],
 		after, time.Since(abused).Round(time.Millisecond))
 	if m["varta_metrics_connections_expired_total"] == 0 {
 		t.Error("no connection was closed at its read deadline, yet silent ones were held open")

@@ -145,8 +145,8 @@ func TestRecoveryConcurrencyCap(t *testing.T) {
 		}
 		m := w.scrape()
 		if m[outcomeKey("reaped_zero")] == float64(n) {
-			if m[outcomeKey("spawned")] != float64(n) || m[outcomeKey("refused_capacity")] != 0 {
-				t.Fatalf("spawned %v, refused_capacity %v, want %d and 0", m[outcomeKey("spawned")], m[outcomeKey("refused_capacity")], n)
+			if m[outcomeKey("spawned")] != float64(n) || m[outcomeKey("refused_outstanding_capacity")] != 0 {
+				t.Fatalf("spawned %v, refused_outstanding_capacity %v, want %d and 0", m[outcomeKey("spawned")], m[outcomeKey("refused_outstanding_capacity")], n)
 			}
 			break
 		}

@@ -157,6 +157,10 @@ func ofKind(recs []auditRec, kind, key, val string) []auditRec {
 }
 
 func outcomeKey(label string) string {
+	switch label {
+	case "skipped_in_flight", "skipped_stale", "refused_shutdown", "skipped_paused", "dry_run": // ours, beyond upstream's set
+		return `varta_recovery_outcomes_extra_total{outcome="` + label + `"}`
+	}
 	return `varta_recovery_outcomes_total{outcome="` + label + `"}`
 }
 

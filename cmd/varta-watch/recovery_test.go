@@ -405,9 +405,9 @@ func TestRecoveryCapacityRefused(t *testing.T) {
 		}
 	}
 	m := w.scrape()
-	if m[outcomeKey("refused_capacity")] != 2 || m[outcomeKey("spawned")] != 2 || m["varta_recovery_outstanding"] != 2 {
-		t.Errorf("refused_capacity %v, spawned %v, outstanding %v; want 2, 2, 2",
-			m[outcomeKey("refused_capacity")], m[outcomeKey("spawned")], m["varta_recovery_outstanding"])
+	if m[outcomeKey("refused_outstanding_capacity")] != 2 || m[outcomeKey("spawned")] != 2 || m["varta_recovery_outstanding"] != 2 {
+		t.Errorf("refused_outstanding_capacity %v, spawned %v, outstanding %v; want 2, 2, 2",
+			m[outcomeKey("refused_outstanding_capacity")], m[outcomeKey("spawned")], m["varta_recovery_outstanding"])
 	}
 	stopCleanly(t, w)
 	recs = readAudit(t, audit)

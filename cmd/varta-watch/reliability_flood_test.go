@@ -45,7 +45,10 @@ func garbageCounted(m map[string]float64) (truncated, decode, auth float64) {
 	for _, k := range vlp.DecodeErrors {
 		decode += m[`varta_decode_errors_total{kind="`+k.Label()+`"}`]
 	}
-	return m["varta_truncated_datagrams_total"], decode, m["varta_frame_auth_failures_total"]
+	// A spoofed pid at or above pid_max is refused before the credentials
+	// are checked, in its own family; any other is an auth failure.
+	return m["varta_truncated_datagrams_total"], decode, m["varta_frame_auth_failures_total"] +
+		m["varta_frame_rejected_pid_above_max_total"]
 }
 
 // waitGarbage waits until the observer has counted as many garbage

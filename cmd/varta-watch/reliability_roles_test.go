@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -159,11 +160,22 @@ func (g *garbage) next() ([]byte, int) {
 	default: // valid, claiming another pid
 		pid := g.own
 		for pid == g.own {
-			pid = 2 + g.rng.Uint32N(1<<22)
+			pid = 2 + g.rng.Uint32N(spoofRange()) // a pid some process could have: an auth failure
 		}
 		return g.valid(pid), classSpoof
 	}
 }
+
+// spoofRange is how many pids from 2 up a spoof may claim: those below
+// this host's pid_max (a pid at or above it is refused before the
+// credentials are checked, in a family of its own).
+var spoofRange = sync.OnceValue(func() uint32 {
+	b, err := os.ReadFile("/proc/sys/kernel/pid_max")
+	if v, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32); err == nil && perr == nil && v > 3 {
+		return uint32(v) - 2
+	}
+	return 1<<15 - 2 // the smallest pid_max a kernel defaults to
+})
 
 func (g *garbage) valid(pid uint32) []byte {
 	g.frame = vlp.Append(g.frame[:0], vlp.Frame{Status: vlp.Status(g.rng.IntN(3)), Pid: pid,

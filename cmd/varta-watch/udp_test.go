@@ -145,7 +145,7 @@ func TestUDPBeatAndStall(t *testing.T) {
 				}
 			}
 			m := w.scrape()
-			for _, k := range []string{"varta_frame_decrypt_failures_total", "varta_udp_replays_total",
+			for _, k := range []string{"varta_frame_decrypt_failures_total", "varta_secure_replay_refused_total",
 				"varta_udp_plaintext_refused_total", "varta_truncated_datagrams_total"} {
 				if m[k] != 0 {
 					t.Errorf("%s = %v, want 0", k, m[k])
@@ -199,7 +199,7 @@ func testUDPRejections(t *testing.T, w *watcher, s *rawSender) {
 	w.waitMetric("varta_truncated_datagrams_total", 1, 5*time.Second)
 	m := w.scrape()
 	want := map[string]float64{
-		"varta_udp_replays_total":            1,
+		"varta_secure_replay_refused_total":  1,
 		"varta_frame_decrypt_failures_total": 2, // flipped tag bit, wrong key
 		"varta_udp_agent_pid_mismatch_total": 1,
 		"varta_frame_auth_failures_total":    1,
@@ -232,10 +232,8 @@ func testUDPRejections(t *testing.T, w *watcher, s *rawSender) {
 	}
 	if promtool, err := exec.LookPath("promtool"); err == nil {
 		body := scrapeBody(t, w.metrics, "")
-		cmd := exec.Command(promtool, "check", "metrics")
-		cmd.Stdin = strings.NewReader(body)
-		if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
-			t.Errorf("promtool check metrics: %v\n%s\non:\n%s", err, out, body)
+		if lint := promtoolLint(promtool, body); lint != "" {
+			t.Errorf("promtool check metrics:\n%s\non:\n%s", lint, body)
 		}
 	}
 }
@@ -481,8 +479,8 @@ func TestUDPOriginConflict(t *testing.T) {
 	u := dialUDP(t, addr)
 	u.send(vlp.Append(nil, vlp.Frame{Pid: ourPid(), Nonce: 2}))
 	u.send(vlp.SealShared(nil, aeadFor(t, keyCur), [vlp.IVRandomSize]byte{7}, 0, vlp.Frame{Pid: ourPid(), Nonce: 3}))
-	if got := w.waitMetric("varta_origin_conflicts_total", 2, 5*time.Second); got != 2 {
-		t.Errorf("varta_origin_conflicts_total = %v, want 2", got)
+	if got := w.waitMetric("varta_origin_conflict_total", 2, 5*time.Second); got != 2 {
+		t.Errorf("varta_origin_conflict_total = %v, want 2", got)
 	}
 	n := 0
 	for _, c := range w.eventLines() {
@@ -508,7 +506,7 @@ func TestUDPRecovery(t *testing.T) {
 		extra   []string
 		outcome string
 	}{
-		{"default", nil, "skipped_unattested"},
+		{"default", nil, "refused_unauthenticated_transport"},
 		{"udp-recovery", []string{"--udp-recovery"}, "spawned"},
 		{"rust per-kind opt-in", []string{"--plaintext-udp-i-accept-recovery-on-unauthenticated-transport"}, "spawned"},
 	} {
@@ -526,7 +524,7 @@ func TestUDPRecovery(t *testing.T) {
 			}
 			other := `varta_recovery_outcomes_total{outcome="spawned"}`
 			if tc.outcome == "spawned" {
-				other = `varta_recovery_outcomes_total{outcome="skipped_unattested"}`
+				other = `varta_recovery_outcomes_total{outcome="refused_unauthenticated_transport"}`
 			}
 			if got := w.scrape()[other]; got != 0 {
 				t.Errorf("%s = %v, want 0", other, got)

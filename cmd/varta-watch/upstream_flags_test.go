@@ -46,15 +46,10 @@ func readUpstreamFlags(t *testing.T) []upstreamFlag {
 	return out
 }
 
-// pendingFlags are upstream flags a parallel branch adds (the ones that
-// feed metrics). They must be refused as unknown until it is merged; once
-// one is accepted, the test fails so that it is taken off this list.
-var pendingFlags = map[string]bool{
-	"iteration-budget-ms": true, "scrape-budget-ms": true, "audit-fsync-budget-ms": true,
-	"audit-rotation-budget-ms": true, "audit-sync-interval-ms": true, "eviction-scan-window": true,
-	"uds-rcvbuf-bytes": true, "prom-rate-limit-per-sec": true, "prom-rate-limit-burst": true,
-	"strict-namespace-check": true,
-}
+// pendingFlags are upstream flags not accepted yet, which must be refused
+// as unknown until they are; once one is accepted, the test fails so that
+// it is taken off this list. None is pending now.
+var pendingFlags = map[string]bool{}
 
 // removedHints is, for each flag upstream removed, the flag its refusal
 // must point to.
@@ -197,8 +192,8 @@ func TestUpstreamFlags(t *testing.T) {
 		if !hooks {
 			accepted++
 		}
-		if u.name == "recovery-exec-file" {
-			continue // exclusive with --recovery-exec
+		if u.name == "recovery-exec-file" || u.name == "strict-namespace-check" {
+			continue // exclusive with --recovery-exec, and with --allow-cross-namespace-agents
 		}
 		for _, x := range a {
 			if !seen[x] {

@@ -99,3 +99,15 @@ func TestMatch(t *testing.T) {
 		t.Errorf("Index or a nil file wrong")
 	}
 }
+
+// TestExampleFileParses keeps cmd/varta-watch/init/agents.conf, the
+// example operators copy, a file the observer takes.
+func TestExampleFileParses(t *testing.T) {
+	f, err := Load("../../../cmd/varta-watch/init/agents.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Agents) != 3 || !f.NeedArgs || !f.NeedCgroup || f.Agents[1].EscalateAfter != 3 {
+		t.Errorf("example: %+v", f)
+	}
+}

@@ -69,6 +69,12 @@ func (e *Expect) Exited(i int, now int64) {
 	e.recompute()
 }
 
+// Tracked reports whether declared agent i is recorded as tracked
+// (Present and not Exited since).
+func (e *Expect) Tracked(i int) bool {
+	return e != nil && i >= 0 && i < len(e.state) && e.state[i].present
+}
+
 // Missing reports whether declared agent i is missing now.
 func (e *Expect) Missing(i int) bool {
 	return e != nil && i >= 0 && i < len(e.state) && e.state[i].missing

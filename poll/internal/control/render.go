@@ -20,15 +20,15 @@ const (
 	StateCritical = "critical" // its last frame said critical (a dying gasp too)
 	StateStalled  = "stalled"  // silent beyond the threshold
 	StateExited   = "exited"   // its process was seen to die (--on-exit report keeps it until evicted)
-	// StateMissing is for agents declared to the observer that never beat;
-	// declared agents do not exist yet, so no row shows it today.
+	// StateMissing is a declared agent (--agents-file) not beating within
+	// its expect-within-ms: a row without a pid, after the tracked ones.
 	StateMissing = "missing"
 )
 
-// maxRow bounds one rendered row (text or JSON, a 15-byte name escaped
-// at 6 bytes a byte), so a fill renders rows only while that much room is
-// left.
-const maxRow = 512
+// maxRow bounds one rendered row (text or JSON: a 15-byte name and a
+// 64-byte status text escaped at 6 bytes a byte, a 32-byte agent name),
+// so a fill renders rows only while that much room is left.
+const maxRow = 1024
 
 type respKind uint8
 
@@ -39,7 +39,7 @@ const (
 )
 
 // textHeader names the text columns.
-const textHeader = "PID        NAME             ORIGIN      STATE     LAST_BEAT   BEATS       STALLS    RECOVERIES  LAST_RECOVERY               PAUSED  HELD    STATUS\n"
+const textHeader = "PID        NAME             ORIGIN      STATE     LAST_BEAT   BEATS       STALLS    RECOVERIES  LAST_RECOVERY               PAUSED  HELD    AGENT                             STATUS\n"
 
 // fill renders the next part of c's response into c.out (empty on entry):
 // the header, rows in pid order above c.cursor while room is left, and at
@@ -82,6 +82,30 @@ func (s *Server) fill(c *conn, now int64) {
 		c.rows++
 		if sl.Paused {
 			c.paused++
+		}
+	}
+	if d := s.cfg.Declared; d != nil {
+		for ; c.mcur < d.Len(); c.mcur++ {
+			if cap(c.out)-len(c.out) < maxRow {
+				return
+			}
+			name, missing := d.Missing(c.mcur)
+			if !missing {
+				continue
+			}
+			if c.resp == respText {
+				row := len(c.out)
+				c.out = append(c.out, "-          -                -           "+StateMissing...)
+				c.out = append(append(pad(c.out, row, 132), "-       "...), name...)
+				c.out = append(append(pad(c.out, row, 174), '-'), '\n')
+			} else {
+				if c.rows > 0 {
+					c.out = append(c.out, ',')
+				}
+				c.out = append(c.out, `{"pid":null,"name":null,"origin":null,"state":"`+StateMissing+`","agent":`...)
+				c.out = append(appendJSONString(c.out, []byte(name)), `,"status_text":null}`...)
+			}
+			c.rows++
 		}
 	}
 	if cap(c.out)-len(c.out) >= maxRow {
@@ -156,6 +180,12 @@ func (s *Server) textRow(b []byte, sl *track.Slot, now int64) []byte {
 	b = pad(b, start, 132)
 	b = appendUint(b, uint64(sl.Held))
 	b = pad(b, start, 140)
+	if sl.Agent == "" {
+		b = append(b, '-')
+	} else {
+		b = append(b, sl.Agent...)
+	}
+	b = pad(b, start, 174)
 	if sl.TextLen == 0 {
 		b = append(b, '-')
 	} else {
@@ -193,6 +223,12 @@ func (s *Server) jsonRow(b []byte, sl *track.Slot, now int64) []byte {
 	b = strconv.AppendBool(b, sl.Paused)
 	b = append(b, `,"held":`...)
 	b = appendUint(b, uint64(sl.Held))
+	b = append(b, `,"agent":`...)
+	if sl.Agent == "" {
+		b = append(b, "null"...)
+	} else {
+		b = appendJSONString(b, []byte(sl.Agent))
+	}
 	b = append(b, `,"status_text":`...)
 	if sl.TextLen == 0 {
 		b = append(b, "null"...)

@@ -61,6 +61,16 @@ type Config struct {
 	// Reset, if set, is the reset-reason file's record for the summary
 	// (--reset-reason-file); ok false without one.
 	Reset func() (resetreason.File, bool)
+	// Declared, if set, lists the declared agents (--agents-file) for the
+	// rows of those missing.
+	Declared Declared
+}
+
+// Declared is the declared agents as status shows them: Missing(i) is
+// agent i's name and whether it is missing now, for i below Len.
+type Declared interface {
+	Len() int
+	Missing(i int) (name string, missing bool)
 }
 
 type phase uint8
@@ -86,6 +96,7 @@ type conn struct {
 	done     bool   // the whole response is rendered
 	cursor   uint32 // status: the rows rendered so far are those of pids ≤ cursor
 	rows     int    // status: rows rendered
+	mcur     int    // status: declared agents looked at for missing rows, after the pids
 	paused   int    // status: paused agents among them
 }
 

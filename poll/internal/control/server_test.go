@@ -152,7 +152,7 @@ func TestStatusStreamsInPidOrder(t *testing.T) {
 	for i, l := range lines[1 : n+1] {
 		cols := strings.Fields(l)
 		pid := 1000 + 3*i
-		if len(cols) != 12 || cols[0] != strconv.Itoa(pid) || cols[1] != "agent"+strconv.Itoa(pid) || cols[2] != "udp" {
+		if len(cols) != 13 || cols[0] != strconv.Itoa(pid) || cols[1] != "agent"+strconv.Itoa(pid) || cols[2] != "udp" {
 			t.Fatalf("row %d = %q, want pid %d named agent%d", i, l, pid, pid)
 		}
 		if st := cols[3]; st != "ok" && st != "degraded" && st != "critical" {

@@ -53,6 +53,10 @@ type Deps struct {
 	AgentEnv  func(pid int32) []string // the recovery command's agent environment: the agent's name
 	Now       func() int64             // the observer's clock
 	Threshold int64                    // ns of silence before a stall
+	// Declared, if set, names the declared agent (--agents-file) pid
+	// belongs to and its own escalate-after= (0: --escalate-after); ok
+	// false for an agent not declared.
+	Declared func(pid int32) (name string, after int, ok bool)
 }
 
 // The failure kinds, labels of varta_escalation_failures_total.
@@ -196,8 +200,10 @@ func (x *Escalator) LastReset() (resetreason.File, bool) {
 // Done takes every reaped recovery child (recovery's OnComplete, on the
 // loop goroutine).
 func (x *Escalator) Done(c *recovery.Completion) {
-	if x == nil || x.ladder == nil || x.d.Ops.Stopped() {
-		return // shutdown kills children: that is no failure of theirs
+	if x == nil || x.ladder == nil || x.d.Ops.Stopped() || c.Missing {
+		// Shutdown kills children: that is no failure of theirs. A
+		// missing agent's command recovered no process: no ladder step.
+		return
 	}
 	if c.Escalation {
 		x.escalateDone(c)
@@ -288,15 +294,20 @@ func (x *Escalator) beatSince(key string, since int64) bool {
 	return found
 }
 
-// identify returns the agent's key and name: its process name as the
+// identify returns the agent's key and name: a declared agent's declared
+// name (an agents file; Deps.Declared), else its process name as the
 // kernel shows it (the comm, as varta_agent_info's name label), taken
 // from the environment recovery gives its command, which also covers an
 // agent --on-exit recover has just forgotten. Not the program path: it
 // cannot be read for an agent that exited before it was first tracked,
-// and the same agent would then count under two keys. A declared agent
-// name (an agents file) is meant to take this key's place. An agent
-// nobody knows any more is keyed by its pid.
+// and the same agent would then count under two keys. An agent nobody
+// knows any more is keyed by its pid.
 func (x *Escalator) identify(pid int32) (key, name string) {
+	if x.d.Declared != nil {
+		if n, _, ok := x.d.Declared(pid); ok {
+			return n, n
+		}
+	}
 	if x.d.AgentEnv != nil {
 		for _, kv := range x.d.AgentEnv(pid) {
 			if v, ok := strings.CutPrefix(kv, "VARTA_AGENT_NAME="); ok && v != "" {
@@ -311,6 +322,9 @@ func (x *Escalator) identify(pid int32) (key, name string) {
 // slotKey is s's key as identify spells it (escaped as the environment
 // has it).
 func (x *Escalator) slotKey(s *track.Slot) string {
+	if s.Agent != "" && x.d.Declared != nil {
+		return s.Agent
+	}
 	q := strconv.Quote(string(s.NameBytes()))
 	return q[1 : len(q)-1]
 }
@@ -324,9 +338,15 @@ func (x *Escalator) fail(pid int32, kind int, what string) {
 func (x *Escalator) failKey(key, name string, pid int32, kind int, what string) {
 	x.fails[kind]++
 	now := x.d.Now()
-	n, esc := x.ladder.Fail(key, now)
+	after := x.cfg.After
+	if x.d.Declared != nil {
+		if _, a, ok := x.d.Declared(pid); ok && a > 0 {
+			after = a
+		}
+	}
+	n, esc := x.ladder.FailAfter(key, now, after)
 	x.d.Log.Info("escalation ladder: a recovery failed", sink.Str("agent", name), sink.Str("key", key), sink.Num("pid", int64(pid)),
-		sink.Str("failure", what), sink.Num("failures", int64(n)), sink.Num("escalate_after", int64(x.cfg.After)))
+		sink.Str("failure", what), sink.Num("failures", int64(n)), sink.Num("escalate_after", int64(after)))
 	if esc {
 		x.escalate(key, name, pid, what, n, now)
 	}

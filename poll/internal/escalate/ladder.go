@@ -34,16 +34,29 @@ func NewLadder(after int, window int64, capacity int) *Ladder {
 // has not escalated makes room; when every entry escalated, the failure
 // is dropped (Dropped) and (0, false) returned.
 func (l *Ladder) Fail(key string, now int64) (count int, escalate bool) {
+	return l.FailAfter(key, now, 0)
+}
+
+// FailAfter is Fail for a key with its own count (a declared agent's
+// escalate-after=); after <= 0 means the ladder's. A key whose count
+// changes (a reload) starts its ring afresh.
+func (l *Ladder) FailAfter(key string, now int64, after int) (count int, escalate bool) {
+	if after <= 0 {
+		after = l.after
+	}
 	e := l.find(key)
 	if e == nil {
 		return 0, false
 	}
+	if len(e.times) != after {
+		e.times, e.n, e.head = make([]int64, after), 0, 0
+	}
 	e.last = now
 	e.times[e.head] = now
-	e.head = (e.head + 1) % l.after
-	e.n = min(e.n+1, l.after)
+	e.head = (e.head + 1) % after
+	e.n = min(e.n+1, after)
 	count = l.inWindow(e, now)
-	if count >= l.after && !e.escalated {
+	if count >= after && !e.escalated {
 		e.escalated = true
 		return count, true
 	}

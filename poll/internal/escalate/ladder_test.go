@@ -80,3 +80,17 @@ func TestLadderNoAllocs(t *testing.T) {
 		t.Fatalf("Fail allocates %v times per call", n)
 	}
 }
+
+// TestLadderFailAfterPerKey: a key with its own count (a declared agent's
+// escalate-after=) escalates at that count, another at the ladder's.
+func TestLadderFailAfterPerKey(t *testing.T) {
+	l := NewLadder(3, 0, 4)
+	if _, esc := l.FailAfter("own", 1, 1); !esc {
+		t.Error("escalate-after=1: the first failure must escalate")
+	}
+	for i, want := range []bool{false, false, true} {
+		if _, esc := l.Fail("global", int64(i)); esc != want {
+			t.Errorf("global failure %d: escalate %v, want %v", i+1, esc, want)
+		}
+	}
+}

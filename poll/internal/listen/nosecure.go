@@ -33,3 +33,6 @@ func (s *Secure) Open(b []byte) (vlp.Frame, vlp.SecureHeader, vlp.Error) {
 
 // Derivations is always 0.
 func (s *Secure) Derivations() uint64 { return 0 }
+
+// Attempts is 0: this build opens no secure frame.
+func (s *Secure) Attempts() uint64 { return 0 }

@@ -1,6 +1,7 @@
 package listen
 
 import (
+	"errors"
 	"os"
 	"strconv"
 	"strings"
@@ -45,4 +46,12 @@ func (c *NSCache) Get(pid uint32, now int64) (uint32, bool) {
 		c.pid, c.at = pid, now
 	}
 	return c.inner, c.ok
+}
+
+// ForeignNamespaceError is the error that stops the observer, under
+// --strict-namespace-check, at a frame for pid from another pid namespace.
+func ForeignNamespaceError(pid uint32) error {
+	return errors.New("a frame for pid " + strconv.FormatUint(uint64(pid), 10) + " came from another pid namespace " +
+		"(--strict-namespace-check); run the agent in the observer's pid namespace, or drop the flag to refuse " +
+		"such frames (counted in varta_frame_namespace_mismatch_total) and carry on")
 }

@@ -43,3 +43,11 @@ func (s *Secure) Derivations() uint64 {
 	}
 	return s.open.Derivations()
 }
+
+// Attempts counts AEAD openings tried (vlp.Opener.Attempts).
+func (s *Secure) Attempts() uint64 {
+	if s == nil {
+		return 0
+	}
+	return s.open.Attempts()
+}

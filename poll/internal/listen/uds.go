@@ -37,6 +37,8 @@ type UDS struct {
 	path string
 	dev  uint64 // identity of the socket file we bound, so Close never
 	ino  uint64 // unlinks a successor's socket
+
+	dirSyncFailed uint64 // the fsync of the directory after bind failed (0 or 1)
 }
 
 func udsErr(path, problem, hint string, err error) error {
@@ -115,7 +117,99 @@ func udsBind(fd int, path string, mode uint32) (*UDS, error) {
 	if err := unix.Lstat(path, &st); err != nil {
 		return nil, udsErr(path, "socket vanished right after bind", "check that no other program removes files there", os.NewSyscallError("lstat", err))
 	}
-	return &UDS{fd: fd, path: path, dev: uint64(st.Dev), ino: uint64(st.Ino)}, nil
+	u := &UDS{fd: fd, path: path, dev: uint64(st.Dev), ino: uint64(st.Ino)}
+	if syncDir(filepath.Dir(path)) != nil {
+		u.dirSyncFailed++ // counted, not fatal: the socket works, only its entry's durability is in doubt
+	}
+	return u, nil
+}
+
+// syncDir fsyncs directory dir, so that the socket's unlink and bind are
+// on disk before agents are told where to beat.
+func syncDir(dir string) error {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Fsync(fd)
+}
+
+// DirSyncFailures is 1 if the fsync of the socket's directory after bind
+// failed, else 0.
+func (u *UDS) DirSyncFailures() uint64 { return u.dirSyncFailed }
+
+// SetRcvBuf asks for a receive buffer of n bytes (--uds-rcvbuf-bytes) in
+// place of ListenUDS's 1 MiB; 0 keeps that, a negative n asks for the
+// kernel's default (net.core.rmem_default). Above net.core.rmem_max the kernel caps it,
+// unless the observer may use SO_RCVBUFFORCE (CAP_NET_ADMIN), which it
+// tries then. It returns the size the kernel reports (RcvBuf).
+func (u *UDS) SetRcvBuf(n int) int {
+	if n < 0 {
+		n = readSysctlInt("/proc/sys/net/core/rmem_default", 0)
+	}
+	if n > 0 {
+		_ = unix.SetsockoptInt(u.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, n)
+		if u.RcvBuf() < n { // capped at rmem_max: only CAP_NET_ADMIN may go beyond
+			_ = unix.SetsockoptInt(u.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n)
+		}
+	}
+	return u.RcvBuf()
+}
+
+// RcvBuf is the socket's SO_RCVBUF as the kernel reports it: twice what
+// was asked, for its bookkeeping, and capped; 0 if it cannot be read.
+func (u *UDS) RcvBuf() int {
+	v, err := unix.GetsockoptInt(u.fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
+// readSysctlInt reads a decimal integer file such as /proc/sys/...; def if
+// it cannot.
+func readSysctlInt(path string, def int) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return def
+	}
+	v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return def
+	}
+	return v
+}
+
+// PidMaxPath is the kernel's highest pid plus one.
+const PidMaxPath = "/proc/sys/kernel/pid_max"
+
+// PidMax reads /proc/sys/kernel/pid_max without allocating (the loop
+// rereads it once a minute); 4194304, the kernel's ceiling, when it
+// cannot (no /proc): no real pid is then refused.
+func PidMax() uint32 {
+	const ceiling = 1 << 22
+	fd, err := unix.Open(PidMaxPath, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return ceiling
+	}
+	defer unix.Close(fd)
+	var b [16]byte
+	n, err := unix.Read(fd, b[:])
+	if err != nil || n <= 0 {
+		return ceiling
+	}
+	var v uint32
+	for _, c := range b[:n] {
+		if c < '0' || c > '9' {
+			break
+		}
+		v = v*10 + uint32(c-'0')
+	}
+	if v == 0 || v > ceiling {
+		return ceiling
+	}
+	return v
 }
 
 // udsCheckDir refuses a parent directory through which someone other than

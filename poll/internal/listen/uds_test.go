@@ -327,3 +327,41 @@ func TestListenUDSBadArgs(t *testing.T) {
 		})
 	}
 }
+
+// TestUDSRcvBuf: SetRcvBuf asks the kernel for a receive buffer and
+// RcvBuf says what it granted (twice the request, for its bookkeeping);
+// 0 keeps ListenUDS's 1 MiB, a negative size the kernel default; the
+// directory fsync after bind succeeded.
+func TestUDSRcvBuf(t *testing.T) {
+	u, err := ListenUDS(filepath.Join(udsTestDir(t, 0o700), "s"), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer u.Close()
+	if u.DirSyncFailures() != 0 {
+		t.Errorf("the fsync of a tmpfs directory failed")
+	}
+	first := u.RcvBuf()
+	if got := u.SetRcvBuf(0); got != first || got == 0 {
+		t.Errorf("SetRcvBuf(0) changed the buffer from %d to %d", first, got)
+	}
+	if got := u.SetRcvBuf(8192); got != 2*8192 {
+		t.Errorf("SetRcvBuf(8192): kernel reports %d, want %d", got, 2*8192)
+	}
+	if def := readSysctlInt("/proc/sys/net/core/rmem_default", 0); def > 0 {
+		if got := u.SetRcvBuf(-1); got != 2*def {
+			t.Errorf("SetRcvBuf(-1): %d, want twice rmem_default %d", got, def)
+		}
+	}
+}
+
+// TestPidMax: the kernel's pid_max is read as the file says.
+func TestPidMax(t *testing.T) {
+	want := readSysctlInt(PidMaxPath, 0)
+	if want == 0 {
+		t.Skip("no " + PidMaxPath)
+	}
+	if got := PidMax(); int(got) != want {
+		t.Errorf("PidMax() = %d, the file says %d", got, want)
+	}
+}

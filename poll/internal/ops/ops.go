@@ -67,6 +67,17 @@ type Ops struct {
 	held      bool  // HoldWatchdog ran: no more kicks, and never a magic close
 	wedgeAt   int64 // test hook, see testhooks_on.go; 0 off
 	nextLog   [numOpsLogs]int64
+	// suppressed counts the failure lines logFailure left out, by kind.
+	suppressed [numOpsLogs]uint64
+}
+
+// HeartbeatLogSuppressed counts the heartbeat-file failure lines left out
+// by the once-per-interval limit.
+func (x *Ops) HeartbeatLogSuppressed() uint64 {
+	if x == nil {
+		return 0
+	}
+	return x.suppressed[opsLogHeartbeat]
 }
 
 // opsLogKind rate-limits the periodic-work failure logs separately.
@@ -275,6 +286,7 @@ func (x *Ops) HWKicks() (kicks, errs uint64) {
 // per kind: a kick that fails every second must not flood the log.
 func (x *Ops) logFailure(k opsLogKind, now int64, msg string, err error) {
 	if now < x.nextLog[k] {
+		x.suppressed[k]++
 		return
 	}
 	x.nextLog[k] = now + opsLogEvery

@@ -58,14 +58,15 @@ type Agent struct {
 	Name     []byte // as read when the agent was first tracked
 	Exe      []byte // its program; nil when unreadable (the name stands in)
 	SilentNs int64
-	Gone     bool // no process holds the pid any more
+	Gone     bool   // no process holds the pid any more
+	Declared string // its declared name (--agents-file), "" for none
 }
 
 // Env is the environment for a recovery command: VARTA_AGENT_PID,
 // VARTA_AGENT_NAME and VARTA_AGENT_EXE (bytes the agent chose, escaped as
 // a Go string body so a newline or a byte that is not UTF-8 arrives as \n
-// or \xff), VARTA_SILENT_MS, and VARTA_AGENT_GONE=1 when no process has
-// the pid any more.
+// or \xff), VARTA_SILENT_MS, VARTA_AGENT_GONE=1 when no process has
+// the pid any more, and VARTA_AGENT_DECLARED=NAME for a declared agent.
 func Env(a Agent) []string {
 	env := []string{"VARTA_AGENT_PID=" + strconv.Itoa(int(a.Pid))}
 	if a.Known {
@@ -79,6 +80,9 @@ func Env(a Agent) []string {
 	}
 	if a.Gone {
 		env = append(env, "VARTA_AGENT_GONE=1")
+	}
+	if a.Declared != "" {
+		env = append(env, "VARTA_AGENT_DECLARED="+a.Declared)
 	}
 	return env
 }

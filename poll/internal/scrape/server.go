@@ -2,6 +2,7 @@ package scrape
 
 import (
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -32,7 +33,6 @@ type Server struct {
 	fds     []Fd             // what Fds returned this iteration
 	gens    []uint32         // per connection slot, bumped when its fd is closed
 	conns   []*promtext.Conn // the connection of each fds entry after the first
-	refused uint64           // connections closed because every slot was busy
 	// acceptFailed counts accept(2) failures for want of a resource;
 	// acceptErr is the latest, for the loop to log; pausedUntil is when
 	// the listener is polled again after one.
@@ -42,6 +42,14 @@ type Server struct {
 	expired      uint64 // connections closed at a read or write deadline
 	evicted      uint64 // connections without a complete request closed for a newcomer
 	addr         string // the bound address, with the real port when :0 was asked
+
+	limit     *ipTable // nil: no per-IP rate limit
+	sa        unix.RawSockaddrAny
+	salen     uint32
+	dropped   [NumDropReasons]uint64
+	exhausted uint64 // listener wakes that hit acceptsPerTick with more queued
+	servedNs  int64  // time spent in Ready since TakeServed
+	served    bool
 }
 
 // Fd is one descriptor the server wants watched: poll(2) events, and the
@@ -63,6 +71,7 @@ type Config struct {
 	Alive  func() bool         // /healthz
 	// MaxBody bounds the exposition's size (see promtext.Config.MaxBody).
 	MaxBody int
+	Limit   RateLimit
 }
 
 // New binds the listener and prepares the connection slots.
@@ -76,9 +85,13 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Server{lfd: lfd, srv: srv, scratch: make([]byte, 1024), addr: bound,
+	p := &Server{lfd: lfd, srv: srv, scratch: make([]byte, 1024), addr: bound,
 		fds: make([]Fd, 0, 1+srv.Slots()), conns: make([]*promtext.Conn, 0, srv.Slots()),
-		gens: make([]uint32, srv.Slots())}, nil
+		gens: make([]uint32, srv.Slots())}
+	if cfg.Limit.PerSec > 0 {
+		p.limit = &ipTable{perSec: int64(cfg.Limit.PerSec), burst: int64(max(cfg.Limit.Burst, 1))}
+	}
+	return p, nil
 }
 
 // MaxFds is the most entries Fds returns: the listener and every slot.
@@ -118,6 +131,8 @@ func (p *Server) Fds(now int64) []Fd {
 
 // Ready handles what the wait reported for the entry of Fds with arg.
 func (p *Server) Ready(arg int32, revents int16, now int64) {
+	t0 := time.Now() // vDSO: no system call; only metrics fds pay for it
+	defer p.took(t0)
 	switch {
 	case arg < 0:
 		if revents&unix.POLLIN != 0 {
@@ -128,9 +143,27 @@ func (p *Server) Ready(arg int32, revents int16, now int64) {
 	}
 }
 
+func (p *Server) took(t0 time.Time) {
+	p.servedNs += int64(time.Since(t0))
+	p.served = true
+}
+
+// TakeServed returns the time spent serving metrics fds since the last
+// call, and whether any was served.
+func (p *Server) TakeServed() (ns int64, any bool) {
+	ns, any = p.servedNs, p.served
+	p.servedNs, p.served = 0, false
+	return ns, any
+}
+
 func (p *Server) accept(now int64) {
-	for i := 0; i < acceptsPerTick; i++ {
-		fd, err := accept4(p.lfd)
+	for i := 0; ; i++ {
+		if i == acceptsPerTick {
+			p.exhausted++ // budget spent: whatever else is queued waits for the next wake
+			return
+		}
+		p.salen = uint32(unsafe.Sizeof(p.sa))
+		fd, err := accept4(p.lfd, &p.sa, &p.salen)
 		switch err {
 		case nil:
 		case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
@@ -143,6 +176,13 @@ func (p *Server) accept(now int64) {
 			// network error, and that connection has left the queue.
 			return
 		}
+		if p.limit != nil {
+			if ok, why := p.limit.allow(peerIP(&p.sa), now); !ok {
+				p.dropped[why]++
+				unix.Close(fd)
+				continue
+			}
+		}
 		// Cap the kernel's send buffer: a client that never reads would
 		// otherwise pin megabytes of kernel memory until the write deadline.
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, scrapeSndBuf)
@@ -150,7 +190,7 @@ func (p *Server) accept(now int64) {
 			_, err = p.srv.Accept(fd, now)
 		}
 		if err != nil {
-			p.refused++
+			p.dropped[DropDrain]++
 			unix.Close(fd)
 		}
 	}
@@ -178,12 +218,13 @@ func (p *Server) evictIdle(now int64) bool {
 	return true
 }
 
-// accept4 takes one queued connection without asking for the peer's
-// address: unix.Accept4 would allocate a Sockaddr for it on every scrape,
-// and nothing here uses it.
-func accept4(lfd int) (int, error) {
+// accept4 takes one queued connection, its peer's address into sa (the
+// server's own, reused): unix.Accept4 would allocate a Sockaddr on every
+// scrape.
+func accept4(lfd int, sa *unix.RawSockaddrAny, salen *uint32) (int, error) {
 	// Non-blocking, so a raw system call (see listen.Receiver.Recv).
-	fd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), 0, 0, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
+	fd, _, e := unix.RawSyscall6(unix.SYS_ACCEPT4, uintptr(lfd), uintptr(unsafe.Pointer(sa)), uintptr(unsafe.Pointer(salen)),
+		unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0, 0)
 	if e != 0 {
 		return -1, e
 	}
@@ -256,12 +297,22 @@ func (p *Server) TakeAcceptErr() error {
 	return err
 }
 
-// Counts are the connections refused for want of a slot, closed at a
-// deadline, not accepted for want of fds or memory, and closed before
-// completing a request to make room for a newcomer.
-func (p *Server) Counts() (refused, expired, acceptFailed, evicted uint64) {
-	return p.refused, p.expired, p.acceptFailed, p.evicted
+// Counts are the connections closed at a deadline, not accepted for want
+// of fds or memory, and closed before completing a request to make room
+// for a newcomer.
+func (p *Server) Counts() (expired, acceptFailed, evicted uint64) {
+	return p.expired, p.acceptFailed, p.evicted
 }
+
+// Dropped counts the connections closed unserved, by reason (DropReasons).
+func (p *Server) Dropped() [NumDropReasons]uint64 { return p.dropped }
+
+// Exhausted counts the listener wakes that spent their whole budget of
+// acceptsPerTick connections (more may have waited).
+func (p *Server) Exhausted() uint64 { return p.exhausted }
+
+// Unauthorized counts the requests refused for a missing or wrong token.
+func (p *Server) Unauthorized() uint64 { return p.srv.Unauthorized() }
 
 // Close closes every connection and the listener.
 func (p *Server) Close() {

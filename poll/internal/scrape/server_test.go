@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -206,7 +207,83 @@ func TestSlowlorisGivesWay(t *testing.T) {
 	if err != nil || !strings.HasPrefix(string(buf[:max(n, 0)]), "HTTP/1.1 200") {
 		t.Fatalf("the complete request got %q, %v; want a 200 answer", buf[:max(n, 0)], err)
 	}
-	if _, _, _, evicted := p.Counts(); evicted != 1 {
+	if _, _, evicted := p.Counts(); evicted != 1 {
 		t.Errorf("%d connections evicted, want 1 (the oldest slow one)", evicted)
+	}
+}
+
+// TestRateLimit: with a per-source-IP bucket of burst 2 and 1 token a
+// second, four connections from 127.0.0.1 at once get two served and two
+// closed unserved (rate_limit); a second later one more is served. A
+// source finding the IP table full of live sources is closed unserved
+// (ip_table_full), and an entry a minute stale makes room again.
+func TestRateLimit(t *testing.T) {
+	p, err := New(Config{Addr: "127.0.0.1:0", Limit: RateLimit{PerSec: 1, Burst: 2},
+		Render: func(b []byte) []byte { return append(b, "varta_up 1\n"...) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	ap := netip.MustParseAddrPort(p.addr)
+	sa := &unix.SockaddrInet4{Port: int(ap.Port()), Addr: ap.Addr().As4()}
+	dial := func(n int) {
+		for range n {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { unix.Close(fd) })
+			if err := unix.Connect(fd, sa); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const sec = int64(1e9)
+	dial(4)
+	p.accept(10 * sec)
+	if d := p.Dropped(); d[DropRateLimit] != 2 || p.srv.Active() != 2 {
+		t.Fatalf("4 connections at once with burst 2: dropped %v, %d served; want 2 rate_limit, 2 served", d, p.srv.Active())
+	}
+	dial(1)
+	p.accept(11 * sec)
+	if d := p.Dropped(); d[DropRateLimit] != 2 || p.srv.Active() != 3 {
+		t.Fatalf("a second later: dropped %v, %d served; want still 2 rate_limit, 3 served", d, p.srv.Active())
+	}
+	// Fill the table with other live sources, as a horizontal flood would.
+	for i := range p.limit.ents {
+		if e := &p.limit.ents[i]; !e.used {
+			*e = ipState{ip: [16]byte{0: 0xfd, 15: byte(i), 14: byte(i >> 8)}, milli: 1000, refill: 11 * sec, used: true}
+		}
+	}
+	loop := [16]byte{10: 0xff, 11: 0xff, 12: 127, 15: 1}
+	for i := range p.limit.ents {
+		if p.limit.ents[i].ip == loop {
+			p.limit.ents[i].ip[0] = 0xfe // 127.0.0.1 forgotten: it is a new source now
+		}
+	}
+	dial(1)
+	p.accept(12 * sec)
+	if d := p.Dropped(); d[DropIPTableFull] != 1 {
+		t.Fatalf("a new source with the table full of live ones: dropped %v, want 1 ip_table_full", d)
+	}
+	dial(1)
+	p.accept(12*sec + ipTTL)
+	if d := p.Dropped(); d[DropIPTableFull] != 1 || d[DropRateLimit] != 2 {
+		t.Fatalf("once the others went stale: dropped %v, want no new drop", d)
+	}
+}
+
+// TestPeerIP: IPv4 peers are mapped into IPv6, IPv6 ones kept.
+func TestPeerIP(t *testing.T) {
+	var sa unix.RawSockaddrAny
+	a4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa))
+	a4.Family, a4.Addr = unix.AF_INET, [4]byte{192, 0, 2, 7}
+	if got := peerIP(&sa); got != [16]byte{10: 0xff, 11: 0xff, 12: 192, 13: 0, 14: 2, 15: 7} {
+		t.Errorf("IPv4 peer: %v", got)
+	}
+	a6 := (*unix.RawSockaddrInet6)(unsafe.Pointer(&sa))
+	a6.Family, a6.Addr = unix.AF_INET6, [16]byte{0x20, 0x01, 0x0d, 0xb8, 15: 9}
+	if got := peerIP(&sa); got != a6.Addr {
+		t.Errorf("IPv6 peer: %v", got)
 	}
 }

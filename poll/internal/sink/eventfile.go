@@ -62,6 +62,7 @@ const (
 	eventEviction  = "eviction"
 	eventExit      = "exit"
 	eventRecovered = "recovered"
+	eventMissing   = "missing"
 )
 
 // MismatchReason is the last column of a mismatch line.
@@ -353,6 +354,18 @@ func (e *EventFile) Recovered(now int64, pid uint32, nonce uint64, status vlp.St
 		b = eventUint(eventUint(b, uint64(pid)), nonce)
 		b = eventText(b, status.String())
 		e.endUrgent(eventUint(b, uint64(max(silentMs, 0))))
+	}
+}
+
+// Missing records a declared agent (--agents-file) not beating within its
+// expect-within-ms: no process, so the pid column is 0 and the nonce and
+// status columns are absent ("-"); the last column is its declared name.
+func (e *EventFile) Missing(now int64, agent string) {
+	if e != nil && e.upstream {
+		return
+	}
+	if b, ok := e.begin(now, eventMissing); ok {
+		e.endUrgent(eventText(eventAbsent(eventUint(b, 0), 2), agent))
 	}
 }
 

@@ -24,8 +24,9 @@ type Logger struct {
 	buf        []byte
 	next       [MaxLogKinds]int64 // earliest time the kind may log again
 	suppressed [MaxLogKinds]uint64
-	gap        [MaxLogKinds]int64 // Backoff: the kind's current interval
-	last       [MaxLogKinds]int64 // Backoff: the kind's last call
+	total      [MaxLogKinds]uint64 // suppressed ever, for varta_log_suppressed_total
+	gap        [MaxLogKinds]int64  // Backoff: the kind's current interval
+	last       [MaxLogKinds]int64  // Backoff: the kind's last call
 }
 
 // Backoff bounds, in ns: the first interval, and the longest.
@@ -50,6 +51,7 @@ type Field struct {
 	num   int64
 	isN   bool
 	isB   bool
+	agent string // NameAgent: a declared agent's name, written as a field of its own
 }
 
 // Str is a text field.
@@ -58,6 +60,13 @@ func Str(k, v string) Field { return Field{key: k, str: v} }
 // Bytes is a text field from bytes the caller owns (a process name): it is
 // quoted and escaped like any text, and not kept after the line is written.
 func Bytes(k string, v []byte) Field { return Field{key: k, bytes: v, isB: true} }
+
+// NameAgent is the name field of an agent, Bytes("name", comm), followed
+// by agent=AGENT when the agent is a declared one (agent not ""), so that
+// every line about an agent can show both without a second argument.
+func NameAgent(comm []byte, agent string) Field {
+	return Field{key: "name", bytes: comm, isB: true, agent: agent}
+}
 
 // Num is a number field.
 func Num(k string, v int64) Field { return Field{key: k, num: v, isN: true} }
@@ -93,6 +102,10 @@ func (l *Logger) line(level, msg string, fs ...Field) {
 			b = strconv.AppendQuote(b, f.str)
 		default:
 			b = append(b, f.str...)
+		}
+		if f.agent != "" {
+			b = append(b, " agent="...)
+			b = strconv.AppendQuote(b, f.agent)
 		}
 	}
 	b = append(b, '\n')
@@ -160,6 +173,7 @@ func (l *Logger) Error(msg string, fs ...Field) { l.line("error", msg, fs...) }
 func (l *Logger) Limited(k LogKind, now int64, msg string, fs ...Field) bool {
 	if now < l.next[k] {
 		l.suppressed[k]++
+		l.total[k]++
 		return false
 	}
 	l.next[k] = now + 1e9
@@ -170,6 +184,10 @@ func (l *Logger) Limited(k LogKind, now int64, msg string, fs ...Field) bool {
 	l.Warn(msg, fs...)
 	return true
 }
+
+// Suppressed counts the lines of kind k that Limited or Backoff left out
+// since the start.
+func (l *Logger) Suppressed(k LogKind) uint64 { return l.total[k] }
 
 // Backoff logs a line of kind k at level info or warn for a condition
 // that may persist (a reader of standard output that is gone, a storm of
@@ -185,6 +203,7 @@ func (l *Logger) Backoff(k LogKind, now int64, warn bool, msg string, fs ...Fiel
 		l.gap[k] = backoffFirst
 	} else if now < l.next[k] {
 		l.suppressed[k]++
+		l.total[k]++
 		return false
 	} else {
 		l.gap[k] = min(2*l.gap[k], backoffMax)

@@ -190,6 +190,10 @@ type Slot struct {
 	// Exe is the id of the agent's program path in the caller's Paths
 	// table, 0 when unknown.
 	Exe uint16
+	// Agent is the declared name (--agents-file) the caller matched the
+	// session to, "" for none: a string of the caller's parsed file,
+	// never built per beat.
+	Agent string
 	// Class is the slot's threshold class (SetThreshold): 0, the
 	// tracker's own threshold, until the agent asks for another.
 	Class uint8
@@ -283,6 +287,8 @@ type StallEvent struct {
 // glitch cannot unsort the lists; Observe, PopStall and Remove may reuse
 // slots, which is why Slot pointers are short-lived.
 type Tracker struct {
+	pidMax    uint32 // SetPidMax; 0 checks nothing
+	aboveMax  uint64 // frames refused by AbovePidMax
 	slots     []Slot
 	index     ring.Index
 	links     ring.Links // threads every slot through one list: its class's armed or stalled, or due
@@ -426,3 +432,25 @@ func (t *Tracker) AppendSortedPids(dst []uint32) []uint32 {
 
 // GlobalBucket returns the global rate-limit bucket, for metrics and tests.
 func (t *Tracker) GlobalBucket() *TokenBucket { return &t.global }
+
+// SetPidMax sets the kernel's pid_max (/proc/sys/kernel/pid_max, read by
+// the caller) for AbovePidMax. 0 turns the check off.
+func (t *Tracker) SetPidMax(n uint32) { t.pidMax = n }
+
+// AbovePidMax reports, and counts, a frame pid at or above pid_max: no
+// process on this host can have it. The observer asks it for socket
+// frames before their credentials are checked; a UDP frame's pid may be
+// another host's, which this host's pid_max says nothing about.
+func (t *Tracker) AbovePidMax(pid uint32) bool {
+	if t.pidMax != 0 && pid >= t.pidMax {
+		t.aboveMax++
+		return true
+	}
+	return false
+}
+
+// PidMax is the value SetPidMax set.
+func (t *Tracker) PidMax() uint32 { return t.pidMax }
+
+// PidAboveMax counts the frames AbovePidMax refused.
+func (t *Tracker) PidAboveMax() uint64 { return t.aboveMax }

@@ -627,3 +627,21 @@ func TestUnknownIsNotGone(t *testing.T) {
 	delete(procs.unknown, 11)
 	mustObserve(t, tr, beat(11, 1), OriginUDS, trkThr+1, VerdictOutOfOrder)
 }
+
+// TestPidAboveMax: with pid_max set, a pid at or above it is refused and
+// counted, one below passes; without it nothing is refused.
+func TestPidAboveMax(t *testing.T) {
+	tr := NewTracker(TrackerConfig{Capacity: 4, Threshold: trkThr})
+	if tr.AbovePidMax(1 << 31) {
+		t.Error("refused a pid before pid_max was set")
+	}
+	tr.SetPidMax(1000)
+	for _, pid := range []uint32{1000, 4000000} {
+		if !tr.AbovePidMax(pid) {
+			t.Errorf("pid %d passes pid_max 1000", pid)
+		}
+	}
+	if tr.AbovePidMax(999) || tr.PidAboveMax() != 2 || tr.PidMax() != 1000 {
+		t.Errorf("pid 999 refused, or %d counted (want 2), pid_max %d", tr.PidAboveMax(), tr.PidMax())
+	}
+}
