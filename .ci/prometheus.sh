@@ -12,7 +12,8 @@
 #
 # Healthy phase: 16 loadgen agents and one varta-beat agent beat; the target
 # is up, every rule evaluates, and no alert fires but VartaUnexpectedReset
-# (the reset the file records). Failure phase: the varta-beat agent is
+# (the reset the file records) and VartaDeclaredAgentMissing for the one
+# agent the --agents-file declares and nothing runs. Failure phase: the varta-beat agent is
 # stopped (SIGSTOP: alive, silent), two agents beat faster than the rate
 # limit, and one /metrics request comes without the token; the script waits
 # until VartaAgentStalled fires for that pid with its name, and the
@@ -117,6 +118,10 @@ token="ci-$RANDOM$RANDOM$RANDOM"
 # the observer counts an unexpected reset at start.
 printf 'varta-reset-reason 1\nseen_boot=00000000-0000-0000-0000-000000000000\nresets=0\npending=false\n' >"$tmp/reset-reason"
 
+# Declared agents: varta-beat, and one that never comes, so it is missing
+# a second after the start.
+printf 'beat comm=varta-beat\nghost comm=ghost-agent expect-within-ms=1000\n' >"$tmp/agents.conf"
+
 # A pty stands in for /dev/watchdog: script(1) holds the master and runs a
 # sleep on the slave, whose name the sleep's stdin gives.
 script -qfc "sleep 600" /dev/null </dev/null >/dev/null 2>&1 &
@@ -138,7 +143,7 @@ pids+=($child)
 	--prom-addr 127.0.0.1:0 --prom-token-file "$tmp/token" \
 	--export-file "$tmp/events" --recovery-audit-file "$tmp/audit" \
 	--recovery-exec "/bin/sh -c 'exit 3'" --escalate-after 1 --escalate-exec /bin/true \
-	--reset-reason-file "$tmp/reset-reason" --hw-watchdog "$wdog" \
+	--reset-reason-file "$tmp/reset-reason" --hw-watchdog "$wdog" --agents-file "$tmp/agents.conf" \
 	--max-beat-rate 20 2>"$tmp/varta-watch.log" &
 pids+=($!)
 wait_for "observer listening" grep -q 'msg="listening"' "$tmp/varta-watch.log"
@@ -217,6 +222,11 @@ stall_alert() {
 		grep -F "\"pid\":\"$agent\"" | grep -F '"name":"varta-beat"' | grep -q '"state":"firing"'
 }
 
+missing_alert() {
+	http_get "$prom" /api/v1/alerts | sed 's/{"labels":/\n&/g' | grep -F '"alertname":"VartaDeclaredAgentMissing"' |
+		grep -F "\"name\":\"$1\"" | grep -q '"state":"firing"'
+}
+
 wait_for "target up in /api/v1/targets" target_up
 wait_for "varta_beats_total has a series for pid $agent" series_for_agent varta_beats_total
 # The exposition itself, with the agent's rows, as promtool reads it
@@ -233,7 +243,9 @@ say "promtool check metrics accepts the exposition"
 wait_for "recording rule instance_pid:varta_beats:rate1m computed for pid $agent" series_for_agent 'instance_pid:varta_beats:rate1m'
 wait_for "all $rules_total rules evaluated and healthy" rules_ok
 wait_for "VartaUnexpectedReset fires for the reset the file records" fires VartaUnexpectedReset
-unexpected=$(firing | grep -vx VartaUnexpectedReset || true)
+wait_for "VartaDeclaredAgentMissing fires for the declared agent that never came" missing_alert ghost
+missing_alert beat && fail "VartaDeclaredAgentMissing fires for the declared agent that beats"
+unexpected=$(firing | grep -vxE 'VartaUnexpectedReset|VartaDeclaredAgentMissing' || true)
 [ -z "$unexpected" ] || fail "alerts fire while every agent beats: $unexpected"
 say "no other alert fires while every agent beats"
 

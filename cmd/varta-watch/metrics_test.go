@@ -518,7 +518,8 @@ var metricName = regexp.MustCompile(`\bvarta_[a-z0-9_]*[a-z0-9]`)
 // a renamed metric cannot silently disarm an alert or blank a panel.
 // promtool's own tests only see the series they are fed. The observer
 // runs with the flags that add families (the event file, the escalation
-// ladder, a reset-reason file with an unexpected reset on record).
+// ladder, a reset-reason file with an unexpected reset on record, an
+// agents file).
 func TestPrometheusRulesNameRealMetrics(t *testing.T) {
 	dir := t.TempDir()
 	reason := filepath.Join(dir, "reset-reason")
@@ -526,9 +527,14 @@ func TestPrometheusRulesNameRealMetrics(t *testing.T) {
 	if err := os.WriteFile(reason, []byte(other), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	agents := filepath.Join(dir, "agents.conf")
+	if err := os.WriteFile(agents, []byte("ghost comm=ghost-agent expect-within-ms=1000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	w := startWatch(t, "--threshold-ms", "5000", "--prom-addr", "127.0.0.1:0",
 		"--export-file", filepath.Join(dir, "events"), "--recovery-exec", "/bin/true",
-		"--escalate-after", "1", "--escalate-exec", "/bin/true", "--reset-reason-file", reason)
+		"--escalate-after", "1", "--escalate-exec", "/bin/true", "--reset-reason-file", reason,
+		"--agents-file", agents)
 	types := familyTypes(scrapeBody(t, w.metrics, ""))
 	exported := func(name string) bool {
 		if _, ok := types[name]; ok {
