@@ -548,11 +548,27 @@ func TestPrometheusRules(t *testing.T) {
 var metricName = regexp.MustCompile(`\bvarta_[a-z0-9_]*[a-z0-9]`)
 
 // TestPrometheusRulesNameRealMetrics: every varta_ metric the bundle's
-// expressions read is one the observer exports, so a renamed metric
-// cannot silently disarm an alert. promtool's own tests only see the
-// series they are fed.
+// expressions and dashboard queries read is one the observer exports, so
+// a renamed metric cannot silently disarm an alert or blank a panel.
+// promtool's own tests only see the series they are fed. The observer
+// runs with the flags that add families (the event file, the escalation
+// ladder, a reset-reason file with an unexpected reset on record, an
+// agents file).
 func TestPrometheusRulesNameRealMetrics(t *testing.T) {
-	w := startWatch(t, "--threshold-ms", "5000", "--prom-addr", "127.0.0.1:0")
+	dir := t.TempDir()
+	reason := filepath.Join(dir, "reset-reason")
+	other := "varta-reset-reason 1\nseen_boot=another-boot\nresets=0\npending=false\n"
+	if err := os.WriteFile(reason, []byte(other), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agents := filepath.Join(dir, "agents.conf")
+	if err := os.WriteFile(agents, []byte("ghost comm=ghost-agent expect-within-ms=1000\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := startWatch(t, "--threshold-ms", "5000", "--prom-addr", "127.0.0.1:0",
+		"--export-file", filepath.Join(dir, "events"), "--recovery-exec", "/bin/true",
+		"--escalate-after", "1", "--escalate-exec", "/bin/true", "--reset-reason-file", reason,
+		"--agents-file", agents)
 	types := familyTypes(scrapeBody(t, w.metrics, ""))
 	exported := func(name string) bool {
 		if _, ok := types[name]; ok {
@@ -565,13 +581,15 @@ func TestPrometheusRulesNameRealMetrics(t *testing.T) {
 		}
 		return false
 	}
-	for _, file := range []string{"alerts.yml", "rules.yml"} {
+	for _, file := range []string{"alerts.yml", "rules.yml", "dashboard.json"} {
 		b, err := os.ReadFile(filepath.Join(rulesDir, file))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for i, line := range strings.Split(string(b), "\n") {
-			line, _, _ = strings.Cut(line, "#")
+			if file != "dashboard.json" {
+				line, _, _ = strings.Cut(line, "#")
+			}
 			for _, at := range metricName.FindAllStringIndex(line, -1) {
 				// Recording rules are named level:metric:operation; the
 				// regexp sees only their varta_ middle, after a colon.
