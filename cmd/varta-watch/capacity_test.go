@@ -30,7 +30,7 @@ type agent struct {
 
 func startAgent(t *testing.T, socket string, every time.Duration) *agent {
 	t.Helper()
-	cmd := testbin.Command(beatBin(t), "--socket", socket, "--count", "1000000",
+	cmd := testbin.AgentCommand(beatBin(t), "--socket", socket, "--count", "1000000",
 		"--interval-ms", strconv.FormatInt(every.Milliseconds(), 10))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -49,7 +49,7 @@ func beatOnce(t *testing.T, w *watcher) int {
 // apart) and returns it; the test's cleanup stops and reaps it.
 func startBeat(t *testing.T, w *watcher, count int, interval time.Duration) *exec.Cmd {
 	t.Helper()
-	cmd := testbin.Command(beatBin(t), "--socket", w.socket, "--count", strconv.Itoa(count),
+	cmd := testbin.AgentCommand(beatBin(t), "--socket", w.socket, "--count", strconv.Itoa(count),
 		"--interval-ms", strconv.FormatInt(interval.Milliseconds(), 10))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

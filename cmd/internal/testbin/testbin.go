@@ -86,6 +86,20 @@ func Command(bin string, args ...string) *exec.Cmd {
 	return exec.Command(bin, args...)
 }
 
+// AgentCommand is Command for an agent that must be recoverable from its
+// first beat on: it starts bin 30 ms after its process starts, through a
+// shell that execs it (the pid and its start time stay the same). The
+// observer's pid-reuse guard cannot tell a frame queued within the 10 ms
+// clock tick of its sender's start time from one a dead predecessor of
+// that pid queued (cmd/varta-watch/README.md §3, pid reuse), and stalls
+// of such a session are not recovered until a later frame verifies it; a
+// real daemon initialises for longer than that before its first beat, a
+// test agent started bare may not.
+func AgentCommand(bin string, args ...string) *exec.Cmd {
+	c := Command(bin, args...)
+	return exec.Command("/bin/sh", append([]string{"-c", `sleep 0.03; exec "$@"`, "sh"}, c.Args...)...)
+}
+
 // Cleanup removes the built binaries; call it from TestMain after m.Run.
 func Cleanup() {
 	mu.Lock()
