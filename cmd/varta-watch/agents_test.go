@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -10,10 +11,18 @@ import (
 	"time"
 )
 
-// beatExe is varta-beat's program path as /proc/PID/exe shows it.
+// beatExe is varta-beat's program path as /proc/PID/exe shows it: under
+// qemu-user, the emulator's.
 func beatExe(t *testing.T) string {
 	t.Helper()
-	p, err := filepath.EvalSymlinks(beatBin(t))
+	bin := beatBin(t)
+	if emu := os.Getenv("VARTA_TEST_EMULATOR"); emu != "" {
+		var err error
+		if bin, err = exec.LookPath(emu); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := filepath.EvalSymlinks(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +79,7 @@ func TestAgentsFileMissingThenAppears(t *testing.T) {
 	if w.waitLog(`msg="declared agent is no longer missing" agent=ghost pid=`+itoa(pid), patience(10*time.Second)) == "" {
 		t.Fatalf("no 'no longer missing' line for pid %d:\n%s", pid, w.logText())
 	}
-	if w.waitLog(`msg="tracking a new agent" pid=`+itoa(pid)+` name=varta-beat agent="ghost"`, patience(5*time.Second)) == "" {
+	if w.waitLog(`msg="tracking a new agent" pid=`+itoa(pid)+` name=`+agentComm()+` agent="ghost"`, patience(5*time.Second)) == "" {
 		t.Errorf("the tracking line does not name the declared agent:\n%s", w.logText())
 	}
 	w.waitMetric(`varta_declared_agent_missing{name="ghost"}`, 0, patience(5*time.Second))
@@ -96,7 +105,7 @@ func TestAgentsFileOwnThresholdAndCommand(t *testing.T) {
 	if ev == nil {
 		t.Fatalf("the declared agent (300 ms threshold) did not stall:\n%s", w.logText())
 	}
-	if w.waitLog(`msg="agent stalled" pid=`+itoa(fast)+` name=varta-beat agent="fast"`, patience(5*time.Second)) == "" {
+	if w.waitLog(`msg="agent stalled" pid=`+itoa(fast)+` name=`+agentComm()+` agent="fast"`, patience(5*time.Second)) == "" {
 		t.Errorf("the stall line does not name the declared agent:\n%s", w.logText())
 	}
 	waitFor(t, patience(10*time.Second), func() bool {

@@ -81,7 +81,7 @@ func TestStatusShowsVartaBeat(t *testing.T) {
 	w := startWatch(t, "--threshold-ms", "2000")
 	agent := startBeat(t, w, 1000, 50*time.Millisecond)
 	pid := agent.Process.Pid
-	row := regexp.MustCompile(`(?m)^` + strconv.Itoa(pid) + ` +varta-beat +uds +ok +[0-9.]+s +[1-9][0-9]* +0 +0 +- +- +0 +- +-$`)
+	row := regexp.MustCompile(`(?m)^` + strconv.Itoa(pid) + ` +` + agentComm() + ` +uds +ok +[0-9.]+s +[1-9][0-9]* +0 +0 +- +- +0 +- +-$`)
 	var out string
 	waitFor(t, 5*time.Second, func() bool {
 		var code int
@@ -92,14 +92,14 @@ func TestStatusShowsVartaBeat(t *testing.T) {
 		t.Errorf("no summary line in:\n%s", out)
 	}
 	// --control-socket names the same socket.
-	if out2, _, code := ctl(t, "status", "--control-socket", w.socket+".ctl"); code != 0 || !strings.Contains(out2, "varta-beat") {
+	if out2, _, code := ctl(t, "status", "--control-socket", w.socket+".ctl"); code != 0 || !strings.Contains(out2, agentComm()) {
 		t.Errorf("status --control-socket: exit %d\n%s", code, out2)
 	}
 	s := getStatus(t, w)
 	if len(s.Agents) != 1 || s.AgentCount != 1 || s.Capacity != 256 || s.Version != "dev" {
 		t.Fatalf("status --json: %+v", s)
 	}
-	if a := s.Agents[0]; a.Pid != pid || a.Name != "varta-beat" || a.Origin != "uds" || a.State != "ok" || a.Beats < 1 || a.LastRecovery != nil {
+	if a := s.Agents[0]; a.Pid != pid || a.Name != agentComm() || a.Origin != "uds" || a.State != "ok" || a.Beats < 1 || a.LastRecovery != nil {
 		t.Fatalf("agent %+v, want pid %d named varta-beat, uds, ok", a, pid)
 	}
 	fi, err := os.Stat(w.socket + ".ctl")
@@ -171,7 +171,7 @@ func TestPauseHoldsRecovery(t *testing.T) {
 		t.Errorf("metrics: skipped_paused %v, paused agents %v, pauses %v", m[outcomeKey("skipped_paused")],
 			m["varta_recovery_paused_agents"], m[`varta_recovery_pause_changes_total{action="pause"}`])
 	}
-	if out, errs, code := ctl(t, "resume", "varta-beat", "--socket", w.socket); code != 0 || !strings.HasPrefix(out, "ok: resumed 1 of 1 agents") {
+	if out, errs, code := ctl(t, "resume", agentComm(), "--socket", w.socket); code != 0 || !strings.HasPrefix(out, "ok: resumed 1 of 1 agents") {
 		t.Fatalf("resume: exit %d, %q %q", code, out, errs)
 	}
 	waitAudit(t, w, audit, "recovery after resume", 2*I+patience(5*time.Second), func(r []auditRec) bool {

@@ -64,7 +64,7 @@ func TestEscalateAfterFailedRecoveries(t *testing.T) {
 	})
 	w.waitMetric(`varta_escalation_failures_total{failure="exit"}`, 3, patience(5*time.Second))
 	b, _ := os.ReadFile(marker)
-	if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], itoa(pid)+" varta-beat") {
+	if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); len(lines) != 1 || !strings.HasPrefix(lines[0], itoa(pid)+" "+agentComm()) {
 		t.Errorf("the escalate command ran %d times with %q, want once for pid %d (varta-beat)", len(lines), b, pid)
 	}
 	stopCleanly(t, w)
@@ -151,7 +151,7 @@ func TestEscalateResetReason(t *testing.T) {
 	if strings.Contains(string(b), "pid="+itoa(p1)+"\n") {
 		pid = p1
 	}
-	if err != nil || !strings.Contains(string(b), "kind=controlled\n") || !strings.Contains(string(b), "agent=varta-beat\n") ||
+	if err != nil || !strings.Contains(string(b), "kind=controlled\n") || !strings.Contains(string(b), "agent="+agentComm()+"\n") ||
 		!strings.Contains(string(b), "pid="+itoa(pid)+"\n") || !strings.Contains(string(b), "failure=exit:1\n") {
 		t.Fatalf("reset reason on disk: %q, %v; want a controlled reset by varta-beat pid %d or %d", b, err, p1, p2)
 	}
@@ -172,7 +172,7 @@ func TestEscalateResetReason(t *testing.T) {
 
 	// Same boot: the observer restarted, the board did not reset.
 	w2 := restartWatch(t, w, "--threshold-ms", "100", "--reset-reason-file", reason, "--prom-addr", "127.0.0.1:0")
-	if w2.waitLog(`msg="previous reset: resets=1 kind=controlled reason=escalation agent=\\"varta-beat\\".*boot="same`, patience(5*time.Second)) == "" {
+	if w2.waitLog(`msg="previous reset: resets=1 kind=controlled reason=escalation agent=\\"`+agentComm()+`\\".*boot="same`, patience(5*time.Second)) == "" {
 		t.Errorf("restart within the boot: no \"previous reset\" line saying the same boot:\n%s", w2.logText())
 	}
 	w2.waitMetric("varta_reset_total", 1, patience(5*time.Second))
@@ -183,18 +183,18 @@ func TestEscalateResetReason(t *testing.T) {
 		t.Fatal(err)
 	}
 	w3 := restartWatch(t, w, "--threshold-ms", "100", "--reset-reason-file", reason, "--prom-addr", "127.0.0.1:0")
-	if w3.waitLog(`level=warn msg="previous reset: resets=1 kind=controlled reason=escalation agent=\\"varta-beat\\" pid=`+itoa(pid)+` failure=exit:1`, patience(5*time.Second)) == "" {
+	if w3.waitLog(`level=warn msg="previous reset: resets=1 kind=controlled reason=escalation agent=\\"`+agentComm()+`\\" pid=`+itoa(pid)+` failure=exit:1`, patience(5*time.Second)) == "" {
 		t.Errorf("no \"previous reset\" line after the new boot:\n%s", w3.logText())
 	}
 	w3.waitMetric("varta_reset_total", 1, patience(5*time.Second))
-	w3.waitMetric(`varta_last_reset_info{reason="escalation",agent="varta-beat"}`, 1, patience(5*time.Second))
+	w3.waitMetric(`varta_last_reset_info{reason="escalation",agent="`+agentComm()+`"}`, 1, patience(5*time.Second))
 	if out, _, code := ctl(t, "status", "--socket", w3.socket); code != 0 ||
-		!strings.Contains(out, "; 1 resets on record, the last controlled: escalation (agent varta-beat)") {
+		!strings.Contains(out, "; 1 resets on record, the last controlled: escalation (agent "+agentComm()+")") {
 		t.Errorf("status summary %q (exit %d): want the reset on record", out, code)
 	}
 	stopCleanly(t, w3)
 	code, out, errOut := runWatch(t, "reset-reason", "--reset-reason-file", reason)
-	if code != 0 || !strings.Contains(out, `agent="varta-beat" pid=`+itoa(pid)) || !strings.Contains(out, "resets=1 kind=controlled") {
+	if code != 0 || !strings.Contains(out, `agent="`+agentComm()+`" pid=`+itoa(pid)) || !strings.Contains(out, "resets=1 kind=controlled") {
 		t.Errorf("reset-reason: exit %d, stdout %q, stderr %q; want the agent's name and one reset", code, out, errOut)
 	}
 

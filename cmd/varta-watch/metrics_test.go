@@ -36,6 +36,17 @@ const (
 // everything is several times slower.
 func emulated() bool { return os.Getenv("VARTA_TEST_EMULATOR") != "" }
 
+// agentComm is the process name (comm) the observer reads for a varta-beat
+// agent: under qemu-user the agent's process is the emulator, whose name
+// the kernel keeps to 15 bytes ("qemu-aarch64-st").
+func agentComm() string {
+	name := "varta-beat"
+	if emu := os.Getenv("VARTA_TEST_EMULATOR"); emu != "" {
+		name = filepath.Base(emu)
+	}
+	return name[:min(len(name), 15)]
+}
+
 // writeToken writes tok and a newline to a fresh 0600 file.
 func writeToken(t *testing.T, tok string) string {
 	t.Helper()

@@ -43,7 +43,7 @@ func TestStateFileExitWhileStopped(t *testing.T) {
 	w2.startArgs(w2.baseArgs("--threshold-ms", "3000", "--state-file", state, "--on-exit", "recover",
 		"--recovery-exec", "/bin/sh -c 'echo {pid} >> "+marks+"'"))
 	line := w2.waitLog(`msg="agent exited while the observer was stopped" pid=`+strconv.Itoa(dies.pid), 5*time.Second)
-	if line == "" || !strings.Contains(line, "name=varta-beat") {
+	if line == "" || !strings.Contains(line, "name="+agentComm()) {
 		t.Fatalf("no line for the agent that died while the observer was stopped:\n%s", w2.logText())
 	}
 	if w2.waitEvent(5*time.Second, kindPid("exit", dies.pid)) == nil {
@@ -62,7 +62,7 @@ func TestStateFileExitWhileStopped(t *testing.T) {
 	if w2.waitEvent(10*time.Second, kindPid("stall", lives.pid)) == nil {
 		t.Fatalf("the agent tracked on was not stalled:\n%s", w2.logText())
 	}
-	if l := w2.waitLog(`pid=`+strconv.Itoa(lives.pid)+` name=varta-beat`, 5*time.Second); l == "" {
+	if l := w2.waitLog(`pid=`+strconv.Itoa(lives.pid)+` name=`+agentComm(), 5*time.Second); l == "" {
 		t.Errorf("no log line naming the agent tracked on:\n%s", w2.logText())
 	}
 }

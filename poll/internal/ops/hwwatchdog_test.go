@@ -74,8 +74,9 @@ func TestHWWatchdogPty(t *testing.T) {
 				t.Fatal(err)
 			}
 			if !strings.Contains(out.String(), "does not answer WDIOC_GETSUPPORT") ||
-				!strings.Contains(out.String(), "inappropriate ioctl") || !strings.Contains(out.String(), path) {
-				t.Errorf("no ENOTTY warning naming the pty:\n%s", out.String())
+				!(strings.Contains(out.String(), "inappropriate ioctl") || strings.Contains(out.String(), "function not implemented")) ||
+				!strings.Contains(out.String(), path) {
+				t.Errorf("no ENOTTY warning (ENOSYS under qemu-user, which does not pass unknown ioctls on) naming the pty:\n%s", out.String())
 			}
 			for i := range 2 {
 				if err := w.kick(int64(i) * 1e9); err != nil {
