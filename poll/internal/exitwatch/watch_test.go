@@ -84,8 +84,8 @@ func TestEntriesStartEmpty(t *testing.T) {
 		t.Skip(err)
 	}
 	defer x.Close()
-	if unsafe.Sizeof(Entry{}) != 32 {
-		t.Errorf("Entry takes %d bytes, want 32 (one per tracker slot)", unsafe.Sizeof(Entry{}))
+	if unsafe.Sizeof(Entry{}) > 32 { // 28 on a 32-bit target
+		t.Errorf("Entry takes %d bytes, want at most 32 (one per tracker slot)", unsafe.Sizeof(Entry{}))
 	}
 	probe, err := unix.Dup(0)
 	if err != nil {
