@@ -42,18 +42,33 @@ func TestOutOfFdsIsNotDeath(t *testing.T) {
 	}
 	// No fd left: the soft limit at the lowest fd number free now, so
 	// every number below it is taken and any new fd fails with EMFILE.
-	ents, err := os.ReadDir("/proc/" + strconv.Itoa(w.cmd.Process.Pid) + "/fd")
-	if err != nil {
-		t.Skip(err)
+	// The scrape above leaves a metrics connection that the observer
+	// closes a moment later, freeing a low number: read until it holds
+	// still.
+	lowestFree := func() int {
+		ents, err := os.ReadDir("/proc/" + strconv.Itoa(w.cmd.Process.Pid) + "/fd")
+		if err != nil {
+			t.Skip(err)
+		}
+		open := map[int]bool{}
+		for _, e := range ents {
+			n, _ := strconv.Atoi(e.Name())
+			open[n] = true
+		}
+		free := 0
+		for open[free] {
+			free++
+		}
+		return free
 	}
-	open := map[int]bool{}
-	for _, e := range ents {
-		n, _ := strconv.Atoi(e.Name())
-		open[n] = true
-	}
-	free := 0
-	for open[free] {
-		free++
+	free := lowestFree()
+	for range 50 {
+		time.Sleep(100 * time.Millisecond)
+		next := lowestFree()
+		if next == free {
+			break
+		}
+		free = next
 	}
 	var lim unix.Rlimit
 	if err := unix.Prlimit(w.cmd.Process.Pid, unix.RLIMIT_NOFILE, nil, &lim); err != nil {
