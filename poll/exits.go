@@ -43,13 +43,40 @@ func (o *observer) exitObserved(ob *track.Observation, f *vlp.Frame, origin trac
 	}
 }
 
-// reportDead reports the agents whose watch found them gone already (a
-// one-shot sender), after the whole receive batch, which may hold their
-// dying gasp, was handled.
-func (o *observer) reportDead(now int64) {
-	if o.exits == nil {
+// exitDrainWait bounds how long exits wait for the Unix socket's queue
+// to empty (a flood that keeps it full); then they are reported with the
+// frames read so far.
+const exitDrainWait = 50_000_000
+
+// reportExits reports the agents found dead, once their last frames are
+// read. Everything an agent sent was queued before it died, so a receive
+// call made after its death was seen that finds the socket's queue empty
+// has read its dying gasp, if it sent one. Until then the exits wait (the
+// socket is still readable, so the loop comes straight back); under a
+// flood, at most exitDrainWait.
+func (o *observer) reportExits(now int64) {
+	if o.exits == nil || !o.exitsReady && !o.exits.DeadPending() {
 		return
 	}
+	if !o.drain(o.rx, false, now) {
+		if o.exitsHeld == 0 {
+			o.exitsHeld = now
+		}
+		if now-o.exitsHeld < exitDrainWait {
+			return
+		}
+	}
+	o.exitsHeld = 0
+	if o.exitsReady {
+		o.exitsReady = false
+		o.reapExits(now)
+	}
+	o.reportDead(now)
+}
+
+// reportDead reports the agents whose watch found them gone already (a
+// one-shot sender).
+func (o *observer) reportDead(now int64) {
 	for _, id := range o.exits.TakeDead() {
 		if e := o.exits.Entry(id); o.sameSession(id, e) {
 			o.agentExited(id, now, false)

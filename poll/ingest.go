@@ -15,8 +15,10 @@ func (o *observer) receive(now int64) { o.drain(o.rx, false, now) }
 
 // drain reads rx in bounded batches and handles every datagram; what is
 // left waits for the next iteration, after due stalls have been raised.
-// udp says which handler judges the datagrams.
-func (o *observer) drain(rx *listen.Receiver, udp bool, now int64) {
+// udp says which handler judges the datagrams. It reports whether its
+// last call found the queue empty (a short batch), so that nothing queued
+// before drain began is still unread.
+func (o *observer) drain(rx *listen.Receiver, udp bool, now int64) bool {
 	for b := 0; b < batchesPerTick; b++ {
 		n, err := rx.Recv()
 		if err != nil {
@@ -27,7 +29,7 @@ func (o *observer) drain(rx *listen.Receiver, udp bool, now int64) {
 			}
 			o.events.IO(now, what+": "+err.Error())
 			o.log.Limited(logIO, now, "receiving from the socket failed", str("op", what), sink.Err(err))
-			return
+			return false
 		}
 		o.c.Received += uint64(n)
 		for i := 0; i < n; i++ {
@@ -39,9 +41,10 @@ func (o *observer) drain(rx *listen.Receiver, udp bool, now int64) {
 		}
 		o.c.ClosedFds = o.rx.ClosedFds()
 		if n < rx.Batch() {
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // handle runs one Unix-socket datagram through decode, identity and

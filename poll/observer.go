@@ -70,7 +70,8 @@ type observer struct {
 	stopAt       int64     // --shutdown-after-secs on the observer clock; 0 never
 	fatal        error     // stops the loop; Run returns it (--strict-namespace-check)
 	nextBatch    int64     // the next --batch-ms tick
-	exitsReady   bool      // the exit watch's epoll fd was ready in this wake
+	exitsReady   bool      // the exit watch's epoll fd was ready (and its exits not yet reported)
+	exitsHeld    int64     // when reportExits first waited for the socket to empty (0: not waiting)
 	startWall    time.Time // the wall time at which the observer clock read start: event lines' observer_ns 0
 	c            Counters
 	ns           listen.NSCache      // cross-namespace check, cached for one tick

@@ -133,11 +133,7 @@ func (o *observer) tick(now int64) {
 	}
 	o.st.Mark(upstats.StagePoll)
 	o.udp.expire(now)
-	if o.exitsReady {
-		o.exitsReady = false
-		o.reapExits(now)
-	}
-	o.reportDead(now)
+	o.reportExits(now)
 	o.raiseStalls(now)
 	o.decl.Tick(now)                     // declared agents not beating within their expect-within-ms
 	o.st.Mark(upstats.StageDrainPending) // with the replay table's expiry, a few compares

@@ -103,11 +103,8 @@ exec sleep 30
 					}
 				}
 			}
-			if z := zombiesOf(w.observerPid()); len(z) > 0 && tc.timeout {
-				time.Sleep(2 * time.Second)
-				if z = zombiesOf(w.observerPid()); len(z) > 0 {
-					t.Errorf("zombies of the observer: %v", z)
-				}
+			if z := lingeringZombies(w.observerPid(), 2*time.Second); len(z) > 0 && tc.timeout {
+				t.Errorf("zombies of the observer: %v", z)
 			}
 		})
 	}

@@ -287,6 +287,10 @@ func (x *Watch) markDead(id track.SlotID) {
 	}
 }
 
+// DeadPending reports whether markDead queued a slot TakeDead has not
+// returned yet.
+func (x *Watch) DeadPending() bool { return len(x.dead) > 0 }
+
 // TakeDead returns the slots queued by markDead since the last call; the
 // slice is valid until the next Start.
 func (x *Watch) TakeDead() []track.SlotID {

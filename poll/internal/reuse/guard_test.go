@@ -345,3 +345,23 @@ func BenchmarkClockSample(b *testing.B) {
 		g.read()
 	}
 }
+
+// A frame for a verified session whose process still holds the pid is kept
+// when the clocks cannot place it (queued within the tick of the start, or
+// a sample whose reads were far apart under load): it was queued after
+// what was read before it.
+func TestCheckVerifiedSessionUnplaceable(t *testing.T) {
+	r := newRig(t)
+	// A session verified by /proc alone (as --state-file restores one),
+	// its process started in the tick its frames are queued in.
+	r.procs.ticks = r.recv(1)
+	r.tr.Observe(vlp.Frame{Status: vlp.Ok, Pid: testPid, Nonce: 1}, track.OriginUDS, 1)
+	if s := r.tr.Lookup(testPid); s == nil || !s.HasStartTime {
+		t.Fatalf("slot = %+v, want a verified session", s)
+	}
+	r.recv(1)
+	if why := r.observe(0, 2, 2); why != "" || r.tr.Lookup(testPid).Beats != 2 || r.g.Unverifiable() != 0 {
+		t.Fatalf("Check = %q, beats %d, unverifiable %d; want the frame kept in the session, nothing counted",
+			why, r.tr.Lookup(testPid).Beats, r.g.Unverifiable())
+	}
+}
