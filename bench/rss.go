@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"sync"
@@ -96,6 +98,12 @@ func MeasureRSS(env *Env, c RSSConfig) (RSSResult, error) {
 	r.ScrapeP50, r.ScrapeMax = time.Duration(p50), time.Duration(ds[len(ds)-1])
 	if r.HWM, err = procStatusKB(o.Pid(), "VmHWM"); err != nil {
 		return r, err
+	}
+	if dir := os.Getenv("VARTA_BENCH_SMAPS"); dir != "" {
+		// Where the memory is, mapping by mapping, for a closer look.
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", o.Pid())); err == nil {
+			os.WriteFile(filepath.Join(dir, fmt.Sprintf("smaps-%d", c.Agents)), b, 0o644)
+		}
 	}
 	for _, f := range []struct {
 		key string

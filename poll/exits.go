@@ -137,7 +137,7 @@ func (o *observer) agentExited(id track.SlotID, now int64, atStall bool) {
 			nonce = vlp.NonceTerminal
 		}
 		o.events.Exit(now, s.Pid, nonce, s.Status, s.Payload)
-		o.log.Warn("agent exited", num("pid", int64(s.Pid)), name(s), num("last_nonce", int64(s.LastNonce)),
+		o.log.Warn("agent exited", num("pid", int64(s.Pid)), o.name(s), num("last_nonce", int64(s.LastNonce)),
 			str("dying_gasp", yesNo(gasp)), num("silent_ms", (now-s.LastArrival)/1e6))
 		o.decl.Exited(s, now) // a declared agent's expect-within-ms clock starts again
 	}

@@ -186,12 +186,12 @@ func (o *observer) track(f vlp.Frame, origin track.Origin, now int64) bool {
 			if origin == track.OriginUDS {
 				o.readName(ob.ID, s, now)
 			}
-			o.log.Info("tracking a new agent", num("pid", int64(f.Pid)), name(s), str("origin", origin.String()))
+			o.log.Info("tracking a new agent", num("pid", int64(f.Pid)), o.name(s), str("origin", origin.String()))
 		}
 		if ob.Resumed {
 			o.c.Recovered++
 			o.events.Recovered(now, f.Pid, f.Nonce, f.Status, ob.Silent/1e6)
-			o.log.Info("agent beats again after its stall", num("pid", int64(f.Pid)), name(s), num("silent_ms", ob.Silent/1e6))
+			o.log.Info("agent beats again after its stall", num("pid", int64(f.Pid)), o.name(s), num("silent_ms", ob.Silent/1e6))
 		}
 		o.exitObserved(&ob, &f, origin, now)
 	case track.VerdictOutOfOrder:
@@ -231,11 +231,11 @@ func (o *observer) readName(id track.SlotID, s *track.Slot, now int64) {
 // name is the log field of an agent's name: bytes the agent chose,
 // escaped by the logger; "-" when unknown; with agent=NAME after it for a
 // declared agent.
-func name(s *track.Slot) sink.Field {
+func (o *observer) name(s *track.Slot) sink.Field {
 	if s == nil || s.NameLen == 0 {
 		return str("name", "-")
 	}
-	return sink.NameAgent(s.NameBytes(), s.Agent)
+	return sink.NameAgent(s.NameBytes(), o.decl.Name(s))
 }
 
 // raiseStalls pops every due stall (bounded per tick) and hands it to
@@ -261,17 +261,17 @@ func (o *observer) raiseStalls(now int64) {
 		o.c.Stalls++
 		o.events.Stall(now, ev.Pid, ev.Nonce)
 		if ev.Gone {
-			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), name(o.tr.Get(ev.ID)), num("silent_ms", ev.Silence/1e6),
+			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), o.name(o.tr.Get(ev.ID)), num("silent_ms", ev.Silence/1e6),
 				num("last_nonce", int64(ev.Nonce)), str("process", "gone"))
 		} else {
-			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), name(o.tr.Get(ev.ID)), num("silent_ms", ev.Silence/1e6),
+			o.log.Warn("agent stalled", num("pid", int64(ev.Pid)), o.name(o.tr.Get(ev.ID)), num("silent_ms", ev.Silence/1e6),
 				num("last_nonce", int64(ev.Nonce)))
 		}
 		if ev.Unverifiable {
 			o.c.Unverifiable++
 			o.log.Limited(logUnverifiable, now, "cannot tell whether a stalled agent's pid still names its process "+
 				"(reading /proc failed: out of file descriptors? raise ulimit -n / LimitNOFILE=); not recovering it",
-				num("pid", int64(ev.Pid)), name(o.tr.Get(ev.ID)))
+				num("pid", int64(ev.Pid)), o.name(o.tr.Get(ev.ID)))
 			if o.rec != nil {
 				o.rec.OnUnverifiableStall(int32(ev.Pid))
 			}

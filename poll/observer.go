@@ -242,7 +242,7 @@ func (o *observer) recoveryDone(c *recovery.Completion) {
 		o.log.Limited(logRecovery, o.clock.now(), "could not signal a recovery command's process group; it may outlive its timeout",
 			num("agent", int64(c.Agent)), num("child", int64(c.Child)), sink.Err(c.SignalErr))
 	}
-	recoverylog.Ended(o.log, c, name(o.tr.Lookup(uint32(c.Agent))))
+	recoverylog.Ended(o.log, c, o.name(o.tr.Lookup(uint32(c.Agent))))
 }
 
 // agentEnv tells a recovery command about the agent it recovers, as read
@@ -251,7 +251,7 @@ func (o *observer) recoveryDone(c *recovery.Completion) {
 func (o *observer) agentEnv(pid int32) []string {
 	a := recoverylog.Agent{Pid: pid}
 	if s := o.slotOf(pid); s != nil {
-		a.Known, a.Name, a.Exe, a.SilentNs, a.Declared = true, s.NameBytes(), o.paths.Get(s.Exe), o.clock.now()-s.LastArrival, s.Agent
+		a.Known, a.Name, a.Exe, a.SilentNs, a.Declared = true, s.NameBytes(), o.paths.Get(s.Exe), o.clock.now()-s.LastArrival, o.decl.Name(s)
 	}
 	_, proc := procStart(uint32(pid))
 	a.Gone = proc == track.ProcGone
@@ -270,7 +270,7 @@ func (o *observer) slotOf(pid int32) *track.Slot {
 // recoveryFailed is called when the recovery command could not be started.
 func (o *observer) recoveryFailed(agent int32, err error) {
 	o.esc.Failed(agent)
-	o.log.Warn("recovery command could not be started", num("pid", int64(agent)), name(o.tr.Lookup(uint32(agent))), sink.Err(err))
+	o.log.Warn("recovery command could not be started", num("pid", int64(agent)), o.name(o.tr.Lookup(uint32(agent))), sink.Err(err))
 }
 
 // recheck tells recovery whether a deferred stall still stands: the pid is

@@ -136,6 +136,20 @@ func (s *Server) state(sl *track.Slot) string {
 }
 
 // lastRecovery is the label of sl's last recovery outcome, "" for none.
+// agent is the declared name of sl's agent, "" for none.
+func (s *Server) agent(sl *track.Slot) string {
+	if s.cfg.Declared == nil {
+		return ""
+	}
+	return s.cfg.Declared.Name(sl)
+}
+
+// text is the agent's status text (sd_notify STATUS=), kept beside its slot.
+func (s *Server) text(sl *track.Slot) []byte {
+	tr := s.cfg.Tracker
+	return tr.Text(tr.ID(sl.Pid))
+}
+
 func lastRecovery(sl *track.Slot) string {
 	if sl.LastOutcome == 0 {
 		return ""
@@ -180,16 +194,16 @@ func (s *Server) textRow(b []byte, sl *track.Slot, now int64) []byte {
 	b = pad(b, start, 132)
 	b = appendUint(b, uint64(sl.Held))
 	b = pad(b, start, 140)
-	if sl.Agent == "" {
+	if agent := s.agent(sl); agent == "" {
 		b = append(b, '-')
 	} else {
-		b = append(b, sl.Agent...)
+		b = append(b, agent...)
 	}
 	b = pad(b, start, 174)
-	if sl.TextLen == 0 {
+	if text := s.text(sl); len(text) == 0 {
 		b = append(b, '-')
 	} else {
-		b = appendTextName(b, sl.TextBytes())
+		b = appendTextName(b, text)
 	}
 	return append(b, '\n')
 }
@@ -224,16 +238,16 @@ func (s *Server) jsonRow(b []byte, sl *track.Slot, now int64) []byte {
 	b = append(b, `,"held":`...)
 	b = appendUint(b, uint64(sl.Held))
 	b = append(b, `,"agent":`...)
-	if sl.Agent == "" {
+	if agent := s.agent(sl); agent == "" {
 		b = append(b, "null"...)
 	} else {
-		b = appendJSONString(b, []byte(sl.Agent))
+		b = appendJSONString(b, []byte(agent))
 	}
 	b = append(b, `,"status_text":`...)
-	if sl.TextLen == 0 {
+	if text := s.text(sl); len(text) == 0 {
 		b = append(b, "null"...)
 	} else {
-		b = appendJSONString(b, sl.TextBytes())
+		b = appendJSONString(b, text)
 	}
 	return append(b, '}')
 }

@@ -71,6 +71,7 @@ type Config struct {
 type Declared interface {
 	Len() int
 	Missing(i int) (name string, missing bool)
+	Name(sl *track.Slot) string
 }
 
 type phase uint8

@@ -130,7 +130,7 @@ func (s *Set) Match(id track.SlotID, sl *track.Slot, comm, exe []byte, now int64
 		return
 	}
 	a := &s.f.Agents[i]
-	sl.Agent = a.Name
+	sl.Declared = uint16(i + 1)
 	if a.ThresholdMs > 0 {
 		s.threshold(id, sl, a.ThresholdMs*1e6)
 	}
@@ -175,18 +175,33 @@ func splitArgs(b []byte, dst [][]byte) [][]byte {
 func (s *Set) threshold(id track.SlotID, sl *track.Slot, thr int64) {
 	if s.d.Tracker.SetThreshold(id, thr) == track.FitRounded {
 		s.d.Log.Warn("a declared agent's threshold-ms did not get a class of its own (too many distinct thresholds); "+
-			"it stalls at the nearest threshold below it", sink.Str("agent", sl.Agent), sink.Num("pid", int64(sl.Pid)),
+			"it stalls at the nearest threshold below it", sink.Str("agent", s.Name(sl)), sink.Num("pid", int64(sl.Pid)),
 			sink.Num("threshold_ms", thr/1e6), sink.Num("used_ms", s.d.Tracker.SlotThreshold(id)/1e6))
 	}
+}
+
+// index is the declared agent matched to sl's session, as an index into
+// the file in force; -1 for none.
+func (s *Set) index(sl *track.Slot) int {
+	if s == nil || sl == nil || sl.Declared == 0 || int(sl.Declared) > len(s.f.Agents) {
+		return -1
+	}
+	return int(sl.Declared) - 1
+}
+
+// Name is the declared name of sl's agent, "" when it is no declared
+// agent's.
+func (s *Set) Name(sl *track.Slot) string {
+	if i := s.index(sl); i >= 0 {
+		return s.f.Agents[i].Name
+	}
+	return ""
 }
 
 // Exited restarts the expect-within-ms clock of the declared agent whose
 // tracked process exited (the exit watch reported it).
 func (s *Set) Exited(sl *track.Slot, now int64) {
-	if s == nil || sl == nil || sl.Agent == "" {
-		return
-	}
-	if i := s.f.Index(sl.Agent); i >= 0 && !s.stillTracked(sl) {
+	if i := s.index(sl); i >= 0 && !s.stillTracked(sl) {
 		s.exp.Exited(i, now)
 	}
 }
@@ -196,7 +211,7 @@ func (s *Set) Exited(sl *track.Slot, now int64) {
 func (s *Set) stillTracked(sl *track.Slot) bool {
 	found := false
 	s.d.Tracker.Each(func(o *track.Slot) {
-		if o != sl && o.Agent == sl.Agent && o.Pid != sl.Pid {
+		if o != sl && o.Declared == sl.Declared && o.Pid != sl.Pid {
 			found = true
 		}
 	})
@@ -260,10 +275,7 @@ func (s *Set) recoverMissing(a *agents.Agent, now int64) {
 // CommandFor is the recovery command of the agent in slot sl: its own
 // recovery-exec=, or nil for the global one.
 func (s *Set) CommandFor(sl *track.Slot) *recovery.Command {
-	if s == nil || sl == nil || sl.Agent == "" {
-		return nil
-	}
-	if i := s.f.Index(sl.Agent); i >= 0 {
+	if i := s.index(sl); i >= 0 {
 		return s.f.Agents[i].Recovery
 	}
 	return nil
@@ -273,11 +285,8 @@ func (s *Set) CommandFor(sl *track.Slot) *recovery.Command {
 // name and own escalate-after= (0: the flag's); ok false when sl is not a
 // declared agent's.
 func (s *Set) Escalation(sl *track.Slot) (name string, after int, ok bool) {
-	if s == nil || sl == nil || sl.Agent == "" {
-		return "", 0, false
-	}
-	if i := s.f.Index(sl.Agent); i >= 0 {
-		return sl.Agent, s.f.Agents[i].EscalateAfter, true
+	if i := s.index(sl); i >= 0 {
+		return s.f.Agents[i].Name, s.f.Agents[i].EscalateAfter, true
 	}
 	return "", 0, false
 }
@@ -309,14 +318,14 @@ func (s *Set) Reload(now int64) {
 		}
 		id := tr.ID(sl.Pid)
 		var was int64
-		if j := old.Index(sl.Agent); j >= 0 {
+		if j := int(sl.Declared) - 1; j >= 0 && j < len(old.Agents) {
 			was = old.Agents[j].ThresholdMs
 		}
-		sl.Agent = ""
+		sl.Declared = 0
 		i := s.match(sl, sl.NameBytes(), s.d.Paths.Get(sl.Exe))
 		var thr int64
 		if i >= 0 {
-			sl.Agent, thr = f.Agents[i].Name, f.Agents[i].ThresholdMs
+			sl.Declared, thr = uint16(i+1), f.Agents[i].ThresholdMs
 			s.tracked[i]++
 			s.exp.Present(i)
 		}
@@ -348,10 +357,8 @@ func (s *Set) Render(e *promtext.Encoder) {
 	}
 	clear(s.tracked)
 	s.d.Tracker.Each(func(sl *track.Slot) {
-		if sl.Agent != "" {
-			if i := s.f.Index(sl.Agent); i >= 0 {
-				s.tracked[i]++
-			}
+		if i := s.index(sl); i >= 0 {
+			s.tracked[i]++
 		}
 	})
 	ag := s.f.Agents

@@ -34,14 +34,14 @@ func TestMatchNoAllocs(t *testing.T) {
 	ob := tr.Observe(vlp.Frame{Pid: pid, Nonce: 1}, track.OriginUDS, 1)
 	sl := tr.Get(ob.ID)
 	allocs := testing.AllocsPerRun(100, func() {
-		sl.Agent = ""
+		sl.Declared = 0
 		s.Match(ob.ID, sl, []byte(filepath.Base(exe)), []byte(exe), 2)
 	})
 	if allocs != 0 {
 		t.Errorf("Match allocates %v per session", allocs)
 	}
-	if sl.Agent != "me" || tr.SlotThreshold(ob.ID) != 250e6 {
-		t.Errorf("matched %q with threshold %d, want me with 250 ms", sl.Agent, tr.SlotThreshold(ob.ID))
+	if s.Name(sl) != "me" || tr.SlotThreshold(ob.ID) != 250e6 {
+		t.Errorf("matched %q with threshold %d, want me with 250 ms", s.Name(sl), tr.SlotThreshold(ob.ID))
 	}
 	if _, ok := s.exp.Next(); ok {
 		t.Error("a present agent still has a missing deadline")
@@ -68,8 +68,8 @@ func TestMissingOnceAndAgain(t *testing.T) {
 	ob := tr.Observe(vlp.Frame{Pid: 42, Nonce: 1}, track.OriginUDS, 300e6)
 	sl := tr.Get(ob.ID)
 	s.Match(ob.ID, sl, []byte("zz"), nil, 300e6)
-	if s.exp.Missing(0) || sl.Agent != "a" {
-		t.Fatalf("after it beats: missing %v, agent %q", s.exp.Missing(0), sl.Agent)
+	if s.exp.Missing(0) || s.Name(sl) != "a" {
+		t.Fatalf("after it beats: missing %v, agent %q", s.exp.Missing(0), s.Name(sl))
 	}
 	s.Exited(sl, 400e6)
 	if d := s.Deadline(); d != 500e6 {

@@ -322,8 +322,10 @@ func (x *Escalator) identify(pid int32) (key, name string) {
 // slotKey is s's key as identify spells it (escaped as the environment
 // has it).
 func (x *Escalator) slotKey(s *track.Slot) string {
-	if s.Agent != "" && x.d.Declared != nil {
-		return s.Agent
+	if x.d.Declared != nil {
+		if n, _, ok := x.d.Declared(int32(s.Pid)); ok {
+			return n
+		}
 	}
 	q := strconv.Quote(string(s.NameBytes()))
 	return q[1 : len(q)-1]

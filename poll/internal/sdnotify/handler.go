@@ -250,7 +250,7 @@ func (h *Handler) slot(m *Message, id track.SlotID, now int64) {
 	tr := h.cfg.Tracker
 	s := tr.Get(id)
 	if m.HasStatus {
-		s.SetText(m.Status)
+		tr.SetText(id, m.Status)
 	}
 	if m.HasUsec {
 		h.threshold(id, m.Usec, now)

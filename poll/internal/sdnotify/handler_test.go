@@ -56,7 +56,7 @@ func TestHandlerApplies(t *testing.T) {
 	send(t, fd, "READY=1\nSTATUS=starting")
 	h.Ready(0, 0, 1000)
 	s := tr.Lookup(me)
-	if s == nil || s.Beats != 1 || string(s.TextBytes()) != "starting" {
+	if s == nil || s.Beats != 1 || string(tr.Text(tr.ID(me))) != "starting" {
 		t.Fatalf("after READY=1: slot %+v, want tracked with its status", s)
 	}
 	send(t, fd, "WATCHDOG=1\nWATCHDOG_USEC=20000") // 20 ms
@@ -71,8 +71,8 @@ func TestHandlerApplies(t *testing.T) {
 	}
 	send(t, fd, "STATUS="+strings.Repeat("x", 100)+"\nFOO=1\nnonsense\nWATCHDOG_USEC=0")
 	h.Ready(0, 0, 4000)
-	if s := tr.Lookup(me); s.Beats != 3 || len(s.TextBytes()) != track.TextMax {
-		t.Fatalf("a STATUS-only message: beats %d (want 3: no beat), text %d bytes", s.Beats, len(s.TextBytes()))
+	if s := tr.Lookup(me); s.Beats != 3 || len(tr.Text(tr.ID(me))) != track.TextMax {
+		t.Fatalf("a STATUS-only message: beats %d (want 3: no beat), text %d bytes", s.Beats, len(tr.Text(tr.ID(me))))
 	}
 	send(t, fd, strings.Repeat("W", MaxMessage+1))
 	send(t, fd, "WATCHDOG=trigger")

@@ -107,10 +107,15 @@ func TestChargeAndText(t *testing.T) {
 	for i := range long {
 		long[i] = 'a'
 	}
-	s := tr.Get(id)
-	s.SetText(long)
-	if len(s.TextBytes()) != TextMax {
-		t.Fatalf("TextBytes has %d bytes, want %d", len(s.TextBytes()), TextMax)
+	tr.SetText(id, long)
+	if len(tr.Text(id)) != TextMax {
+		t.Fatalf("Text has %d bytes, want %d", len(tr.Text(id)), TextMax)
+	}
+	// A new session in the slot starts without the old one's text.
+	tr.Remove(tr.Get(id).Pid)
+	tr.Observe(vlp.Frame{Status: vlp.Ok, Pid: 99, Nonce: 1}, OriginUDP, 1)
+	if got := tr.Text(tr.ID(99)); tr.ID(99) != id || len(got) != 0 {
+		t.Fatalf("slot %d (want %d) of a new session has text %q, want none", tr.ID(99), id, got)
 	}
 }
 

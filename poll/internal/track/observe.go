@@ -44,7 +44,7 @@ func (t *Tracker) Observe(f vlp.Frame, origin Origin, now int64) Observation {
 		t.restart(i, f, origin, now)
 		return Observation{Verdict: VerdictRestarted, ID: SlotID(i), NewSession: true}
 	}
-	if !s.limiter.Allow(now) {
+	if !s.limiter.take(t.pidRate, t.pidRate, now) {
 		return refused(VerdictPidRateLimited)
 	}
 	if !t.global.Allow(now) {
@@ -159,7 +159,10 @@ func (t *Tracker) restart(i int32, f vlp.Frame, origin Origin, now int64) {
 // beat.
 func (t *Tracker) start(i int32, f vlp.Frame, origin Origin, now int64) {
 	s := &t.slots[i]
-	*s = Slot{Pid: f.Pid, Origin: origin, limiter: NewTokenBucket(t.pidRate, t.pidRate, now)}
+	*s = Slot{Pid: f.Pid, Origin: origin, limiter: fullTokens(t.pidRate, now)}
+	if t.texts != nil {
+		t.texts[i].n = 0 // a new session has said nothing yet
+	}
 	if origin == OriginUDS && t.startTime != nil {
 		// ProcGone here means the sender exited right after sending (a
 		// one-shot client): PopStall treats any live process on the pid
@@ -170,7 +173,7 @@ func (t *Tracker) start(i int32, f vlp.Frame, origin Origin, now int64) {
 		s.StartTime, proc = t.startTime(f.Pid)
 		s.HasStartTime, s.StartUnknown = proc == ProcAlive, proc == ProcUnknown
 	}
-	s.limiter.Allow(now)
+	s.limiter.take(t.pidRate, t.pidRate, now)
 	t.classes[0].members++
 	t.classes[0].armed.PushBack(&t.links, i)
 	t.accept(i, f, now)

@@ -12,15 +12,26 @@ const tokenUnit = 1_000_000_000
 // Burst tokens and starts full. The zero value, like a bucket built with
 // rate 0, is disabled and allows everything (the flags' "0 disables").
 //
-// A TokenBucket is a small value with no pointers: the tracker keeps one per
-// slot for the per-pid limit (--max-beat-rate) and one for the global limit
-// (--global-beat-rate, --global-beat-burst). It is not safe for concurrent
-// use; the observer loop is its only user.
+// A TokenBucket is a small value with no pointers: the tracker keeps one
+// for the global limit (--global-beat-rate, --global-beat-burst), and for
+// the per-pid limit (--max-beat-rate) the rate once and each slot only its
+// fill (tokens), since every pid has the same rate. It is not safe for
+// concurrent use; the observer loop is its only user.
 type TokenBucket struct {
 	rate  uint32 // tokens per second; 0 disables the bucket
 	burst uint32 // capacity in tokens, at least 1 when enabled
+	tokens
+}
+
+// tokens is a bucket's fill, without its rate and burst.
+type tokens struct {
 	level uint64 // current tokens × tokenUnit
 	last  int64  // clock value of the last refill
+}
+
+// fullTokens is the fill of a new bucket with room for burst tokens.
+func fullTokens(burst uint32, now int64) tokens {
+	return tokens{level: uint64(burst) * tokenUnit, last: now}
 }
 
 // NewTokenBucket returns a full bucket refilling at rate tokens per second
@@ -33,7 +44,7 @@ func NewTokenBucket(rate, burst uint32, now int64) TokenBucket {
 	if burst == 0 {
 		burst = rate
 	}
-	return TokenBucket{rate: rate, burst: burst, level: uint64(burst) * tokenUnit, last: now}
+	return TokenBucket{rate: rate, burst: burst, tokens: fullTokens(burst, now)}
 }
 
 // Enabled reports whether the bucket limits anything.
@@ -41,17 +52,7 @@ func (b *TokenBucket) Enabled() bool { return b.rate != 0 }
 
 // Allow takes one token at time now and reports whether there was one. A
 // clock that goes backwards refills nothing and never underflows.
-func (b *TokenBucket) Allow(now int64) bool {
-	if b.rate == 0 {
-		return true
-	}
-	b.refill(now)
-	if b.level < tokenUnit {
-		return false
-	}
-	b.level -= tokenUnit
-	return true
-}
+func (b *TokenBucket) Allow(now int64) bool { return b.take(b.rate, b.burst, now) }
 
 // Tokens returns the whole tokens available at time now, 0 for a disabled
 // bucket (for tests and metrics); it refills but takes nothing.
@@ -59,21 +60,34 @@ func (b *TokenBucket) Tokens(now int64) uint32 {
 	if b.rate == 0 {
 		return 0
 	}
-	b.refill(now)
+	b.refill(b.rate, b.burst, now)
 	return uint32(b.level / tokenUnit)
 }
 
-func (b *TokenBucket) refill(now int64) {
-	if now <= b.last {
+// take is Allow for a fill whose bucket refills at rate up to burst.
+func (k *tokens) take(rate, burst uint32, now int64) bool {
+	if rate == 0 {
+		return true
+	}
+	k.refill(rate, burst, now)
+	if k.level < tokenUnit {
+		return false
+	}
+	k.level -= tokenUnit
+	return true
+}
+
+func (k *tokens) refill(rate, burst uint32, now int64) {
+	if now <= k.last {
 		return
 	}
-	capacity := uint64(b.burst) * tokenUnit // ≤ 2^32 × 10^9 < 2^62: no overflow
-	hi, add := bits.Mul64(uint64(now-b.last), uint64(b.rate))
+	capacity := uint64(burst) * tokenUnit // ≤ 2^32 × 10^9 < 2^62: no overflow
+	hi, add := bits.Mul64(uint64(now-k.last), uint64(rate))
 	// A long idle time overflows the product; it also means "full".
-	if hi != 0 || add >= capacity-b.level {
-		b.level = capacity
+	if hi != 0 || add >= capacity-k.level {
+		k.level = capacity
 	} else {
-		b.level += add
+		k.level += add
 	}
-	b.last = now
+	k.last = now
 }

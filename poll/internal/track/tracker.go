@@ -190,20 +190,12 @@ type Slot struct {
 	// Exe is the id of the agent's program path in the caller's Paths
 	// table, 0 when unknown.
 	Exe uint16
-	// Agent is the declared name (--agents-file) the caller matched the
-	// session to, "" for none: a string of the caller's parsed file,
-	// never built per beat.
-	Agent string
 	// Class is the slot's threshold class (SetThreshold): 0, the
 	// tracker's own threshold, until the agent asks for another.
 	Class uint8
 	// Triggered: the agent asked for its stall now (Trigger); it is
 	// raised by the next PopStall, whatever the time.
 	Triggered bool
-	// Text is a free-form status line the agent sent (sd_notify STATUS=),
-	// TextLen of it used: untrusted bytes, escape them when shown.
-	Text    [TextMax]byte
-	TextLen uint8
 
 	// Status and maintenance (varta-watch status, pause and resume; the
 	// control room keeps them, a new session starts them at zero):
@@ -211,23 +203,53 @@ type Slot struct {
 	// Held the stalls whose recovery was held while Paused, and
 	// LastOutcome is the session's last recovery outcome plus one
 	// (recovery.Outcome; 0 none yet).
-	Recoveries  uint32
-	Held        uint32
 	LastOutcome uint8
 	Paused      bool
+	Recoveries  uint32
+	Held        uint32
 
-	limiter TokenBucket // per-pid --max-beat-rate bucket
+	// Declared is the declared agent (--agents-file) the caller matched
+	// the session to, as its index in the caller's list plus one; 0 for
+	// none. A number, not the name: a slot holds no pointer, so the
+	// garbage collector never reads the table.
+	Declared uint16
+
+	limiter tokens // per-pid --max-beat-rate bucket's fill (the rate is the tracker's)
 	order   uint64      // when the slot was last armed, in the tracker's sequence: breaks ties in time
 }
 
-// TextMax is the fixed room for an agent's status text in a slot.
+// TextMax is the fixed room for an agent's status text (sd_notify
+// STATUS=). The texts live beside the slots (Tracker.SetText), not in
+// them: few agents send one, and every byte of a slot costs 64 KiB of
+// memory in a table of 65536.
 const TextMax = 64
 
-// SetText keeps the first TextMax bytes of b as the agent's status text.
-func (s *Slot) SetText(b []byte) { s.TextLen = uint8(copy(s.Text[:], b)) }
+// statusText is one slot's status text, n bytes of b used.
+type statusText struct {
+	b [TextMax]byte
+	n uint8
+}
 
-// TextBytes is the agent's status text; empty when none. It aliases the slot.
-func (s *Slot) TextBytes() []byte { return s.Text[:s.TextLen] }
+// SetText keeps the first TextMax bytes of b as the status text of the
+// session in slot id (untrusted bytes: escape them when shown). The texts'
+// table is allocated at the first call, for the whole capacity.
+func (t *Tracker) SetText(id SlotID, b []byte) {
+	if t.texts == nil {
+		t.texts = make([]statusText, len(t.slots))
+	}
+	x := &t.texts[id]
+	x.n = uint8(copy(x.b[:], b))
+}
+
+// Text is the status text of the session in slot id; empty when none. It
+// aliases the table: copy it to keep it past the next SetText.
+func (t *Tracker) Text(id SlotID) []byte {
+	if t.texts == nil || id == NoSlot {
+		return nil
+	}
+	x := &t.texts[id]
+	return x.b[:x.n]
+}
 
 // NameMax is the fixed room for an agent's name in a slot: the kernel's
 // process names (comm) are at most 15 bytes.
@@ -302,8 +324,9 @@ type Tracker struct {
 	startTime func(uint32) (uint64, Proc)
 	pidRate   uint32
 	global    TokenBucket
-	clock     int64    // latest time seen; time never runs backwards inside
-	sortKeys  []uint64 // EachSorted scratch: pid<<32 | slot index
+	clock     int64        // latest time seen; time never runs backwards inside
+	sortKeys  []uint64     // EachSorted scratch: pid<<32 | slot index
+	texts     []statusText // by slot; nil until the first SetText
 }
 
 // NewTracker allocates a tracker. It panics on a capacity outside
@@ -375,13 +398,10 @@ func (t *Tracker) Get(id SlotID) *Slot { return &t.slots[id] }
 // room for Len keys.
 func (t *Tracker) AppendSortedKeys(dst []uint64) []uint64 {
 	n := len(dst)
-	// Every slot, not the lists: a free slot has Pid 0 and a tracked pid
-	// is never 0, and the scan needs no scratch.
-	for i := range t.slots {
-		if pid := t.slots[i].Pid; pid != 0 {
-			dst = append(dst, uint64(pid)<<32|uint64(i))
-		}
-	}
+	// The lists, not the whole table: a scrape of a few agents in a large
+	// table reads only their slots (a scan read every page of it, and
+	// made it all resident: 0.9 MB at 4096 slots with no agent at all).
+	t.eachIndex(func(i int32) { dst = append(dst, uint64(t.slots[i].Pid)<<32|uint64(i)) })
 	slices.Sort(dst[n:])
 	return dst
 }

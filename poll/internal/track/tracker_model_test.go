@@ -409,7 +409,7 @@ func compareModel(t *testing.T, seed uint64, op int, tr *Tracker, ref *refTracke
 			t.Fatalf("seed %d op %d: Lookup(%d) = nil, want %+v", seed, op, pid, want.Slot)
 		}
 		got := *s
-		got.limiter, got.order = TokenBucket{}, 0
+		got.limiter, got.order = tokens{}, 0
 		if got != want.Slot {
 			t.Fatalf("seed %d op %d: slot %d = %+v, want %+v", seed, op, pid, got, want.Slot)
 		}

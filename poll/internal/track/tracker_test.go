@@ -127,7 +127,7 @@ func TestObserveUpdatesSlot(t *testing.T) {
 		t.Fatalf("Lookup(10) = nil after two accepted frames")
 	}
 	got := *s
-	got.limiter, got.order = TokenBucket{}, 0
+	got.limiter, got.order = tokens{}, 0
 	if got != want {
 		t.Errorf("slot = %+v, want %+v", got, want)
 	}

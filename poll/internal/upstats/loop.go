@@ -68,6 +68,7 @@ func New(cfg Config, maxSleep time.Duration, src Sources) *Loop {
 	}
 	l := &Loop{cfg: cfg, base: time.Now(), src: src}
 	l.iter, l.serve = hist(), hist()
+	l.mem.init()
 	for i := range l.stage {
 		l.stage[i] = hist()
 	}
