@@ -215,7 +215,7 @@ type Slot struct {
 	Declared uint16
 
 	limiter tokens // per-pid --max-beat-rate bucket's fill (the rate is the tracker's)
-	order   uint64      // when the slot was last armed, in the tracker's sequence: breaks ties in time
+	order   uint64 // when the slot was last armed, in the tracker's sequence: breaks ties in time
 }
 
 // TextMax is the fixed room for an agent's status text (sd_notify
