@@ -126,6 +126,9 @@ func newObserver(cfg Config) (_ *observer, err error) {
 			return nil, err
 		}
 		o.events.SetSyncEvery(cfg.ExportSyncEvery)
+		if cfg.Batch > 0 {
+			o.events.SetFlushDelay(sink.BatchEventFlushDelay)
+		}
 		o.events.SetUpstreamKinds(cfg.ExportUpstreamKinds)
 		if cfg.ExportWallTime {
 			o.events.SetWallTime(o.startWall.UnixNano())

@@ -72,32 +72,6 @@ func TestEscalateAfterFailedRecoveries(t *testing.T) {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// openPty returns a pty's master fd and its slave's path: a character
-// device that takes writes like /dev/watchdog, so the observer's ioctls
-// fail (ENOTTY) and nothing arms a real timer.
-func openPty(t *testing.T) (int, string) {
-	t.Helper()
-	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
-	if err != nil {
-		t.Skip("no pty:", err)
-	}
-	t.Cleanup(func() { unix.Close(m) })
-	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
-		t.Fatal(err)
-	}
-	n, err := unix.IoctlGetUint32(m, unix.TIOCGPTN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Raw output: the bytes written to the slave reach the master as they are.
-	tio, err := unix.IoctlGetTermios(m, unix.TCGETS)
-	if err == nil {
-		tio.Oflag &^= unix.OPOST
-		unix.IoctlSetTermios(m, unix.TCSETS, tio)
-	}
-	return m, "/dev/pts/" + itoa(int(n))
-}
-
 // ptyReader collects what the observer wrote to the pty.
 type ptyReader struct {
 	fd  int
@@ -131,7 +105,7 @@ func TestEscalateResetReason(t *testing.T) {
 	}
 	t.Setenv("VARTA_TEST_BOOT_ID", bootID)
 	reason := filepath.Join(dir, "reset-reason")
-	m, dev := openPty(t)
+	m, dev := watchdogPty(t)
 	pty := &ptyReader{fd: m}
 	w := startWatchIn(t, dir, "--threshold-ms", "100", "--recovery-exec", "/bin/false",
 		"--escalate-after", "2", "--escalate-window-ms", "60000", "--escalate-reset", "--hw-watchdog", dev,

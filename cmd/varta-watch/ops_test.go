@@ -228,7 +228,8 @@ func TestWatchdogNotify(t *testing.T) {
 // watchdog driver.
 
 // watchdogPty opens a pty and returns its master, non-blocking, and the
-// slave's path for --hw-watchdog.
+// slave's path for --hw-watchdog. Its output is raw: the bytes written to
+// the slave reach the master as they are.
 func watchdogPty(t *testing.T) (int, string) {
 	t.Helper()
 	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
@@ -242,6 +243,10 @@ func watchdogPty(t *testing.T) (int, string) {
 	n, err := unix.IoctlGetUint32(m, unix.TIOCGPTN)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if tio, err := unix.IoctlGetTermios(m, unix.TCGETS); err == nil {
+		tio.Oflag &^= unix.OPOST
+		unix.IoctlSetTermios(m, unix.TCSETS, tio)
 	}
 	return m, "/dev/pts/" + strconv.FormatUint(uint64(n), 10)
 }

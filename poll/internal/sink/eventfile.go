@@ -45,6 +45,13 @@ const (
 	// (plus a slack) only when nothing else woke it first.
 	EventFlushDelay = 250 * 1000 * 1000 // ns
 
+	// BatchEventFlushDelay replaces EventFlushDelay for an observer in
+	// batch mode (--batch-ms), which trades latency for fewer wakes:
+	// each write still wakes the runtime's monitor thread (two context
+	// switches), a third of a beat's cost at 100 ms ticks (bench/: idle
+	// CPU). Stall, exit and the other urgent kinds still go out at once.
+	BatchEventFlushDelay = 1000 * 1000 * 1000 // ns
+
 	// eventFlushBytes makes a busy buffer due before the delay runs out.
 	eventFlushBytes = eventBufBytes / 2
 )
@@ -106,6 +113,7 @@ type EventFile struct {
 	reopenDue bool  // the live path must be reopened (rotation or Reopen failed)
 	torn      bool  // the file ends in a fragment that could not be cut off
 	since     int64 // caller time the oldest buffered line was added
+	delay     int64 // how long beat and decode lines may wait: EventFlushDelay unless set
 	urgent    bool  // a buffered line is of a kind that must not wait
 	errs      uint64
 	dropped   uint64
@@ -130,7 +138,7 @@ func OpenEventFile(path string, maxBytes int64, origin int64) (*EventFile, error
 	if err != nil {
 		return nil, err
 	}
-	e := &EventFile{path: path, out: outFd{fd: fd}, origin: origin, maxBytes: max(maxBytes, 0), size: size,
+	e := &EventFile{path: path, out: outFd{fd: fd}, origin: origin, delay: EventFlushDelay, maxBytes: max(maxBytes, 0), size: size,
 		buf: make([]byte, 0, eventBufBytes)}
 	e.gens[0] = path
 	for g := 1; g <= EventGenerations; g++ {
@@ -184,7 +192,7 @@ func openEventStdout(origin int64) (*EventFile, error) {
 		return nil, eventErr("standard output", "cannot open it for writing",
 			"start varta-watch with standard output open, or give --export-file a path", err)
 	}
-	return &EventFile{path: EventStdout, out: o, origin: origin, buf: make([]byte, 0, eventBufBytes)}, nil
+	return &EventFile{path: EventStdout, out: o, origin: origin, delay: EventFlushDelay, buf: make([]byte, 0, eventBufBytes)}, nil
 }
 
 func eventErr(path, problem, hint string, err error) error {
@@ -399,12 +407,20 @@ func (e *EventFile) endUrgent(b []byte) {
 
 // Due reports whether the buffered lines should be written now (by
 // Flush): an urgent kind is buffered, the buffer is half full, or the
-// oldest line has waited EventFlushDelay. The loop asks every tick.
+// oldest line has waited the flush delay. The loop asks every tick.
 func (e *EventFile) Due(now int64) bool {
 	if e == nil || len(e.buf) == 0 {
 		return false
 	}
-	return e.urgent || len(e.buf) >= eventFlushBytes || now-e.since >= EventFlushDelay
+	return e.urgent || len(e.buf) >= eventFlushBytes || now-e.since >= e.delay
+}
+
+// SetFlushDelay sets how long beat and decode lines may wait in the
+// buffer (EventFlushDelay by default; BatchEventFlushDelay in batch mode).
+func (e *EventFile) SetFlushDelay(ns int64) {
+	if e != nil && ns > 0 {
+		e.delay = ns
+	}
 }
 
 // DueAt is when the buffered lines become due without any more being
@@ -417,7 +433,7 @@ func (e *EventFile) DueAt() (int64, bool) {
 	if e.urgent || len(e.buf) >= eventFlushBytes {
 		return e.since, true
 	}
-	return e.since + EventFlushDelay, true
+	return e.since + e.delay, true
 }
 
 func eventUint(b []byte, v uint64) []byte { return strconv.AppendUint(append(b, '\t'), v, 10) }

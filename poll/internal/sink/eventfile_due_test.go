@@ -23,6 +23,19 @@ func TestEventFileDue(t *testing.T) {
 		{"eviction at once", func(e *EventFile) { e.Eviction(t0, 42) }, 0, true},
 		{"exit at once", func(e *EventFile) { e.Exit(t0, 42, 1, vlp.Critical, 0) }, 0, true},
 		{"io at once", func(e *EventFile) { e.IO(t0, "recv") }, 0, true},
+		{"batch mode: a beat waits longer", func(e *EventFile) {
+			e.SetFlushDelay(BatchEventFlushDelay)
+			e.Beat(t0, 42, 1, vlp.Ok, 0)
+		}, BatchEventFlushDelay - 1, false},
+		{"batch mode: a beat due after its delay", func(e *EventFile) {
+			e.SetFlushDelay(BatchEventFlushDelay)
+			e.Beat(t0, 42, 1, vlp.Ok, 0)
+		}, BatchEventFlushDelay, true},
+		{"batch mode: a stall at once", func(e *EventFile) {
+			e.SetFlushDelay(BatchEventFlushDelay)
+			e.Beat(t0, 42, 1, vlp.Ok, 0)
+			e.Stall(t0+1, 42, 1)
+		}, 1, true},
 		{"half-full buffer at once", func(e *EventFile) {
 			for i := 0; i < eventFlushBytes/20; i++ {
 				e.Beat(t0, 42, uint64(i), vlp.Ok, 0)
