@@ -34,11 +34,13 @@ type RSSResult struct {
 	Tracked    int
 	HWM, RSS   int64 // kB, /proc/PID/status VmHWM and VmRSS
 	Anon, File int64 // kB, RssAnon and RssFile: heap and stacks vs the binary's mapped pages
+	Threads    int64 // the observer's OS threads at the end (each has stacks of its own)
 	ScrapeP50  time.Duration
 	ScrapeMax  time.Duration
 	Spawn      time.Duration // time to start and finish every agent
 	GCCycles   uint64
 	AllocBytes uint64 // heap bytes allocated since start
+	StackBytes uint64 // goroutine and thread stacks (varta_go_stack_bytes)
 }
 
 // MeasureRSS fills the observer's table with real agents. A sender cannot
@@ -93,6 +95,7 @@ func MeasureRSS(env *Env, c RSSConfig) (RSSResult, error) {
 		}
 		ds = append(ds, int64(d))
 		r.GCCycles, r.AllocBytes = uint64(m["varta_go_gc_cycles_total"]), uint64(m["varta_go_heap_allocs_bytes_total"])
+		r.StackBytes = uint64(m["varta_go_stack_bytes"])
 	}
 	p50, _ := percentiles(ds)
 	r.ScrapeP50, r.ScrapeMax = time.Duration(p50), time.Duration(ds[len(ds)-1])
@@ -108,7 +111,7 @@ func MeasureRSS(env *Env, c RSSConfig) (RSSResult, error) {
 	for _, f := range []struct {
 		key string
 		v   *int64
-	}{{"VmRSS", &r.RSS}, {"RssAnon", &r.Anon}, {"RssFile", &r.File}} {
+	}{{"VmRSS", &r.RSS}, {"RssAnon", &r.Anon}, {"RssFile", &r.File}, {"Threads", &r.Threads}} {
 		if *f.v, err = procStatusKB(o.Pid(), f.key); err != nil {
 			return r, err
 		}

@@ -55,7 +55,7 @@ func ingestSection(r *Report, env *Env, _ string, quick bool) error {
 		"rate limits off (`--max-beat-rate 0 --global-beat-rate 0`). The baseline is poll.Receiver's recvmmsg loop (same socket "+
 		"set-up, same batch of 64) plus vlp.Parse, nothing else. Senders and receiver share the machine's CPUs, unpinned, so a "+
 		"receiver's cost shows up as lost sender time.", c.Rounds, c.Warmup, c.Window))
-	r.Notes = append(r.Notes, "Allocations: Δ`varta_go_heap_allocs_objects_total` (Go MemStats.Mallocs, tiny allocations included) "+
+	r.Notes = append(r.Notes, "Allocations: Δ`varta_go_heap_allocs_objects_total` (Go runtime/metrics heap allocations, tiny ones included) "+
 		"over Δ(sum of `varta_beats_total`) in the same windows, from the observer's own /metrics. Each /metrics request costs the "+
 		"observer whatever allocations it makes (none expected), measured on the same observer before the flood and set "+
 		"aside; the raw counts are shown. Pass below 0.001 per beat: the runtime folds "+
@@ -197,8 +197,8 @@ func rssSection(r *Report, env *Env, _ string, quick bool) error {
 	}
 	r.Rows = append(r.Rows,
 		Row{"Peak RSS (VmHWM), " + itoa(res.Tracked) + " tracked agents", target,
-			fmt.Sprintf("%s (VmRSS %s: anon %s, file %s; heap allocated %s, %d GC cycles)", mib(res.HWM<<10), mib(res.RSS<<10),
-				mib(res.Anon<<10), mib(res.File<<10), mib(int64(res.AllocBytes)), res.GCCycles), pass},
+			fmt.Sprintf("%s (VmRSS %s: anon %s, file %s; heap allocated %s, stacks %s, %d GC cycles, %d threads)", mib(res.HWM<<10), mib(res.RSS<<10),
+				mib(res.Anon<<10), mib(res.File<<10), mib(int64(res.AllocBytes)), mib(int64(res.StackBytes)), res.GCCycles, res.Threads), pass},
 		Row{"/metrics scrape over loopback, " + itoa(res.Tracked) + " pids, p50 (max)", "—",
 			ms(res.ScrapeP50) + " (" + ms(res.ScrapeMax) + ")", "—"},
 	)
@@ -215,8 +215,8 @@ func rssSection(r *Report, env *Env, _ string, quick bool) error {
 	}
 	r.Rows = append(r.Rows,
 		Row{"Peak RSS (VmHWM), " + itoa(res.Tracked) + " tracked agents over plain UDP", "—",
-			fmt.Sprintf("%s (VmRSS %s: anon %s, file %s; heap allocated %s, %d GC cycles)", mib(res.HWM<<10),
-				mib(res.RSS<<10), mib(res.Anon<<10), mib(res.File<<10), mib(int64(res.AllocBytes)), res.GCCycles), "—"})
+			fmt.Sprintf("%s (VmRSS %s: anon %s, file %s; heap allocated %s, stacks %s, %d GC cycles, %d threads)", mib(res.HWM<<10),
+				mib(res.RSS<<10), mib(res.Anon<<10), mib(res.File<<10), mib(int64(res.AllocBytes)), mib(int64(res.StackBytes)), res.GCCycles, res.Threads), "—"})
 	r.Notes = append(r.Notes, fmt.Sprintf("RSS at %d: the same observer with `--udp-addr 127.0.0.1:0 --i-accept-plaintext-udp` and "+
 		"rate limits off, its table filled with plain UDP frames from the harness (a UDP frame's pid is only a claim, so no "+
 		"process stands behind each, and no pidfd is opened), then %d full scrapes.", big.Agents, big.Scrapes))

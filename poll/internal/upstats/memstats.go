@@ -21,7 +21,7 @@ import (
 // The runtime folds a P's allocation counts into these totals when it
 // hands a cached span back, so they can lag by a span's worth of objects
 // per size class: noise for a delta over many beats.
-type memStats struct{ s [4]metrics.Sample }
+type memStats struct{ s [6]metrics.Sample }
 
 // The samples memStats reads, in its array's order.
 const (
@@ -29,6 +29,8 @@ const (
 	sampleTiny           // tiny objects (Go folds several into one block)
 	sampleBytes
 	sampleCycles
+	sampleStacks    // goroutine and thread stacks, on the heap's pages
+	sampleHeapBytes // live and not yet swept objects
 )
 
 // init names the samples.
@@ -37,6 +39,8 @@ func (r *memStats) init() {
 	r.s[sampleTiny].Name = "/gc/heap/tiny/allocs:objects"
 	r.s[sampleBytes].Name = "/gc/heap/allocs:bytes"
 	r.s[sampleCycles].Name = "/gc/cycles/total:gc-cycles"
+	r.s[sampleStacks].Name = "/memory/classes/heap/stacks:bytes"
+	r.s[sampleHeapBytes].Name = "/memory/classes/heap/objects:bytes"
 }
 
 // value is sample i, 0 if this runtime does not know it.
@@ -55,4 +59,8 @@ func (r *memStats) render(e *promtext.Encoder) {
 		r.value(sampleObjects)+r.value(sampleTiny))
 	counter(e, "varta_go_heap_allocs_bytes_total", "Bytes allocated on the heap since start (Go runtime/metrics /gc/heap/allocs:bytes).", r.value(sampleBytes))
 	counter(e, "varta_go_gc_cycles_total", "Completed garbage collection cycles (Go runtime/metrics /gc/cycles/total:gc-cycles).", r.value(sampleCycles))
+	gauge(e, "varta_go_heap_object_bytes", "Bytes of heap objects, live or not yet collected (Go runtime/metrics /memory/classes/heap/objects:bytes).",
+		r.value(sampleHeapBytes))
+	gauge(e, "varta_go_stack_bytes", "Bytes of goroutine and thread stacks (Go runtime/metrics /memory/classes/heap/stacks:bytes).",
+		r.value(sampleStacks))
 }
