@@ -107,6 +107,7 @@ func MeasureRSS(env *Env, c RSSConfig) (RSSResult, error) {
 		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", o.Pid())); err == nil {
 			os.WriteFile(filepath.Join(dir, fmt.Sprintf("smaps-%d", c.Agents)), b, 0o644)
 		}
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("log-%d", c.Agents)), []byte(o.logText()), 0o644)
 	}
 	for _, f := range []struct {
 		key string
