@@ -135,7 +135,6 @@ func (s *Server) state(sl *track.Slot) string {
 	return StateCritical
 }
 
-// lastRecovery is the label of sl's last recovery outcome, "" for none.
 // agent is the declared name of sl's agent, "" for none.
 func (s *Server) agent(sl *track.Slot) string {
 	if s.cfg.Declared == nil {
@@ -150,6 +149,7 @@ func (s *Server) text(sl *track.Slot) []byte {
 	return tr.Text(tr.ID(sl.Pid))
 }
 
+// lastRecovery is the label of sl's last recovery outcome, "" for none.
 func lastRecovery(sl *track.Slot) string {
 	if sl.LastOutcome == 0 {
 		return ""

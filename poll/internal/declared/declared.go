@@ -183,7 +183,16 @@ func (s *Set) threshold(id track.SlotID, sl *track.Slot, thr int64) {
 // index is the declared agent matched to sl's session, as an index into
 // the file in force; -1 for none.
 func (s *Set) index(sl *track.Slot) int {
-	if s == nil || sl == nil || sl.Declared == 0 || int(sl.Declared) > len(s.f.Agents) {
+	if s == nil {
+		return -1
+	}
+	return indexIn(s.f, sl)
+}
+
+// indexIn is sl's declared agent as an index into f's agents (Slot.Declared
+// less one), -1 for none or one f does not have.
+func indexIn(f *agents.File, sl *track.Slot) int {
+	if sl == nil || sl.Declared == 0 || int(sl.Declared) > len(f.Agents) {
 		return -1
 	}
 	return int(sl.Declared) - 1
@@ -318,7 +327,7 @@ func (s *Set) Reload(now int64) {
 		}
 		id := tr.ID(sl.Pid)
 		var was int64
-		if j := int(sl.Declared) - 1; j >= 0 && j < len(old.Agents) {
+		if j := indexIn(old, sl); j >= 0 {
 			was = old.Agents[j].ThresholdMs
 		}
 		sl.Declared = 0

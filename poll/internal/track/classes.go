@@ -132,7 +132,7 @@ func (t *Tracker) Trigger(id SlotID) bool {
 // rate-limit verdict that refuses it.
 func (t *Tracker) Charge(id SlotID, now int64) Verdict {
 	now = t.advance(now)
-	if !t.slots[id].limiter.take(t.pidRate, t.pidRate, now) {
+	if !t.allowPid(&t.slots[id], now) {
 		return VerdictPidRateLimited
 	}
 	if !t.global.Allow(now) {

@@ -44,7 +44,7 @@ func (t *Tracker) Observe(f vlp.Frame, origin Origin, now int64) Observation {
 		t.restart(i, f, origin, now)
 		return Observation{Verdict: VerdictRestarted, ID: SlotID(i), NewSession: true}
 	}
-	if !s.limiter.take(t.pidRate, t.pidRate, now) {
+	if !t.allowPid(s, now) {
 		return refused(VerdictPidRateLimited)
 	}
 	if !t.global.Allow(now) {
@@ -173,7 +173,7 @@ func (t *Tracker) start(i int32, f vlp.Frame, origin Origin, now int64) {
 		s.StartTime, proc = t.startTime(f.Pid)
 		s.HasStartTime, s.StartUnknown = proc == ProcAlive, proc == ProcUnknown
 	}
-	s.limiter.take(t.pidRate, t.pidRate, now)
+	t.allowPid(s, now)
 	t.classes[0].members++
 	t.classes[0].armed.PushBack(&t.links, i)
 	t.accept(i, f, now)

@@ -64,6 +64,10 @@ func (b *TokenBucket) Tokens(now int64) uint32 {
 	return uint32(b.level / tokenUnit)
 }
 
+// allowPid takes a token from slot s's --max-beat-rate bucket (rate and
+// burst alike are the tracker's pidRate).
+func (t *Tracker) allowPid(s *Slot, now int64) bool { return s.limiter.take(t.pidRate, t.pidRate, now) }
+
 // take is Allow for a fill whose bucket refills at rate up to burst.
 func (k *tokens) take(rate, burst uint32, now int64) bool {
 	if rate == 0 {
