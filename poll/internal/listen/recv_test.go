@@ -362,14 +362,23 @@ func TestRecvNoAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(200, func() {
 		unix.Write(client, frame[:])
 		unix.Write(client, frame[:])
-		n, err := r.Recv()
-		if n != 2 || err != nil {
-			bad++
+		// Two calls at most: under qemu-user the second datagram is
+		// sometimes not yet readable when the first call is made.
+		got := 0
+		for try := 0; try < 2 && got < 2; try++ {
+			n, err := r.Recv()
+			if err != nil {
+				break
+			}
+			got += n
+			for i := range n {
+				recvSink.f, _ = vlp.Parse(r.Data(i))
+				recvSink.pid, _, _, _ = r.Cred(i)
+				recvSink.n += r.Len(i)
+			}
 		}
-		for i := range n {
-			recvSink.f, _ = vlp.Parse(r.Data(i))
-			recvSink.pid, _, _, _ = r.Cred(i)
-			recvSink.n += r.Len(i)
+		if got != 2 {
+			bad++
 		}
 		recvSink.n, _ = r.Recv() // empty: EAGAIN
 	})
