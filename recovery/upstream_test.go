@@ -1,6 +1,8 @@
 package recovery
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 )
@@ -53,7 +55,9 @@ func TestUpstreamOutcomes(t *testing.T) {
 // TestStatsCounters: the recovery counters of upstream's catalogue move
 // on the events they name, with real children.
 func TestStatsCounters(t *testing.T) {
-	m := newTestManager(t, Config{Command: shCmd("exit 0"), SpawnsPerTick: 1, ReapsPerTick: 1,
+	// The children wait at a gate, so that they exit together once it opens.
+	gate := filepath.Join(t.TempDir(), "gate")
+	m := newTestManager(t, Config{Command: shCmd("while [ ! -e " + gate + " ]; do sleep 0.01; done"), SpawnsPerTick: 1, ReapsPerTick: 1,
 		Recheck: func(pid int32, start uint64) Stale {
 			return map[int32]Stale{60: Resumed, 61: Recycled}[pid]
 		}})
@@ -65,6 +69,11 @@ func TestStatsCounters(t *testing.T) {
 	if s := m.Stats(); s.SpawnBudgetExceeded != 1 {
 		t.Fatalf("SpawnBudgetExceeded = %d after one tick's deferrals, want 1", s.SpawnBudgetExceeded)
 	}
+	tickUntil(t, m, "every child spawned", func() bool { return m.Outstanding() == 3 && m.Deferred() == 0 })
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // all three exit (each looks every 10 ms)
 	tickUntil(t, m, "every child reaped", func() bool { return m.Outstanding() == 0 && m.Deferred() == 0 })
 	s := m.Stats()
 	if s.ReapTruncated == 0 {
