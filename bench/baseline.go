@@ -36,7 +36,7 @@ func baselineMain(args []string, in io.Reader, out io.Writer) error {
 		return err
 	}
 	if os.Getenv("GOMAXPROCS") == "" {
-		runtime.GOMAXPROCS(1) // as cmd/varta-watch runs: the same runtime set-up on both sides
+		runtime.GOMAXPROCS(1) // started by hand: startChild gives it GOMAXPROCS=1 from the start
 	}
 	u, err := poll.ListenUDS(*path, 0o600)
 	if err != nil {

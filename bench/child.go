@@ -67,6 +67,11 @@ func startChild(role string, args ...string) (*child, error) {
 		cmd = exec.Command(emu, append([]string{self}, args...)...)
 	}
 	cmd.Env = append(os.Environ(), roleEnv+"="+role)
+	if os.Getenv("GOMAXPROCS") == "" {
+		// One P from the start, as varta-watch runs (it re-executes itself
+		// so): the same runtime set-up on both sides of a comparison.
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+	}
 	return startCmd(cmd)
 }
 

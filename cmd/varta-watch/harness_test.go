@@ -45,6 +45,7 @@ type watcher struct {
 	socket  string
 	events  string
 	metrics string   // host:port once --prom-addr is given
+	env     []string // the observer's whole environment; nil: the test's own
 	stdout  *os.File // the observer's standard output; nil: /dev/null
 	mu      sync.Mutex
 	log     strings.Builder
@@ -91,6 +92,9 @@ func (w *watcher) launch(args []string, files ...*os.File) {
 		args = append(args[:len(args):len(args)], "--prom-rate-limit-per-sec", "0")
 	}
 	w.cmd = testbin.Command(watchBin(t), args...)
+	if w.env != nil {
+		w.cmd.Env = w.env
+	}
 	w.cmd.ExtraFiles = files
 	w.cmd.Stdout = w.stdout
 	stderr, err := w.cmd.StderrPipe()

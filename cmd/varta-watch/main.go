@@ -29,7 +29,9 @@ var (
 )
 
 func main() {
-	tuneRuntime()
+	if len(os.Args) < 2 || !isSubcommand(os.Args[1]) {
+		tuneRuntime()
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, logOutput()))
 }
 
@@ -43,30 +45,11 @@ func logOutput() io.Writer {
 	return os.Stderr
 }
 
-// tuneRuntime fits the Go runtime to a daemon whose one goroutine does
-// all the work (cmd/varta-watch/README.md §2) and allocates only while it grows its
-// buffers. $GOMAXPROCS, when set, still wins. The numbers are from bench/
-// (go run ./bench/cmd/report).
-//
-// GOGC stays at Go's default: the tables are all made at start and the
-// /metrics body is streamed, so there is no garbage to collect early, and
-// a collection only costs memory (its mark state): GOGC=50 ran two while
-// 4096 agents filled the table, for 0.46 MiB more peak RSS than none.
-func tuneRuntime() {
-	if os.Getenv("GOMAXPROCS") == "" {
-		// A second P buys nothing and costs idle CPU: while the loop
-		// sleeps in ppoll(2) with a P idle, the runtime's sysmon thread
-		// cannot deep-sleep and wakes tens of times per loop wake-up. One
-		// P takes about 40 % off the CPU with 50 agents beating at 1 Hz.
-		runtime.GOMAXPROCS(1)
-	}
-}
-
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "audit" {
+	if len(args) > 0 && args[0] == auditSubcommand {
 		return auditCommand(args[1:], stdout, stderr)
 	}
-	if len(args) > 0 && args[0] == "reset-reason" {
+	if len(args) > 0 && args[0] == resetReasonSubcommand {
 		return resetReasonCommand(args[1:], stdout, stderr)
 	}
 	if len(args) > 0 && isControlCommand(args[0]) {
