@@ -65,7 +65,7 @@ func ingestSection(r *Report, env *Env, _ string, quick bool) error {
 
 func stallSection(r *Report, env *Env, _ string, quick bool) error {
 	idle := StallConfig{Threshold: 20 * time.Millisecond, Agents: 8, Cycles: 60}
-	loaded := StallConfig{Threshold: 20 * time.Millisecond, Agents: 4, Cycles: 50, Flood: 2}
+	loaded := StallConfig{Threshold: 20 * time.Millisecond, Agents: 4, Cycles: 150, Flood: 2}
 	if quick {
 		idle.Agents, idle.Cycles = 4, 30
 		loaded.Cycles = 25
