@@ -199,7 +199,6 @@ func medianIdle(rs []IdleResult) (IdleResult, float64) {
 	return m, m.perBeat()
 }
 
-
 func rssSection(r *Report, env *Env, _ string, quick bool) error {
 	c := RSSConfig{Agents: 4096, Wave: 32, Scrapes: 20}
 	if quick {
