@@ -599,9 +599,9 @@ func (m *Manager) addDying(p proc) {
 func (m *Manager) pruneDying() bool {
 	k := 0
 	for _, p := range m.dying {
-		// A zombie is dead: ours was reaped by the scan before this, and
-		// another parent's (init's, once the tree was killed) is not
-		// ours to wait for.
+		// A zombie is dead: ours is reaped by the scan after this
+		// (awaitDying), and another parent's (init's, once the tree was
+		// killed) is not ours to wait for.
 		if _, _, _, start, st, ok := procStat(int(p.pid)); ok && start == p.start && st != 'Z' && st != 'X' {
 			m.dying[k] = p
 			k++
@@ -616,10 +616,15 @@ func (m *Manager) pruneDying() bool {
 func (m *Manager) awaitDying(d int64) {
 	end := m.clock() + d
 	for {
+		dying := m.pruneDying()
 		if m.reapOrphans {
+			// After the look, not before it: one that died since the last
+			// scan is an adopted zombie now, reaped before we return (a
+			// scan first left such zombies behind, seen under the race
+			// detector in CI).
 			m.scanOrphans(m.clock())
 		}
-		if !m.pruneDying() || m.clock() >= end {
+		if !dying || m.clock() >= end {
 			return
 		}
 		time.Sleep(2 * time.Millisecond)
