@@ -76,13 +76,13 @@ func TestHandlerApplies(t *testing.T) {
 	}
 	send(t, fd, strings.Repeat("W", MaxMessage+1))
 	send(t, fd, "WATCHDOG=trigger")
-	h.Ready(0, 0, 5000)
+	readAll(h, 2, 5000)
 	if ev, ok := tr.PopStall(5000); !ok || ev.Pid != me {
 		t.Fatalf("after WATCHDOG=trigger: PopStall = %+v, %v, want our stall", ev, ok)
 	}
 	send(t, fd, "STOPPING=1")
 	send(t, fd, "WATCHDOG=1")
-	h.Ready(0, 0, 6000)
+	readAll(h, 2, 6000)
 	if tr.Lookup(me) != nil {
 		t.Fatal("still tracked after STOPPING=1 and a later WATCHDOG=1")
 	}
@@ -134,7 +134,7 @@ func TestHandlerRateLimited(t *testing.T) {
 	for range 4 {
 		send(t, fd, "STATUS=x")
 	}
-	h.Ready(0, 0, 1)
+	readAll(h, 4, 1)
 	if h.c.Bad[BadRateLimited] != 2 {
 		t.Fatalf("rate_limited = %d, want 2 of 4 (a burst of 2)", h.c.Bad[BadRateLimited])
 	}
@@ -155,5 +155,15 @@ func TestHandlerNoAllocs(t *testing.T) {
 	}
 	if s := tr.Lookup(uint32(os.Getpid())); s == nil || s.Beats < 200 {
 		t.Fatalf("the messages were not all beats: %+v", s)
+	}
+}
+
+// readAll hands h the sent messages queued on its socket. Under qemu-user
+// one receive call may return fewer messages than are queued, and Ready
+// stops at a short batch, so Ready is called once per message sent (an
+// empty socket costs nothing).
+func readAll(h *Handler, sent int, now int64) {
+	for range sent {
+		h.Ready(0, 0, now)
 	}
 }
