@@ -45,10 +45,10 @@ func parseKVEnds(line []byte) (uint64, bool) {
 
 // validKVTime reports whether b is a real UTC time in kvTimeLayout, as
 // time.Parse would judge it: digits where the layout has them, its
-// separators, and a month, day, hour, minute and second in range. Not
-// time.Parse itself: its parser is 28 KB of the static binary, and every
-// byte of the binary is resident memory (README "Memory"). Like time.Parse, it
-// takes a comma for the decimal point.
+// separators, and a month, day, hour, minute and second in range; like
+// time.Parse, it takes a comma for the decimal point. Not time.Parse
+// itself: its parser is 28 KB of the static binary, and every byte of the
+// binary is resident memory (README "Memory").
 func validKVTime(b []byte) bool {
 	if len(b) != len(kvTimeLayout) {
 		return false

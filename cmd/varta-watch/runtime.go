@@ -56,11 +56,11 @@ func tuneRuntime() {
 	if os.Getenv("GOMAXPROCS") != "" {
 		return
 	}
-	// Exec returns only when it failed; the fallback is as correct, only
-	// larger, so there is nothing to report.
 	// An empty GOMAXPROCS= is dropped, not shadowed: the runtime would
 	// read the first of two.
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "GOMAXPROCS=") })
+	// Exec returns only when it failed; the fallback is as correct, only
+	// larger, so there is nothing to report.
 	_ = syscall.Exec("/proc/self/exe", os.Args, append(env, "GOMAXPROCS=1", singlePMark+"=1"))
 	runtime.GOMAXPROCS(1)
 }
