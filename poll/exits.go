@@ -44,16 +44,16 @@ func (o *observer) exitObserved(ob *track.Observation, f *vlp.Frame, origin trac
 }
 
 // exitDrainWait bounds how long exits wait for the Unix socket's queue
-// to empty (a flood that keeps it full); then they are reported with the
-// frames read so far.
+// to empty when its length bound is unknown (udsReadBound) and a flood
+// keeps it full; then they are reported with the frames read so far.
 const exitDrainWait = 50_000_000
 
 // reportExits reports the agents found dead, once their last frames are
-// read. Everything an agent sent was queued before it died, so a receive
-// call made after its death was seen that finds the socket's queue empty
-// has read its dying gasp, if it sent one. Until then the exits wait (the
-// socket is still readable, so the loop comes straight back); under a
-// flood, at most exitDrainWait.
+// read. Everything an agent sent was queued before it died, so a drain
+// begun after its death was seen that has read everything queued when it
+// began (drain) has read its dying gasp, if it sent one. Until then the
+// exits wait (the socket is still readable, so the loop comes straight
+// back); at most exitDrainWait.
 func (o *observer) reportExits(now int64) {
 	if o.exits == nil || !o.exitsReady && !o.exits.DeadPending() {
 		return

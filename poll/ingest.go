@@ -15,12 +15,19 @@ func (o *observer) receive(now int64) { o.drain(o.rx, false, now) }
 
 // drain reads rx in bounded batches and handles every datagram; what is
 // left waits for the next iteration, after due stalls have been raised.
-// udp says which handler judges the datagrams. It reports whether its
-// last call found the queue empty (a short batch), so that nothing queued
-// before drain began is still unread.
+// udp says which handler judges the datagrams. It reports whether every
+// datagram queued when it began has been read: its last call found the
+// queue empty, or it read as many as the Unix socket's queue can hold
+// (udsPerPass, when known). Then a stall judged at now cannot miss a beat
+// that was waiting in the queue at now.
 func (o *observer) drain(rx *listen.Receiver, udp bool, now int64) bool {
-	for b := 0; b < batchesPerTick; b++ {
-		n, err := rx.Recv()
+	limit, bound := o.udsPerPass, o.udsBound
+	if udp {
+		limit, bound = batchesPerTick*rx.Batch(), false
+	}
+	for read := 0; read < limit; {
+		want := min(limit-read, rx.Batch())
+		n, err := rx.RecvAtMost(want)
 		if err != nil {
 			o.c.IOErrors++
 			what := "recv"
@@ -40,11 +47,12 @@ func (o *observer) drain(rx *listen.Receiver, udp bool, now int64) bool {
 			}
 		}
 		o.c.ClosedFds = o.rx.ClosedFds()
-		if n < rx.Batch() {
+		if n < want {
 			return true
 		}
+		read += n
 	}
-	return false
+	return bound
 }
 
 // handle runs one Unix-socket datagram through decode, identity and

@@ -120,7 +120,12 @@ func (r *Receiver) Batch() int { return len(r.hdrs) }
 // datagrams read (up to Batch), 0 and nil when none is queued. Any file
 // descriptors a sender passed are closed before Recv returns. It never
 // blocks and never allocates except to report an error.
-func (r *Receiver) Recv() (int, error) {
+func (r *Receiver) Recv() (int, error) { return r.RecvAtMost(len(r.hdrs)) }
+
+// RecvAtMost is Recv reading at most limit datagrams (1..Batch): fewer
+// than limit returned means the queue was found empty.
+func (r *Receiver) RecvAtMost(limit int) (int, error) {
+	limit = min(max(limit, 1), len(r.hdrs))
 	r.CloseKeptFds()
 	// The kernel rewrote length, flags and control length of the messages
 	// it filled last time; restore those.
@@ -131,11 +136,11 @@ func (r *Receiver) Recv() (int, error) {
 		h.Hdr.SetControllen(r.ctlSize)
 	}
 	r.n = 0
-	n, err := r.recvmmsg()
+	n, err := r.recvmmsg(limit)
 	if err == nil {
 		r.calls++
 		r.before = r.emptied
-		if n < len(r.hdrs) {
+		if n < limit {
 			r.emptied = r.calls
 		}
 	}
@@ -154,10 +159,10 @@ func (r *Receiver) Recv() (int, error) {
 // With MSG_DONTWAIT it cannot block, so it is a raw system call: no
 // entersyscall/exitsyscall hand-over, which would wake the runtime's other
 // threads on every call (several context switches per beat).
-func (r *Receiver) recvmmsg() (int, error) {
+func (r *Receiver) recvmmsg(vlen int) (int, error) {
 	for try := 0; ; try++ {
 		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, uintptr(r.fd),
-			uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), recvFlags, 0, 0)
+			uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(vlen), recvFlags, 0, 0)
 		switch {
 		case e == 0:
 			return int(n), nil

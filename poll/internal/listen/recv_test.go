@@ -331,6 +331,42 @@ func TestRecvBatchBound(t *testing.T) {
 	}
 }
 
+// RecvAtMost reads no more than asked, in order, clamps its limit to
+// 1..Batch, and counts the queue as emptied only after a call that
+// returned fewer than it asked for (a call that got all it asked for
+// cannot know).
+func TestRecvAtMost(t *testing.T) {
+	_, r, client := recvTestSocket(t, 8)
+	if queued := recvFill(t, client, 10); queued != 10 {
+		t.Skipf("only %d datagrams could be queued (net.unix.max_dgram_qlen below 9?)", queued)
+	}
+	next := 0
+	read := func(limit, want int) {
+		t.Helper()
+		n, err := r.RecvAtMost(limit)
+		if n != want || err != nil {
+			t.Fatalf("RecvAtMost(%d) = %d, %v, want %d, nil", limit, n, err, want)
+		}
+		for i := range n {
+			if got, want := string(r.Data(i)), strconv.Itoa(next); got != want {
+				t.Errorf("Data(%d) = %q, want %q", i, got, want)
+			}
+			next++
+		}
+	}
+	read(100, 8) // clamped down to Batch
+	read(-5, 1)  // clamped up to 1
+	read(0, 1)   // the last one: the queue is empty now, but this call got all it asked for
+	read(3, 0)   // call 4 finds it empty
+	if got := r.EmptiedBefore(); got != 0 {
+		t.Errorf("EmptiedBefore() = %d at call 4, want 0: no earlier call found the queue empty", got)
+	}
+	read(1, 0)
+	if got := r.EmptiedBefore(); got != 4 {
+		t.Errorf("EmptiedBefore() = %d at call 5, want 4", got)
+	}
+}
+
 func TestNewReceiverClamps(t *testing.T) {
 	for _, tc := range []struct{ in, want int }{{-1, 1}, {0, 1}, {1, 1}, {64, 64}, {RecvMaxBatch + 1, RecvMaxBatch}} {
 		if got := NewReceiver(-1, tc.in).Batch(); got != tc.want {
