@@ -17,14 +17,16 @@ func (o *observer) receive(now int64) { o.drain(o.rx, false, now) }
 // left waits for the next iteration, after due stalls have been raised.
 // udp says which handler judges the datagrams. It reports whether every
 // datagram queued when it began has been read: its last call found the
-// queue empty, or it read as many as the Unix socket's queue can hold
-// (udsPerPass, when known). Then a stall judged at now cannot miss a beat
-// that was waiting in the queue at now.
+// queue empty, or it read at least as many as the Unix socket's queue can
+// hold (udsReadBound; it then tells rx so, for the pid-reuse guard). Then
+// a stall judged at a clock reading taken before the drain cannot miss a
+// beat that was waiting in the queue at that reading.
 func (o *observer) drain(rx *listen.Receiver, udp bool, now int64) bool {
 	limit, bound := o.udsPerPass, o.udsBound
 	if udp {
 		limit, bound = batchesPerTick*rx.Batch(), false
 	}
+	first := uint64(0) // the first receive call of this drain
 	for read := 0; read < limit; {
 		want := min(limit-read, rx.Batch())
 		n, err := rx.RecvAtMost(want)
@@ -37,6 +39,9 @@ func (o *observer) drain(rx *listen.Receiver, udp bool, now int64) bool {
 			o.events.IO(now, what+": "+err.Error())
 			o.log.Limited(logIO, now, "receiving from the socket failed", str("op", what), sink.Err(err))
 			return false
+		}
+		if first == 0 {
+			first = rx.Calls()
 		}
 		o.c.Received += uint64(n)
 		for i := 0; i < n; i++ {
@@ -51,6 +56,9 @@ func (o *observer) drain(rx *listen.Receiver, udp bool, now int64) bool {
 			return true
 		}
 		read += n
+	}
+	if bound {
+		rx.ReadAllQueuedBefore(first)
 	}
 	return bound
 }

@@ -4,35 +4,42 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/varta-go/varta/poll/internal/listen"
 )
 
 func TestUDSReadBound(t *testing.T) {
 	most := batchesPerTick * recvBatch
 	for _, tc := range []struct {
-		qlen    int
-		known   bool
-		perPass int
-		bounded bool
+		qlen         int
+		known, batch bool
+		perPass      int
+		bounded      bool
 	}{
-		{10, true, 11, true}, // the kernel's default: 10 queued, plus the one let in at the limit
-		{512, true, 513, true},
-		{most - 1, true, most, true},
-		{most, true, most, false}, // more than one iteration may read
-		{0, false, most, false},   // /proc/sys unreadable
+		{10, true, false, 11, true}, // the kernel's default: 10 queued, plus the one let in at the limit
+		{512, true, false, 513, true},
+		{most - 1, true, false, most, true},
+		{most, true, false, most, false}, // more than one drain may read
+		{0, false, false, most, false},   // /proc/sys unreadable
+		{10, true, true, most, true},     // --batch-ms: a tick reads what the waiting agents refill too
+		{most, true, true, most, false},
 	} {
-		perPass, bounded := udsReadBound(tc.qlen, tc.known)
+		perPass, bounded := udsReadBound(tc.qlen, tc.known, tc.batch)
 		if perPass != tc.perPass || bounded != tc.bounded {
-			t.Errorf("udsReadBound(%d, %v) = %d, %v, want %d, %v", tc.qlen, tc.known, perPass, bounded, tc.perPass, tc.bounded)
+			t.Errorf("udsReadBound(%d, %v, %v) = %d, %v, want %d, %v", tc.qlen, tc.known, tc.batch, perPass, bounded, tc.perPass, tc.bounded)
 		}
 	}
 }
 
-// A drain reads at most udsPerPass datagrams from the real socket, and
-// says everything queued when it began is read only when it found the
-// queue empty, or read a known bound's worth.
+// A drain reads at most udsPerPass datagrams from the real socket, asking
+// each call for no more than is left of it, and says everything queued
+// when it began is read only when it found the queue empty, or read a
+// known bound's worth; then it tells the receiver, for the pid-reuse
+// guard's EmptiedBefore.
 func TestDrainStopsAtItsBound(t *testing.T) {
 	o := metricsTestObserver(t, 8, nil)
-	client, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	o.rx = listen.NewReceiver(o.uds.Fd(), 4) // so that a drain's bound spans batches
+	client, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +50,9 @@ func TestDrainStopsAtItsBound(t *testing.T) {
 	queue := func(n int) {
 		t.Helper()
 		for i := range n {
-			if _, err := unix.Write(client, make([]byte, 32)); err != nil {
+			if _, err := unix.Write(client, make([]byte, 32)); err == unix.EAGAIN {
+				t.Skipf("the socket's queue took only %d datagrams (net.unix.max_dgram_qlen below 9?)", i)
+			} else if err != nil {
 				t.Fatalf("datagram %d of %d: %v", i+1, n, err)
 			}
 		}
@@ -57,15 +66,20 @@ func TestDrainStopsAtItsBound(t *testing.T) {
 		}
 	}
 
-	o.udsPerPass, o.udsBound = 4, false // a bound that is not the queue's
+	o.udsPerPass, o.udsBound = 6, false // a bound that is not the queue's: 4, then 2
 	queue(10)
-	drain(4, false)
-	drain(4, false)
-	drain(2, true) // found the queue empty
+	drain(6, false)
+	drain(4, true) // 4, then a call that finds the queue empty
 	drain(0, true)
 
-	o.udsPerPass, o.udsBound = 4, true // as if the queue held at most 4
-	queue(4)
-	drain(4, true) // a full read: it cannot know the queue is empty, but the bound says so
-	drain(0, true)
+	o.udsPerPass, o.udsBound = 6, true // as if the queue held at most 6
+	queue(10)
+	first := o.rx.Calls() + 1
+	drain(6, true) // full reads: it cannot see the queue empty, but the bound says all is read
+	if _, err := o.rx.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if got := o.rx.EmptiedBefore(); got != first {
+		t.Errorf("EmptiedBefore() after a bounded drain = %d, want its first call %d", got, first)
+	}
 }

@@ -75,7 +75,7 @@ type observer struct {
 	exitsReady   bool      // the exit watch's epoll fd was ready (and its exits not yet reported)
 	exitsHeld    int64     // when reportExits first waited for the socket to empty (0: not waiting)
 	udsPerPass   int       // datagrams one drain reads from the Unix socket at most (udsReadBound)
-	udsBound     bool      // udsPerPass is as many as its queue can hold
+	udsBound     bool      // udsPerPass is at least as many as its queue can hold
 	startWall    time.Time // the wall time at which the observer clock read start: event lines' observer_ns 0
 	c            Counters
 	ns           listen.NSCache      // cross-namespace check, cached for one tick
@@ -198,12 +198,16 @@ func newObserver(cfg Config) (_ *observer, err error) {
 		}
 		o.log.Info("listening on UDP", str("addr", o.udp.addr), str("accepts", o.udp.accepts()))
 	}
+	// The socket takes the queue limit when it is created: read before and
+	// after, and the larger stands, should it change in between.
+	qlenBefore, knownBefore := listen.MaxDgramQlen()
 	if o.uds, err = listen.ListenUDS(cfg.SocketPath, cfg.SocketMode); err != nil {
 		return nil, err
 	}
 	o.uds.SetRcvBuf(cfg.UDSRcvBuf)
 	o.rx = listen.NewReceiver(o.uds.Fd(), recvBatch)
-	o.udsPerPass, o.udsBound = udsReadBound(listen.MaxDgramQlen())
+	qlen, known := listen.MaxDgramQlen()
+	o.udsPerPass, o.udsBound = udsReadBound(max(qlen, qlenBefore), known && knownBefore, cfg.Batch > 0)
 	if o.sdn, err = sdnotify.Listen(sdnotify.Config{Path: cfg.NotifySocket, Mode: cfg.SocketMode, Tracker: o.tr, Log: o.log,
 		LogKind: logNotify, Track: o.track, Other: o.otherPid, Allowed: o.uidAllowed}); err != nil {
 		return nil, err
@@ -360,19 +364,23 @@ func (o *observer) close() {
 	}
 }
 
-// udsReadBound is how many datagrams one drain reads from the Unix socket:
-// as many as its queue can hold, which the kernel bounds in count by
-// net.unix.max_dgram_qlen (taken when the socket is created): a sender
-// is refused while more than that many are queued, so at most qlen+1 are.
-// Reading that many after a clock reading has read everything queued at
-// it, even while senders refill the queue as fast as it is read; reading
-// more would only delay the stalls judged at that reading (under a flood,
-// 16 batches of 64 took 1.3–5.9 ms here). bounded is false when qlen is
-// unknown or above what one iteration may read.
-func udsReadBound(qlen int, known bool) (perPass int, bounded bool) {
+// udsReadBound is how many datagrams one drain reads from the Unix socket,
+// and whether that is at least as many as its queue can hold. The kernel
+// bounds the queue in count by net.unix.max_dgram_qlen (taken when the
+// socket is created): a sender is refused while more than that many are
+// queued, so at most qlen+1 are. Reading that many after a clock reading
+// has read everything queued at it, even while senders refill the queue
+// as fast as it is read, so that is what a drain reads; reading more
+// would only delay the stalls judged at that reading (under a flood, 16
+// batches of 64 took 1.3–5.9 ms here). In batch mode a drain reads up to
+// 16 batches all the same: a tick is the only read in a period, and the
+// agents that waited for room while the queue was full refill it at once.
+// bounded is false when qlen is unknown or above what one drain may read.
+func udsReadBound(qlen int, known, batch bool) (perPass int, bounded bool) {
 	most := batchesPerTick * recvBatch
-	if !known || qlen+1 > most {
-		return most, false
+	bounded = known && qlen+1 <= most
+	if !bounded || batch {
+		return most, bounded
 	}
 	return qlen + 1, true
 }

@@ -311,10 +311,21 @@ func (r *Receiver) Queued(i int) (ns int64, ok bool) {
 func (r *Receiver) Calls() uint64 { return r.calls }
 
 // EmptiedBefore is the number of the latest call before the current one
-// that returned less than a full batch, and so left the socket's queue
-// empty when it was made (0: none). A datagram queued before that call
-// began cannot be in the current batch or any later one.
+// that returned fewer datagrams than it asked for, and so left the
+// socket's queue empty when it was made, or that ReadAllQueuedBefore named
+// (0: none). A datagram queued before that call began cannot be in the
+// current batch or any later one.
 func (r *Receiver) EmptiedBefore() uint64 { return r.before }
+
+// ReadAllQueuedBefore tells r that every datagram queued before call
+// number call began has been read since (the caller read as many as the
+// queue can hold from that call on): from the next call on, EmptiedBefore
+// counts it as if it had found the queue empty.
+func (r *Receiver) ReadAllQueuedBefore(call uint64) {
+	if call <= r.calls {
+		r.emptied = max(r.emptied, call)
+	}
+}
 
 // CtrlTruncated reports whether the kernel cut message i's control data
 // short (MSG_CTRUNC): the sender passed more fds than fit.
